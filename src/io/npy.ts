@@ -1,0 +1,75 @@
+// NumPy .npy files (format 1.0/2.0/3.0): float32 read/write, C order, little-endian.
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Tensor } from '../s2/tensor.js';
+
+const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
+
+export function encodeNpy(t: Tensor): Uint8Array {
+  const shape = t.dims.length === 1 ? `(${t.dims[0]},)` : `(${t.dims.join(', ')})`;
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shape}, }`;
+  // Header padded with spaces so that the data starts on a 64-byte boundary, ending in '\n'.
+  const pad = 64 - ((10 + header.length + 1) % 64);
+  header = header + ' '.repeat(pad % 64) + '\n';
+  const out = new Uint8Array(10 + header.length + t.data.byteLength);
+  out.set(MAGIC, 0);
+  out[6] = 1;
+  out[7] = 0;
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), 10 + header.length);
+  return out;
+}
+
+export function writeNpy(file: string, t: Tensor): void {
+  writeFileSync(file, encodeNpy(t));
+}
+
+/** Parses a .npy holding float32 data; `file` only names the source in error messages. */
+export function decodeNpy(buf: Uint8Array, file: string): Tensor {
+  if (buf.length < 10 || MAGIC.some((b, i) => buf[i] !== b)) throw new Error(`${file}: not a NumPy .npy file (bad magic)`);
+  const major = buf[6];
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let headerLen: number;
+  let offset: number;
+  if (major === 1) {
+    headerLen = view.getUint16(8, true);
+    offset = 10;
+  } else if (major === 2 || major === 3) {
+    headerLen = view.getUint32(8, true);
+    offset = 12;
+  } else {
+    throw new Error(`${file}: unsupported .npy format version ${major}`);
+  }
+  const header = new TextDecoder('latin1').decode(buf.subarray(offset, offset + headerLen));
+  const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
+  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
+  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (descr === undefined || fortran === undefined || shapeText === undefined) throw new Error(`${file}: malformed .npy header`);
+  if (descr !== '<f4' && descr !== '=f4' && descr !== 'f4') {
+    throw new Error(`${file}: dtype is '${descr}', expected float32 ('<f4'); convert with x.astype(np.float32)`);
+  }
+  if (fortran === 'True') throw new Error(`${file}: Fortran-ordered array, expected C order; save np.ascontiguousarray(x)`);
+  const dims = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map(Number);
+  const n = dims.reduce((a, b) => a * b, 1);
+  const start = offset + headerLen;
+  if (buf.length - start !== n * 4) {
+    throw new Error(`${file}: shape (${dims.join(', ')}) needs ${n * 4} data bytes, file has ${buf.length - start}`);
+  }
+  const data = new Float32Array(n);
+  new Uint8Array(data.buffer).set(buf.subarray(start));
+  return { dims, data };
+}
+
+export function readNpy(file: string): Tensor {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(file);
+  } catch (e) {
+    throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  return decodeNpy(buf, file);
+}
