@@ -1,6 +1,7 @@
 // NumPy .npy files (format 1.0/2.0/3.0): float32 read/write, C order, little-endian.
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Tensor } from '../s2/tensor.js';
+import { UserError } from '../errors.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
@@ -26,7 +27,7 @@ export function writeNpy(file: string, t: Tensor): void {
 
 /** Parses a .npy holding float32 data; `file` only names the source in error messages. */
 export function decodeNpy(buf: Uint8Array, file: string): Tensor {
-  if (buf.length < 10 || MAGIC.some((b, i) => buf[i] !== b)) throw new Error(`${file}: not a NumPy .npy file (bad magic)`);
+  if (buf.length < 10 || MAGIC.some((b, i) => buf[i] !== b)) throw new UserError(`${file}: not a NumPy .npy file (bad magic)`);
   const major = buf[6];
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let headerLen: number;
@@ -38,17 +39,17 @@ export function decodeNpy(buf: Uint8Array, file: string): Tensor {
     headerLen = view.getUint32(8, true);
     offset = 12;
   } else {
-    throw new Error(`${file}: unsupported .npy format version ${major}`);
+    throw new UserError(`${file}: unsupported .npy format version ${major}`);
   }
   const header = new TextDecoder('latin1').decode(buf.subarray(offset, offset + headerLen));
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) throw new Error(`${file}: malformed .npy header`);
+  if (descr === undefined || fortran === undefined || shapeText === undefined) throw new UserError(`${file}: malformed .npy header`);
   if (descr !== '<f4' && descr !== '=f4' && descr !== 'f4') {
-    throw new Error(`${file}: dtype is '${descr}', expected float32 ('<f4'); convert with x.astype(np.float32)`);
+    throw new UserError(`${file}: dtype is '${descr}', expected float32 ('<f4'); convert with x.astype(np.float32)`);
   }
-  if (fortran === 'True') throw new Error(`${file}: Fortran-ordered array, expected C order; save np.ascontiguousarray(x)`);
+  if (fortran === 'True') throw new UserError(`${file}: Fortran-ordered array, expected C order; save np.ascontiguousarray(x)`);
   const dims = shapeText
     .split(',')
     .map((s) => s.trim())
@@ -57,7 +58,7 @@ export function decodeNpy(buf: Uint8Array, file: string): Tensor {
   const n = dims.reduce((a, b) => a * b, 1);
   const start = offset + headerLen;
   if (buf.length - start !== n * 4) {
-    throw new Error(`${file}: shape (${dims.join(', ')}) needs ${n * 4} data bytes, file has ${buf.length - start}`);
+    throw new UserError(`${file}: shape (${dims.join(', ')}) needs ${n * 4} data bytes, file has ${buf.length - start}`);
   }
   const data = new Float32Array(n);
   new Uint8Array(data.buffer).set(buf.subarray(start));
@@ -69,7 +70,8 @@ export function readNpy(file: string): Tensor {
   try {
     buf = readFileSync(file);
   } catch (e) {
-    throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot read (${code ?? String(e)})`);
   }
   return decodeNpy(buf, file);
 }

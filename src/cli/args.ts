@@ -1,0 +1,101 @@
+// Flag parsing shared by the commands: strict (unknown flags are errors) and typed, with one-line errors.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UserError } from '../errors.js';
+import type { OutputShape, S2Options, Size, SplitMode } from '../s2/plan.js';
+
+export type Flags = Record<string, string | boolean | undefined>;
+
+export function parseFlags(command: string, argv: string[], options: ParseArgsConfig['options']): Flags {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    if (positionals.length > 0) throw new UserError(`${command}: unexpected argument '${positionals[0]}'`);
+    return values as Flags;
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    const msg = (e as Error).message.split('\n')[0];
+    throw new UserError(`${command}: ${msg.replace(/\. To specify a positional argument.*$/, '')}`);
+  }
+}
+
+export function str(flags: Flags, name: string): string | undefined {
+  const v = flags[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function required(flags: Flags, name: string, command: string): string {
+  const v = str(flags, name);
+  if (v === undefined || v === '') throw new UserError(`${command}: --${name} is required`);
+  return v;
+}
+
+export function int(flags: Flags, name: string, min = 1): number | undefined {
+  const v = str(flags, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
+  return n;
+}
+
+export function numberList(text: string, name: string): number[] {
+  const parts = text.split(',').map((s) => s.trim());
+  const nums = parts.map(Number);
+  if (parts.some((p) => p === '') || nums.some((n) => !Number.isFinite(n) || n <= 0)) {
+    throw new UserError(`--${name} must be comma-separated positive numbers, got '${text}'`);
+  }
+  return nums;
+}
+
+/** '224,448' (squares) or '224x336,448x672' (height x width pairs). */
+export function sizeList(text: string, name: string): Size[] {
+  return text.split(',').map((part) => {
+    const m = /^\s*(\d+)\s*(?:[x×]\s*(\d+))?\s*$/.exec(part);
+    if (!m) throw new UserError(`--${name} must be sizes like 224,448 or 224x336,448x672, got '${text}'`);
+    const h = Number(m[1]);
+    if (h <= 0 || (m[2] !== undefined && Number(m[2]) <= 0)) throw new UserError(`--${name}: sizes must be positive, got '${part.trim()}'`);
+    return m[2] === undefined ? h : ([h, Number(m[2])] as const);
+  });
+}
+
+export const S2_FLAGS = {
+  scales: { type: 'string' },
+  'img-sizes': { type: 'string' },
+  'max-split-size': { type: 'string' },
+  'num-prefix-token': { type: 'string' },
+  'output-shape': { type: 'string' },
+  'resize-output-to-idx': { type: 'string' },
+  'split-mode': { type: 'string' },
+  'max-batch': { type: 'string' },
+} as const;
+
+export const MODEL_FLAGS = {
+  model: { type: 'string' },
+  threads: { type: 'string' },
+  provider: { type: 'string' },
+  'input-name': { type: 'string' },
+  'output-name': { type: 'string' },
+} as const;
+
+/** The S² options given on the command line (layout options may still come from detection). */
+export function s2OptionsFromFlags(flags: Flags): S2Options {
+  const o: S2Options = {};
+  const scales = str(flags, 'scales');
+  const sizes = str(flags, 'img-sizes');
+  if (scales !== undefined && sizes !== undefined) throw new UserError('give either --scales or --img-sizes, not both');
+  if (scales !== undefined) o.scales = numberList(scales, 'scales');
+  if (sizes !== undefined) o.imgSizes = sizeList(sizes, 'img-sizes');
+  o.maxSplitSize = int(flags, 'max-split-size');
+  o.numPrefixToken = int(flags, 'num-prefix-token', 0);
+  o.resizeOutputToIdx = int(flags, 'resize-output-to-idx', 0);
+  o.maxBatch = int(flags, 'max-batch');
+  const shape = str(flags, 'output-shape');
+  if (shape !== undefined) {
+    if (shape !== 'bnc' && shape !== 'bchw') throw new UserError(`--output-shape must be bnc or bchw, got '${shape}'`);
+    o.outputShape = shape as OutputShape;
+  }
+  const mode = str(flags, 'split-mode');
+  if (mode !== undefined) {
+    if (mode !== 'resize' && mode !== 'pad') throw new UserError(`--split-mode must be resize or pad, got '${mode}'`);
+    o.splitMode = mode as SplitMode;
+  }
+  return o;
+}

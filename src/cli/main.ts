@@ -1,0 +1,47 @@
+// The s2-policy command line: dispatches to the commands and turns user errors into one-line messages.
+import { UserError } from '../errors.js';
+import { S2OptionError } from '../s2/plan.js';
+import { FEATURES_HELP, featuresCommand } from './features.js';
+import { INSPECT_HELP, inspectCommand } from './inspect.js';
+import { MAKE_MODEL_HELP, makeModelCommand } from './make-model.js';
+
+const HELP = `s2-policy: S² multi-scale features from ONNX vision backbones, for robot policies
+
+commands:
+  features     S² features of a .npy batch or an image, written as .npy
+  inspect      a model's inputs, outputs, layout, and the S² plan for given scales
+  make-model   write one of the project's deterministic test backbones
+
+${FEATURES_HELP}
+
+${INSPECT_HELP}
+
+${MAKE_MODEL_HELP}`;
+
+export async function run(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'features':
+        return await featuresCommand(rest);
+      case 'inspect':
+        return await inspectCommand(rest);
+      case 'make-model':
+        return makeModelCommand(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(HELP);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UserError(`unknown command '${command}' (commands: features, inspect, make-model; see s2-policy --help)`);
+    }
+  } catch (e) {
+    if (e instanceof UserError || e instanceof S2OptionError) {
+      console.error(`s2-policy: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,153 @@
+// multiscaleForward: the S² composition — resize per scale, split into crops, one backbone pass, merge, area-pool
+// to one grid, concatenate on channels (prefix tokens averaged per scale and placed first).
+import { mergeChessboard, cropTopLeft, splitChessboardInto } from './chessboard.js';
+import { planScales, S2OptionError, type S2Options, type S2Plan, type ScalePlan } from './plan.js';
+import { areaResizeInto } from './pool.js';
+import { padBottomRight, resizeBicubic } from './resize.js';
+import { numel, type Tensor } from './tensor.js';
+import { assembleTokens, averagePrefix, tokensToMap } from './tokens.js';
+
+/** Anything that maps a batch of crops N×C×h×w to N×T×C' tokens ('bnc') or N×C'×h'×w' maps ('bchw'). */
+export interface Backbone {
+  forward(crops: Tensor): Promise<Tensor>;
+}
+
+/** Where the time of one multiscaleForward went, in milliseconds, plus the work it did. */
+export interface S2Timings {
+  resizeMs: number;
+  inferenceMs: number;
+  mergeMs: number;
+  crops: number;
+  calls: number;
+}
+
+interface CropGroup {
+  cropSize: [number, number];
+  crops: number;
+  batch: Float32Array;
+  output?: Tensor;
+}
+
+/** Resizes the input to one scale's split size (bicubic, then a second bicubic resize or zero padding if any-shape). */
+export function scaleInput(input: Tensor, plan: S2Plan, s: ScalePlan): Tensor {
+  const resized = resizeBicubic(input, s.size[0], s.size[1]);
+  if (s.splitSize[0] === s.size[0] && s.splitSize[1] === s.size[1]) return resized;
+  return plan.splitMode === 'pad'
+    ? padBottomRight(resized, s.splitSize[0], s.splitSize[1])
+    : resizeBicubic(resized, s.splitSize[0], s.splitSize[1]);
+}
+
+/** Runs the backbone over a group's crops, at most `maxBatch` per call, and concatenates the outputs. */
+async function runGroup(backbone: Backbone, g: CropGroup, channels: number, maxBatch: number | undefined): Promise<{ output: Tensor; calls: number }> {
+  const perCrop = channels * g.cropSize[0] * g.cropSize[1];
+  const step = Math.min(maxBatch ?? g.crops, g.crops);
+  let out: Float32Array | undefined;
+  let dims: number[] = [];
+  let calls = 0;
+  for (let start = 0; start < g.crops; start += step) {
+    const n = Math.min(step, g.crops - start);
+    const chunk: Tensor = { dims: [n, channels, g.cropSize[0], g.cropSize[1]], data: g.batch.subarray(start * perCrop, (start + n) * perCrop) };
+    const res = await backbone.forward(chunk);
+    calls++;
+    if (res.dims[0] !== n) throw new Error(`backbone returned batch ${res.dims[0]} for ${n} crops`);
+    if (n === g.crops) return { output: res, calls };
+    const rowSize = numel(res.dims) / n;
+    if (!out) {
+      dims = [g.crops, ...res.dims.slice(1)];
+      out = new Float32Array(g.crops * rowSize);
+    } else if (rowSize * g.crops !== out.length) {
+      throw new Error(`backbone output shape changed between calls: [${res.dims.join(', ')}]`);
+    }
+    out.set(res.data, start * rowSize);
+  }
+  return { output: { dims, data: out ?? new Float32Array(0) }, calls };
+}
+
+/** Rows [start, start+count) of a tensor along its first axis, without copying. */
+function rows(t: Tensor, start: number, count: number): Tensor {
+  const rowSize = numel(t.dims) / t.dims[0];
+  return { dims: [count, ...t.dims.slice(1)], data: t.data.subarray(start * rowSize, (start + count) * rowSize) };
+}
+
+/**
+ * S² multi-scale features of a B×C×H×W batch, numerically as the reference s2wrapper.forward with the same options.
+ * Returns B×(P + h·w)×(C'·S) for 'bnc' and B×(C'·S)×h×w for 'bchw'.
+ */
+export async function multiscaleForward(backbone: Backbone, input: Tensor, options: S2Options, timings?: S2Timings): Promise<Tensor> {
+  const plan = planScales(input.dims, options);
+  if (numel(input.dims) !== input.data.length) throw new S2OptionError(`input data has ${input.data.length} values, dims [${input.dims.join(', ')}] need ${numel(input.dims)}`);
+  const t0 = performance.now();
+
+  // 1. Resize every scale and cut it into crops; crops of one size share one batch buffer (scale order kept).
+  const groups = new Map<string, CropGroup>();
+  const place: { group: CropGroup; first: number; count: number }[] = [];
+  for (const s of plan.scales) {
+    const key = `${s.cropSize[0]}×${s.cropSize[1]}`;
+    let g = groups.get(key);
+    if (!g) {
+      g = { cropSize: s.cropSize, crops: 0, batch: new Float32Array(0) };
+      groups.set(key, g);
+    }
+    const count = s.numSplit[0] * s.numSplit[1] * plan.batch;
+    place.push({ group: g, first: g.crops, count });
+    g.crops += count;
+  }
+  for (const g of groups.values()) g.batch = new Float32Array(g.crops * plan.channels * g.cropSize[0] * g.cropSize[1]);
+  plan.scales.forEach((s, i) => {
+    const { group, first } = place[i];
+    const offset = first * plan.channels * group.cropSize[0] * group.cropSize[1];
+    splitChessboardInto(scaleInput(input, plan, s), s.numSplit[0], s.numSplit[1], group.batch, offset);
+  });
+  const t1 = performance.now();
+
+  // 2. One backbone pass per crop size (chunked by maxBatch).
+  let calls = 0;
+  for (const g of groups.values()) {
+    const r = await runGroup(backbone, g, plan.channels, plan.maxBatch);
+    g.output = r.output;
+    calls += r.calls;
+  }
+  const t2 = performance.now();
+
+  // 3. Per scale: prefix tokens off, tokens to a map, crops merged, padding cut; then pool to one grid and concat.
+  const maps: Tensor[] = [];
+  const prefixes: Tensor[] = [];
+  plan.scales.forEach((s, i) => {
+    const { group, first, count } = place[i];
+    let out = rows(group.output as Tensor, first, count);
+    if (plan.outputShape === 'bnc') {
+      if (out.dims.length !== 3) throw new S2OptionError(`outputShape is bnc but the backbone returned [${out.dims.join(', ')}]; use bchw`);
+      const split = tokensToMap(out, plan.numPrefixToken);
+      if (plan.numPrefixToken > 0) prefixes.push(averagePrefix(split.prefix, plan.batch));
+      out = split.map;
+    } else if (out.dims.length !== 4) {
+      throw new S2OptionError(`outputShape is bchw but the backbone returned [${out.dims.join(', ')}]; use bnc`);
+    }
+    let merged = mergeChessboard(out, s.numSplit[0], s.numSplit[1]);
+    if (plan.splitMode === 'pad') {
+      const [fh, fw] = merged.dims.slice(2);
+      merged = cropTopLeft(merged, Math.ceil((s.size[0] / s.splitSize[0]) * fh), Math.ceil((s.size[1] / s.splitSize[1]) * fw));
+    }
+    maps.push(merged);
+  });
+  const [outH, outW] = maps[plan.resizeOutputToIdx].dims.slice(2);
+  const channels = maps.reduce((sum, m) => sum + m.dims[1], 0);
+  const pooled = new Float32Array(plan.batch * channels * outH * outW);
+  let chOffset = 0;
+  for (const m of maps) {
+    areaResizeInto(m, outH, outW, pooled, channels, chOffset);
+    chOffset += m.dims[1];
+  }
+  const map: Tensor = { dims: [plan.batch, channels, outH, outW], data: pooled };
+  const result = plan.outputShape === 'bnc' ? assembleTokens(prefixes, map) : map;
+  const t3 = performance.now();
+
+  if (timings) {
+    timings.resizeMs = t1 - t0;
+    timings.inferenceMs = t2 - t1;
+    timings.mergeMs = t3 - t2;
+    timings.crops = [...groups.values()].reduce((n, g) => n + g.crops, 0);
+    timings.calls = calls;
+  }
+  return result;
+}
