@@ -19,7 +19,7 @@ const MAX_GUESSED_PREFIX = 16;
 
 /**
  * Prefix-token counts P for which N − P tokens form a square g×g grid that tiles a cropSide crop with an integer
- * patch of at least 4 pixels: the only readings of N tokens a ViT-like model can have.
+ * patch of at least 4 pixels, with fewer prefix than grid tokens: the readings of N tokens a ViT-like model can have.
  */
 export function prefixCandidates(numTokens: number, cropSide: number): number[] {
   const out: number[] = [];
@@ -27,6 +27,7 @@ export function prefixCandidates(numTokens: number, cropSide: number): number[] 
     const g = Math.round(Math.sqrt(numTokens - p));
     if (g * g !== numTokens - p) continue;
     if (cropSide % g !== 0 || cropSide / g < 4) continue;
+    if (p >= g * g) continue; // prefix tokens are a few extras, never as many as the grid
     out.push(p);
   }
   return out;

@@ -9,7 +9,7 @@ export function parseFlags(command: string, argv: string[], options: ParseArgsCo
   try {
     const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
     if (positionals.length > 0) throw new UserError(`${command}: unexpected argument '${positionals[0]}'`);
-    return values as Flags;
+    return values;
   } catch (e) {
     if (e instanceof UserError) throw e;
     const msg = (e as Error).message.split('\n')[0];
@@ -90,12 +90,12 @@ export function s2OptionsFromFlags(flags: Flags): S2Options {
   const shape = str(flags, 'output-shape');
   if (shape !== undefined) {
     if (shape !== 'bnc' && shape !== 'bchw') throw new UserError(`--output-shape must be bnc or bchw, got '${shape}'`);
-    o.outputShape = shape as OutputShape;
+    o.outputShape = shape;
   }
   const mode = str(flags, 'split-mode');
   if (mode !== undefined) {
     if (mode !== 'resize' && mode !== 'pad') throw new UserError(`--split-mode must be resize or pad, got '${mode}'`);
-    o.splitMode = mode as SplitMode;
+    o.splitMode = mode;
   }
   return o;
 }

@@ -18,6 +18,13 @@ ${INSPECT_HELP}
 
 ${MAKE_MODEL_HELP}`;
 
+/** S² option names as the command line spells them (maxSplitSize → --max-split-size). */
+function asFlags(message: string): string {
+  return message.replace(/\b(scales|imgSizes|maxSplitSize|resizeOutputToIdx|numPrefixToken|outputShape|splitMode|maxBatch)\b/g, (name) =>
+    `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
+  );
+}
+
 export async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -39,7 +46,8 @@ export async function run(argv: string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof UserError || e instanceof S2OptionError) {
-      console.error(`s2-policy: ${e.message}`);
+      const message = e instanceof S2OptionError ? asFlags(e.message) : e.message;
+      console.error(`s2-policy: ${message}`);
       return 2;
     }
     throw e;
