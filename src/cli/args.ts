@@ -1,7 +1,7 @@
 // Flag parsing shared by the commands: strict (unknown flags are errors) and typed, with one-line errors.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../errors.js';
-import type { OutputShape, S2Options, Size, SplitMode } from '../s2/plan.js';
+import type { S2Options, Size } from '../s2/plan.js';
 
 export type Flags = Record<string, string | boolean | undefined>;
 
