@@ -45,6 +45,8 @@ export interface VitOptions {
 export interface ConvNetOptions {
   /** Output channels of each stride-2 3×3 conv stage; a 1×1 projection to `dim` follows. */
   stages: number[];
+  /** Stride-1 3×3 conv + ReLU layers after each stage's stride-2 conv (0 by default). */
+  extraConvs?: number;
   dim: number;
   /** Fixed input size, or undefined for dynamic height and width (fully convolutional). */
   imgSize?: number;
@@ -148,6 +150,11 @@ export function buildConvNet(o: ConvNetOptions): OnnxGraph {
     const wt = g.weight(`stages.${i}.weight`, [cout, cin, 3, 3], uniform(rand, cout * cin * 9, 1.5 / Math.sqrt(cin * 9)));
     const b = g.weight(`stages.${i}.bias`, [cout], uniform(rand, cout, 0.05));
     x = g.op('Relu', [g.op('Conv', [x, wt, b], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] })]);
+    for (let k = 0; k < (o.extraConvs ?? 0); k++) {
+      const we = g.weight(`stages.${i}.extra${k}.weight`, [cout, cout, 3, 3], uniform(rand, cout * cout * 9, 1.5 / Math.sqrt(cout * 9)));
+      const be = g.weight(`stages.${i}.extra${k}.bias`, [cout], uniform(rand, cout, 0.05));
+      x = g.op('Relu', [g.op('Conv', [x, we, be], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] })]);
+    }
     cin = cout;
   });
   const pw = g.weight('proj.weight', [o.dim, cin, 1, 1], uniform(rand, o.dim * cin, 1 / Math.sqrt(cin)));
@@ -172,10 +179,14 @@ export const PRESETS = {
   'vit-tiny-b1': (): OnnxGraph => buildVit({ imgSize: 32, patchSize: 8, dim: 24, depth: 2, heads: 2, prefixTokens: 1, batch: 1 }),
   /** Test ConvNet: fully convolutional, stride 4, any input size. */
   'convnet-tiny': (): OnnxGraph => buildConvNet({ stages: [8, 16], dim: 12 }),
-  /** Benchmark ViT: 224-pixel crops, 16-pixel patches (14×14 grid), ViT-Ti width, 4 blocks. */
+  /** Small benchmark ViT: 224-pixel crops, 16-pixel patches (14×14 grid), ViT-Ti width, 4 blocks. */
   'vit-bench': (): OnnxGraph => buildVit({ imgSize: 224, patchSize: 16, dim: 192, depth: 4, heads: 3, mlpRatio: 4, prefixTokens: 1, seed: 5 }),
-  /** Benchmark ConvNet: 224-pixel crops, stride 16, 192 channels. */
+  /** Small benchmark ConvNet: 224-pixel crops, stride 16, 192 channels. */
   'convnet-bench': (): OnnxGraph => buildConvNet({ stages: [32, 64, 128, 192], dim: 192, imgSize: 224, seed: 6 }),
+  /** ViT-S/16-sized benchmark ViT (384 wide, 12 blocks, 6 heads; random weights): the compute of a real small backbone. */
+  'vit-s16-bench': (): OnnxGraph => buildVit({ imgSize: 224, patchSize: 16, dim: 384, depth: 12, heads: 6, mlpRatio: 4, prefixTokens: 1, seed: 7 }),
+  /** ResNet-18-sized benchmark ConvNet (64…512 channels, two 3×3 convs per stage, stride 16; random weights). */
+  'convnet-r18-bench': (): OnnxGraph => buildConvNet({ stages: [64, 128, 256, 512], extraConvs: 1, dim: 512, imgSize: 224, seed: 8 }),
 } as const;
 
 export type PresetName = keyof typeof PRESETS;

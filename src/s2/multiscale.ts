@@ -1,11 +1,11 @@
 // multiscaleForward: the S² composition — resize per scale, split into crops, one backbone pass, merge, area-pool
 // to one grid, concatenate on channels (prefix tokens averaged per scale and placed first).
-import { mergeChessboard, cropTopLeft, splitChessboardInto } from './chessboard.js';
+import { averagePrefixInto, areaPoolTokensInto, mergeTokens } from './channels-last.js';
+import { chessboardRowWriter, mergeChessboard, splitChessboardInto } from './chessboard.js';
 import { planScales, S2OptionError, type S2Options, type S2Plan, type ScalePlan } from './plan.js';
 import { areaResizeInto } from './pool.js';
-import { padBottomRight, resizeBicubic } from './resize.js';
+import { padBottomRight, resizeBicubic, resizeBicubicRows } from './resize.js';
 import { numel, type Tensor } from './tensor.js';
-import { assembleTokens, averagePrefix, tokensToMap } from './tokens.js';
 
 /** Anything that maps a batch of crops N×C×h×w to N×T×C' tokens ('bnc') or N×C'×h'×w' maps ('bchw'). */
 export interface Backbone {
@@ -35,6 +35,18 @@ export function scaleInput(input: Tensor, plan: S2Plan, s: ScalePlan): Tensor {
   return plan.splitMode === 'pad'
     ? padBottomRight(resized, s.splitSize[0], s.splitSize[1])
     : resizeBicubic(resized, s.splitSize[0], s.splitSize[1]);
+}
+
+/** Resizes the input for one scale and writes its crops into `dst` at `offset`; the last resize feeds crops directly. */
+function writeScaleCrops(input: Tensor, plan: S2Plan, s: ScalePlan, dst: Float32Array, offset: number): void {
+  const [b, c] = input.dims;
+  const dims = [b, c, s.splitSize[0], s.splitSize[1]];
+  const write = chessboardRowWriter(dims, s.numSplit[0], s.numSplit[1], dst, offset);
+  const exact = s.splitSize[0] === s.size[0] && s.splitSize[1] === s.size[1];
+  if (exact) return resizeBicubicRows(input, s.size[0], s.size[1], write);
+  const resized = resizeBicubic(input, s.size[0], s.size[1]);
+  if (plan.splitMode === 'resize') return resizeBicubicRows(resized, s.splitSize[0], s.splitSize[1], write);
+  splitChessboardInto(padBottomRight(resized, s.splitSize[0], s.splitSize[1]), s.numSplit[0], s.numSplit[1], dst, offset);
 }
 
 /** Runs the backbone over a group's crops, at most `maxBatch` per call, and concatenates the outputs. */
@@ -69,6 +81,52 @@ function rows(t: Tensor, start: number, count: number): Tensor {
   return { dims: [count, ...t.dims.slice(1)], data: t.data.subarray(start * rowSize, (start + count) * rowSize) };
 }
 
+/** The top-left part of a merged feature grid that covers the unpadded image (all of it unless splitMode is 'pad'). */
+function validExtent(plan: S2Plan, s: ScalePlan, fh: number, fw: number): [number, number] {
+  if (plan.splitMode !== 'pad') return [fh, fw];
+  // Same float expression as the reference, so that ceil lands on the same side.
+  return [Math.ceil((s.size[0] / s.splitSize[0]) * fh), Math.ceil((s.size[1] / s.splitSize[1]) * fw)];
+}
+
+function assembleBnc(plan: S2Plan, outputs: Tensor[]): Tensor {
+  const grids = outputs.map((out, i) => {
+    if (out.dims.length !== 3) throw new S2OptionError(`outputShape is bnc but the backbone returned [${out.dims.join(', ')}]; use bchw`);
+    const s = plan.scales[i];
+    const grid = mergeTokens(out, plan.numPrefixToken, s.numSplit[0], s.numSplit[1]);
+    return { grid, valid: validExtent(plan, s, grid.dims[1], grid.dims[2]) };
+  });
+  const [outH, outW] = grids[plan.resizeOutputToIdx].valid;
+  const channels = outputs.reduce((n, o) => n + o.dims[2], 0);
+  const p = plan.numPrefixToken;
+  const tokens = p + outH * outW;
+  const data = new Float32Array(plan.batch * tokens * channels);
+  let chOffset = 0;
+  grids.forEach(({ grid, valid }, i) => {
+    if (p > 0) averagePrefixInto(outputs[i], p, plan.batch, data, tokens, channels, chOffset);
+    areaPoolTokensInto(grid, valid[0], valid[1], outH, outW, data, tokens, channels, p, chOffset);
+    chOffset += grid.dims[3];
+  });
+  return { dims: [plan.batch, tokens, channels], data };
+}
+
+function assembleBchw(plan: S2Plan, outputs: Tensor[]): Tensor {
+  const maps = outputs.map((out, i) => {
+    if (out.dims.length !== 4) throw new S2OptionError(`outputShape is bchw but the backbone returned [${out.dims.join(', ')}]; use bnc`);
+    const s = plan.scales[i];
+    const map = mergeChessboard(out, s.numSplit[0], s.numSplit[1]);
+    return { map, valid: validExtent(plan, s, map.dims[2], map.dims[3]) };
+  });
+  const [outH, outW] = maps[plan.resizeOutputToIdx].valid;
+  const channels = maps.reduce((n, m) => n + m.map.dims[1], 0);
+  const data = new Float32Array(plan.batch * channels * outH * outW);
+  let chOffset = 0;
+  for (const { map, valid } of maps) {
+    areaResizeInto(map, outH, outW, data, channels, chOffset, valid);
+    chOffset += map.dims[1];
+  }
+  return { dims: [plan.batch, channels, outH, outW], data };
+}
+
 /**
  * S² multi-scale features of a B×C×H×W batch, numerically as the reference s2wrapper.forward with the same options.
  * Returns B×(P + h·w)×(C'·S) for 'bnc' and B×(C'·S)×h×w for 'bchw'.
@@ -96,7 +154,7 @@ export async function multiscaleForward(backbone: Backbone, input: Tensor, optio
   plan.scales.forEach((s, i) => {
     const { group, first } = place[i];
     const offset = first * plan.channels * group.cropSize[0] * group.cropSize[1];
-    splitChessboardInto(scaleInput(input, plan, s), s.numSplit[0], s.numSplit[1], group.batch, offset);
+    writeScaleCrops(input, plan, s, group.batch, offset);
   });
   const t1 = performance.now();
 
@@ -109,37 +167,10 @@ export async function multiscaleForward(backbone: Backbone, input: Tensor, optio
   }
   const t2 = performance.now();
 
-  // 3. Per scale: prefix tokens off, tokens to a map, crops merged, padding cut; then pool to one grid and concat.
-  const maps: Tensor[] = [];
-  const prefixes: Tensor[] = [];
-  plan.scales.forEach((s, i) => {
-    const { group, first, count } = place[i];
-    let out = rows(group.output as Tensor, first, count);
-    if (plan.outputShape === 'bnc') {
-      if (out.dims.length !== 3) throw new S2OptionError(`outputShape is bnc but the backbone returned [${out.dims.join(', ')}]; use bchw`);
-      const split = tokensToMap(out, plan.numPrefixToken);
-      if (plan.numPrefixToken > 0) prefixes.push(averagePrefix(split.prefix, plan.batch));
-      out = split.map;
-    } else if (out.dims.length !== 4) {
-      throw new S2OptionError(`outputShape is bchw but the backbone returned [${out.dims.join(', ')}]; use bnc`);
-    }
-    let merged = mergeChessboard(out, s.numSplit[0], s.numSplit[1]);
-    if (plan.splitMode === 'pad') {
-      const [fh, fw] = merged.dims.slice(2);
-      merged = cropTopLeft(merged, Math.ceil((s.size[0] / s.splitSize[0]) * fh), Math.ceil((s.size[1] / s.splitSize[1]) * fw));
-    }
-    maps.push(merged);
-  });
-  const [outH, outW] = maps[plan.resizeOutputToIdx].dims.slice(2);
-  const channels = maps.reduce((sum, m) => sum + m.dims[1], 0);
-  const pooled = new Float32Array(plan.batch * channels * outH * outW);
-  let chOffset = 0;
-  for (const m of maps) {
-    areaResizeInto(m, outH, outW, pooled, channels, chOffset);
-    chOffset += m.dims[1];
-  }
-  const map: Tensor = { dims: [plan.batch, channels, outH, outW], data: pooled };
-  const result = plan.outputShape === 'bnc' ? assembleTokens(prefixes, map) : map;
+  // 3. Per scale: merge the crops' outputs, cut any padding, area-pool to one grid, concatenate on channels
+  //    (for tokens: prefix tokens averaged over the scale's crops and placed first).
+  const outputs = place.map(({ group, first, count }) => rows(group.output as Tensor, first, count));
+  const result = plan.outputShape === 'bnc' ? assembleBnc(plan, outputs) : assembleBchw(plan, outputs);
   const t3 = performance.now();
 
   if (timings) {

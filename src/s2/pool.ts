@@ -14,16 +14,26 @@ export function areaBounds(inSize: number, outSize: number): Int32Array {
 /**
  * Area-resizes `src` to outH×outW and writes the result into `dst` as channels [channelOffset, channelOffset + C)
  * of a B×dstChannels×outH×outW buffer, so that several scales concatenate on channels without a copy.
+ * `valid` limits the source to its top-left validH×validW part (cropping padded features without a copy).
  */
-export function areaResizeInto(src: Tensor, outH: number, outW: number, dst: Float32Array, dstChannels: number, channelOffset: number): void {
-  const [b, c, h, w] = src.dims;
+export function areaResizeInto(
+  src: Tensor,
+  outH: number,
+  outW: number,
+  dst: Float32Array,
+  dstChannels: number,
+  channelOffset: number,
+  valid?: readonly [number, number],
+): void {
+  const [b, c, fullH, w] = src.dims;
+  const [h, vw] = valid ?? [fullH, w];
   const by = areaBounds(h, outH);
-  const bx = areaBounds(w, outW);
+  const bx = areaBounds(vw, outW);
   const s = src.data;
-  const identity = h === outH && w === outW;
+  const identity = h === outH && vw === outW && fullH === h && vw === w;
   for (let n = 0; n < b; n++) {
     for (let ch = 0; ch < c; ch++) {
-      const inBase = (n * c + ch) * h * w;
+      const inBase = (n * c + ch) * fullH * w;
       const outBase = ((n * dstChannels + channelOffset + ch) * outH) * outW;
       if (identity) {
         dst.set(s.subarray(inBase, inBase + h * w), outBase);

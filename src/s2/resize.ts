@@ -49,15 +49,18 @@ export function bicubicAxis(inSize: number, outSize: number): AxisTable {
   return table;
 }
 
-/** Resizes every B×C plane of `src` to outH×outW; `out` may be passed to reuse a buffer. */
-export function resizeBicubic(src: Tensor, outH: number, outW: number, out?: Float32Array): Tensor {
+/**
+ * Bicubic-resizes every B×C plane of `src` to outH×outW and hands each output row to `emit` (plane index p = b·C + c,
+ * row y, values in a buffer reused between calls), so callers can place rows without an intermediate image.
+ */
+export function resizeBicubicRows(src: Tensor, outH: number, outW: number, emit: (p: number, y: number, row: Float32Array) => void): void {
   const [b, c, h, w] = src.dims;
   const planes = b * c;
-  const n = planes * outH * outW;
-  const dst = out && out.length === n ? out : new Float32Array(n);
+  const s = src.data;
   if (h === outH && w === outW) {
-    dst.set(src.data); // the taps are exactly (0, 1, 0, 0) at scale 1
-    return { dims: [b, c, outH, outW], data: dst };
+    // The taps are exactly (0, 1, 0, 0) at scale 1, and PyTorch copies too.
+    for (let p = 0; p < planes; p++) for (let y = 0; y < h; y++) emit(p, y, s.subarray((p * h + y) * w, (p * h + y + 1) * w));
+    return;
   }
   const tx = bicubicAxis(w, outW);
   const ty = bicubicAxis(h, outH);
@@ -66,7 +69,7 @@ export function resizeBicubic(src: Tensor, outH: number, outW: number, out?: Flo
   const yi = ty.index;
   const yw = ty.weight;
   const rows = new Float32Array(h * outW); // one plane, resized along x
-  const s = src.data;
+  const line = new Float32Array(outW);
   for (let p = 0; p < planes; p++) {
     const inBase = p * h * w;
     for (let y = 0; y < h; y++) {
@@ -78,7 +81,6 @@ export function resizeBicubic(src: Tensor, outH: number, outW: number, out?: Flo
           s[row + xi[k]] * xw[k] + s[row + xi[k + 1]] * xw[k + 1] + s[row + xi[k + 2]] * xw[k + 2] + s[row + xi[k + 3]] * xw[k + 3];
       }
     }
-    const outBase = p * outH * outW;
     for (let y = 0; y < outH; y++) {
       const k = y * 4;
       const r0 = yi[k] * outW;
@@ -89,12 +91,17 @@ export function resizeBicubic(src: Tensor, outH: number, outW: number, out?: Flo
       const w1 = yw[k + 1];
       const w2 = yw[k + 2];
       const w3 = yw[k + 3];
-      const o = outBase + y * outW;
-      for (let x = 0; x < outW; x++) {
-        dst[o + x] = rows[r0 + x] * w0 + rows[r1 + x] * w1 + rows[r2 + x] * w2 + rows[r3 + x] * w3;
-      }
+      for (let x = 0; x < outW; x++) line[x] = rows[r0 + x] * w0 + rows[r1 + x] * w1 + rows[r2 + x] * w2 + rows[r3 + x] * w3;
+      emit(p, y, line);
     }
   }
+}
+
+/** Resizes every B×C plane of `src` to outH×outW (bicubic, as PyTorch). */
+export function resizeBicubic(src: Tensor, outH: number, outW: number): Tensor {
+  const [b, c] = src.dims;
+  const dst = new Float32Array(b * c * outH * outW);
+  resizeBicubicRows(src, outH, outW, (p, y, row) => dst.set(row, (p * outH + y) * outW));
   return { dims: [b, c, outH, outW], data: dst };
 }
 
