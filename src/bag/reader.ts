@@ -93,7 +93,6 @@ interface ScanResult {
   endTime?: bigint;
   outOfOrder: number;
   truncatedAt?: number;
-  compressions: Set<string>;
 }
 
 function firstLine(e: unknown): string {
@@ -145,9 +144,11 @@ export class McapRosReader {
       } catch (e) {
         indexError = firstLine(e);
       }
-      if (indexed && !usableIndex(indexed)) indexError = 'the summary has no chunk and message indexes to read messages by (e.g. the fastwrite preset)';
-      if (indexed && usableIndex(indexed)) {
-        return new McapRosReader(file, handle, size, options, indexed, undefined, indexed.header.profile, indexed.header.library, undefined);
+      if (indexed) {
+        if (usableIndex(indexed)) {
+          return new McapRosReader(file, handle, size, options, indexed, undefined, indexed.header.profile, indexed.header.library, undefined);
+        }
+        indexError = 'the summary has no chunk and message indexes to read messages by (e.g. the fastwrite preset)';
       }
       const { scan, header } = await scanFile(file, handle, size, options);
       if (scan.truncatedAt !== undefined && options.allowTruncated !== true) {
@@ -393,9 +394,8 @@ async function* streamRecords(
   end: number,
   options: McapRosReaderOptions,
   state: StreamState = { done: false, lastComplete: 0 },
-  includeChunks = false,
 ): AsyncGenerator<McapTypes.TypedMcapRecord> {
-  const reader = new McapStreamReader({ decompressHandlers: options.decompressHandlers, validateCrcs: options.validateCrcs ?? true, includeChunks });
+  const reader = new McapStreamReader({ decompressHandlers: options.decompressHandlers, validateCrcs: options.validateCrcs ?? true });
   // append() copies, so one read buffer serves the whole pass.
   const buffer = new Uint8Array(Math.max(1, Math.min(STREAM_READ_BYTES, end)));
   let position = 0;
@@ -428,11 +428,11 @@ async function* streamRecords(
 
 /** One streaming pass over an unindexed file: schemas, channels, counts, time range, ordering, and where it ends. */
 async function scanFile(file: string, handle: FileHandle, size: number, options: McapRosReaderOptions): Promise<{ scan: ScanResult; header?: McapTypes.Header }> {
-  const scan: ScanResult = { schemas: new Map(), channels: new Map(), counts: new Map(), outOfOrder: 0, compressions: new Set() };
+  const scan: ScanResult = { schemas: new Map(), channels: new Map(), counts: new Map(), outOfOrder: 0 };
   const state: StreamState = { done: false, lastComplete: 0 };
   let header: McapTypes.Header | undefined;
   let lastTime: bigint | undefined;
-  for await (const record of streamRecords(file, handle, size, options, state, true)) {
+  for await (const record of streamRecords(file, handle, size, options, state)) {
     switch (record.type) {
       case 'Header':
         header = record;
@@ -442,9 +442,6 @@ async function scanFile(file: string, handle: FileHandle, size: number, options:
         break;
       case 'Channel':
         scan.channels.set(record.id, record);
-        break;
-      case 'Chunk':
-        if (record.compression !== '') scan.compressions.add(record.compression);
         break;
       case 'Message':
         scan.counts.set(record.channelId, (scan.counts.get(record.channelId) ?? 0) + 1);
