@@ -37,14 +37,24 @@ export function scaleInput(input: Tensor, plan: S2Plan, s: ScalePlan): Tensor {
     : resizeBicubic(resized, s.splitSize[0], s.splitSize[1]);
 }
 
-/** Resizes the input for one scale and writes its crops into `dst` at `offset`; the last resize feeds crops directly. */
-function writeScaleCrops(input: Tensor, plan: S2Plan, s: ScalePlan, dst: Float32Array, offset: number): void {
+/**
+ * Resizes the input for one scale and writes its crops into `dst` at `offset`; the last resize feeds crops
+ * directly. `given`, when present, is this scale's image already at its size (made from a larger original).
+ */
+function writeScaleCrops(input: Tensor, plan: S2Plan, s: ScalePlan, dst: Float32Array, offset: number, given?: Tensor): void {
   const [b, c] = input.dims;
   const dims = [b, c, s.splitSize[0], s.splitSize[1]];
   const write = chessboardRowWriter(dims, s.numSplit[0], s.numSplit[1], dst, offset);
   const exact = s.splitSize[0] === s.size[0] && s.splitSize[1] === s.size[1];
-  if (exact) return resizeBicubicRows(input, s.size[0], s.size[1], write);
-  const resized = resizeBicubic(input, s.size[0], s.size[1]);
+  if (given !== undefined) {
+    const [gb, gc, gh, gw] = given.dims;
+    if (gb !== b || gc !== c || gh !== s.size[0] || gw !== s.size[1]) {
+      throw new S2OptionError(`scale image is [${given.dims.join(', ')}], scale ${s.size[0]}×${s.size[1]} needs [${b}, ${c}, ${s.size[0]}, ${s.size[1]}]`);
+    }
+  }
+  const source = given ?? input;
+  if (exact) return resizeBicubicRows(source, s.size[0], s.size[1], write);
+  const resized = given ?? resizeBicubic(input, s.size[0], s.size[1]);
   if (plan.splitMode === 'resize') return resizeBicubicRows(resized, s.splitSize[0], s.splitSize[1], write);
   splitChessboardInto(padBottomRight(resized, s.splitSize[0], s.splitSize[1]), s.numSplit[0], s.numSplit[1], dst, offset);
 }
@@ -131,8 +141,18 @@ function assembleBchw(plan: S2Plan, outputs: Tensor[]): Tensor {
  * S² multi-scale features of a B×C×H×W batch, numerically as the reference s2wrapper.forward with the same options.
  * Returns B×(P + h·w)×(C'·S) for 'bnc' and B×(C'·S)×h×w for 'bchw'.
  */
-export async function multiscaleForward(backbone: Backbone, input: Tensor, options: S2Options, timings?: S2Timings): Promise<Tensor> {
+export async function multiscaleForward(
+  backbone: Backbone,
+  input: Tensor,
+  options: S2Options,
+  timings?: S2Timings,
+  /** Optional per-scale images already at each scale's size; they replace the bicubic resize of `input`. */
+  scaleImages?: readonly Tensor[],
+): Promise<Tensor> {
   const plan = planScales(input.dims, options);
+  if (scaleImages !== undefined && scaleImages.length !== plan.scales.length) {
+    throw new S2OptionError(`${scaleImages.length} scale images given for ${plan.scales.length} scales`);
+  }
   if (numel(input.dims) !== input.data.length) throw new S2OptionError(`input data has ${input.data.length} values, dims [${input.dims.join(', ')}] need ${numel(input.dims)}`);
   const t0 = performance.now();
 
@@ -154,7 +174,7 @@ export async function multiscaleForward(backbone: Backbone, input: Tensor, optio
   plan.scales.forEach((s, i) => {
     const { group, first } = place[i];
     const offset = first * plan.channels * group.cropSize[0] * group.cropSize[1];
-    writeScaleCrops(input, plan, s, group.batch, offset);
+    writeScaleCrops(input, plan, s, group.batch, offset, scaleImages?.[i]);
   });
   const t1 = performance.now();
 

@@ -1,0 +1,86 @@
+// Actions at a fixed control rate: one action per tick from the current chunks, limited, with a watchdog that
+// switches to a safe action when features stop arriving.
+import { ActionChunks, type ChunkMode } from '../policy/chunks.js';
+import { isFiniteArray, limitAction, type ActionLimits } from '../policy/safety.js';
+
+export type CommandType = 'velocity' | 'position';
+export type ControlState = 'ok' | 'stale';
+
+export interface ActionCommand {
+  tick: number;
+  /** Scheduler time of the tick, ms. */
+  at: number;
+  values: Float32Array;
+  state: ControlState;
+}
+
+export interface ControllerOptions {
+  dim: number;
+  commandType: CommandType;
+  chunkMode: ChunkMode;
+  ensembleK: number;
+  staleAfterMs: number;
+  limits: ActionLimits;
+}
+
+export class ActionController {
+  private chunks: ActionChunks;
+  private lastTick = -1;
+  private lastFreshAt = -Infinity;
+  private lastCommand: Float32Array | undefined;
+  state: ControlState = 'stale';
+  /** Ticks at which no chunk covered the tick while features were fresh (the action was held or zeroed). */
+  uncovered = 0;
+
+  constructor(readonly o: ControllerOptions) {
+    this.chunks = new ActionChunks(o.dim, o.chunkMode, o.ensembleK);
+  }
+
+  /** A new chunk computed from fresh features at time `now`; its first action is for the next tick. */
+  addChunk(now: number, actions: Float32Array, steps: number): boolean {
+    if (!isFiniteArray(actions)) return false;
+    this.chunks.add(this.lastTick + 1, actions, steps);
+    this.lastFreshAt = now;
+    return true;
+  }
+
+  /** The safe action: zero velocity, or the last position command held (none before the first command). */
+  private safe(): Float32Array | undefined {
+    return this.o.commandType === 'velocity' ? new Float32Array(this.o.dim) : this.lastCommand?.slice();
+  }
+
+  /** The command for control tick `tick` at time `now`, or undefined when there is nothing safe to send. */
+  tick(tick: number, now: number): ActionCommand | undefined {
+    this.lastTick = tick;
+    const stale = now - this.lastFreshAt > this.o.staleAfterMs;
+    this.state = stale ? 'stale' : 'ok';
+    let values: Float32Array | undefined;
+    if (!stale) {
+      const a = this.chunks.at(tick);
+      if (a) values = limitAction(a, this.o.limits, this.lastCommand);
+      else this.uncovered++;
+    }
+    if (!values) {
+      // A stop (or hold) is applied at once: it bypasses maxDelta but still respects the clamps.
+      const s = this.safe();
+      if (!s) return undefined;
+      values = limitAction(s, { lower: this.o.limits.lower, upper: this.o.limits.upper });
+      this.state = 'stale';
+    }
+    this.lastCommand = values.slice();
+    return { tick, at: now, values, state: this.state };
+  }
+
+  /** The safe action now, e.g. on deactivation or shutdown. */
+  safeCommand(now: number): ActionCommand | undefined {
+    const s = this.safe();
+    if (!s) return undefined;
+    return { tick: this.lastTick, at: now, values: limitAction(s, { lower: this.o.limits.lower, upper: this.o.limits.upper }), state: 'stale' };
+  }
+
+  /** Clears chunk buffers and ensembling state (between episodes). */
+  reset(): void {
+    this.chunks.reset();
+    this.lastFreshAt = -Infinity;
+  }
+}

@@ -1,0 +1,90 @@
+// Pipeline metrics: per-stage latency percentiles, input/output rates, drops and rejections by reason, last error.
+
+const WINDOW = 512;
+
+class Samples {
+  private buf = new Float64Array(WINDOW);
+  private n = 0;
+  add(v: number): void {
+    this.buf[this.n % WINDOW] = v;
+    this.n++;
+  }
+  summary(): { p50: number; p95: number; max: number; count: number } {
+    const k = Math.min(this.n, WINDOW);
+    if (k === 0) return { p50: NaN, p95: NaN, max: NaN, count: 0 };
+    const s = Array.from(this.buf.subarray(0, k)).sort((a, b) => a - b);
+    const q = (p: number) => s[Math.min(k - 1, Math.floor(p * k))];
+    return { p50: q(0.5), p95: q(0.95), max: s[k - 1], count: this.n };
+  }
+}
+
+export type Stage = 'ingest' | 's2' | 'policy' | 'end_to_end';
+
+export interface MetricsSnapshot {
+  /** Scheduler time of the snapshot, ms. */
+  at: number;
+  latencyMs: Record<Stage, { p50: number; p95: number; max: number; count: number }>;
+  counts: {
+    framesIn: number;
+    framesProcessed: number;
+    groupsProcessed: number;
+    chunks: number;
+    actions: number;
+    safeActions: number;
+  };
+  /** Per second over the time since the previous snapshot. */
+  rates: { framesIn: number; groups: number; actions: number };
+  /** Frames and results that were not used, by reason (frame drops, ingest rejections, policy rejections). */
+  dropped: Record<string, number>;
+  state: 'ok' | 'stale' | 'disabled';
+  lastError?: string;
+}
+
+export class Metrics {
+  private samples: Record<Stage, Samples> = { ingest: new Samples(), s2: new Samples(), policy: new Samples(), end_to_end: new Samples() };
+  readonly counts = { framesIn: 0, framesProcessed: 0, groupsProcessed: 0, chunks: 0, actions: 0, safeActions: 0 };
+  readonly dropped: Record<string, number> = {};
+  state: 'ok' | 'stale' | 'disabled' = 'stale';
+  lastError?: string;
+  private last = { at: NaN, framesIn: 0, groups: 0, actions: 0 };
+
+  latency(stage: Stage, ms: number): void {
+    this.samples[stage].add(ms);
+  }
+
+  drop(reason: string, n = 1): void {
+    this.dropped[reason] = (this.dropped[reason] ?? 0) + n;
+  }
+
+  /** Frames not processed, all reasons together. */
+  get framesDropped(): number {
+    return Object.entries(this.dropped)
+      .filter(([k]) => k.startsWith('frame:'))
+      .reduce((n, [, v]) => n + v, 0);
+  }
+
+  error(e: unknown): void {
+    this.lastError = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    this.drop('error');
+  }
+
+  snapshot(now: number): MetricsSnapshot {
+    const dt = (now - this.last.at) / 1000;
+    const rate = (v: number, prev: number) => (Number.isFinite(dt) && dt > 0 ? (v - prev) / dt : 0);
+    const snap: MetricsSnapshot = {
+      at: now,
+      latencyMs: { ingest: this.samples.ingest.summary(), s2: this.samples.s2.summary(), policy: this.samples.policy.summary(), end_to_end: this.samples.end_to_end.summary() },
+      counts: { ...this.counts },
+      rates: {
+        framesIn: rate(this.counts.framesIn, this.last.framesIn),
+        groups: rate(this.counts.groupsProcessed, this.last.groups),
+        actions: rate(this.counts.actions, this.last.actions),
+      },
+      dropped: { ...this.dropped },
+      state: this.state,
+      lastError: this.lastError,
+    };
+    this.last = { at: now, framesIn: this.counts.framesIn, groups: this.counts.groupsProcessed, actions: this.counts.actions };
+    return snap;
+  }
+}

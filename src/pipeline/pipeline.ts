@@ -1,0 +1,222 @@
+// The whole data path from camera frames to robot actions, independent of the transport (ROS 2, MCAP replay,
+// simulation): frames → sync → (newest only while busy) → ingest → S² → pool → policy → chunks → control ticks.
+import { EMPTY, Observable, Subject, asyncScheduler, defer, filter, ignoreElements, interval, map, merge, share, tap, type SchedulerLike } from 'rxjs';
+import type { Config } from '../config/config.js';
+import type { JointStateMsg } from '../msgs/types.js';
+import { timeToMs } from '../msgs/types.js';
+import type { PolicyHead } from '../policy/head.js';
+import { ActionController, type ActionCommand } from './controller.js';
+import type { CameraInput, FeatureExtractor } from './extractor.js';
+import { Metrics, type MetricsSnapshot } from './metrics.js';
+import { processLatest, syncCameras, type ArrivedFrame, type CameraFrame } from './operators.js';
+
+/** Features of one synchronised group of frames, with the policy's chunk when it ran. */
+export interface FeatureResult {
+  /** Header stamp of the group (newest frame), ms. */
+  stampMs: number;
+  /** Scheduler time when the result was ready, ms. */
+  at: number;
+  cameras: string[];
+  perCamera: Float32Array[];
+  state?: Float32Array;
+  chunk?: Float32Array;
+}
+
+export interface PipelineInputs {
+  frames: Observable<CameraFrame>;
+  joints?: Observable<JointStateMsg>;
+}
+
+export interface PipelineOutputs {
+  actions: Observable<ActionCommand>;
+  features: Observable<FeatureResult>;
+  metrics: Observable<MetricsSnapshot>;
+}
+
+interface StateSample {
+  values: Float32Array;
+  at: number;
+}
+
+/** One command per control tick at `rateHz` on `scheduler`'s clock, independent of the camera rate. */
+export function atControlRate(controller: ActionController, rateHz: number, scheduler: SchedulerLike): Observable<ActionCommand> {
+  return interval(1000 / rateHz, scheduler).pipe(
+    map((tick) => controller.tick(tick, scheduler.now())),
+    filter((c): c is ActionCommand => c !== undefined),
+  );
+}
+
+export class PolicyPipeline {
+  readonly metrics = new Metrics();
+  readonly controller: ActionController;
+  enabled: boolean;
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private state?: StateSample;
+
+  constructor(
+    readonly config: Config,
+    readonly extractor: FeatureExtractor,
+    readonly head: PolicyHead,
+    readonly scheduler: SchedulerLike = asyncScheduler,
+  ) {
+    const c = config.control;
+    this.enabled = c.enabled;
+    this.controller = new ActionController({
+      dim: head.shape.actionDim,
+      commandType: c.command_type,
+      chunkMode: config.policy.chunk_mode,
+      ensembleK: config.policy.ensemble_k,
+      staleAfterMs: config.watchdog.stale_after_ms,
+      limits: { lower: c.lower, upper: c.upper, maxDelta: c.max_delta },
+    });
+  }
+
+  /** Resolves when no frame group is being processed (used to replay recordings as fast as possible). */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Clears the chunk buffers and ensembling state. */
+  reset(): void {
+    this.controller.reset();
+  }
+
+  /** Joint state vector in config order, or undefined (counted) when a configured joint is missing. */
+  private stateFrom(msg: JointStateMsg): Float32Array | undefined {
+    const names = this.config.joint_states?.names ?? [];
+    const out = new Float32Array(names.length);
+    for (let i = 0; i < names.length; i++) {
+      const k = msg.name.indexOf(names[i]);
+      const v = k >= 0 ? msg.position[k] : undefined;
+      if (v === undefined || !Number.isFinite(v)) {
+        this.metrics.drop('joint_state:missing_joint');
+        return undefined;
+      }
+      out[i] = v;
+    }
+    return out;
+  }
+
+  private freshState(now: number): Float32Array | undefined {
+    const maxAge = this.config.joint_states?.max_age_ms ?? Infinity;
+    return this.state && now - this.state.at <= maxAge ? this.state.values : undefined;
+  }
+
+  /** Ingest, S², pooling and the policy for one group; never throws (failures are counted). */
+  private async processGroup(group: ArrivedFrame[]): Promise<FeatureResult | undefined> {
+    const m = this.metrics;
+    try {
+      let t = performance.now();
+      const ingested = await Promise.all(group.map((f) => (f.kind === 'raw' ? this.extractor.ingester.ingest(f.msg as never, 'raw') : this.extractor.ingester.ingest(f.msg as never, 'compressed'))));
+      m.latency('ingest', performance.now() - t);
+      const inputs: CameraInput[] = [];
+      let rejected = false;
+      ingested.forEach((r, i) => {
+        if (r.ok) inputs.push({ base: r.base, scales: r.scales });
+        else {
+          rejected = true;
+          m.drop(`frame:rejected:${r.reason}`);
+          m.lastError = `${group[i].camera}: ${r.detail}`;
+        }
+      });
+      if (rejected) {
+        m.drop('frame:group_incomplete', inputs.length);
+        return undefined;
+      }
+      t = performance.now();
+      const perCamera = await this.extractor.extract(inputs);
+      m.latency('s2', performance.now() - t);
+      m.counts.framesProcessed += group.length;
+      m.counts.groupsProcessed++;
+      const now = this.scheduler.now();
+      const stampMs = Math.max(...group.map((f) => timeToMs(f.msg.header.stamp)));
+      const result: FeatureResult = { stampMs, at: now, cameras: group.map((f) => f.camera), perCamera };
+      const needsState = this.config.policy.state_input !== undefined;
+      const state = needsState ? this.freshState(now) : undefined;
+      result.state = state;
+      if (needsState && !state) {
+        m.drop('policy:state_stale');
+        return result;
+      }
+      const features = new Float32Array(perCamera.reduce((n, v) => n + v.length, 0));
+      let o = 0;
+      for (const v of perCamera) {
+        features.set(v, o);
+        o += v.length;
+      }
+      t = performance.now();
+      const chunk = await this.head.act(features, state);
+      m.latency('policy', performance.now() - t);
+      m.latency('end_to_end', performance.now() - Math.min(...group.map((f) => f.arrivedWall)));
+      if (!this.controller.addChunk(this.scheduler.now(), chunk, this.head.shape.chunk)) {
+        m.drop('policy:nonfinite_output');
+        return result;
+      }
+      m.counts.chunks++;
+      result.chunk = chunk;
+      return result;
+    } catch (e) {
+      m.error(e);
+      return undefined;
+    }
+  }
+
+  private tracked<T>(work: () => Promise<T>): Observable<T> {
+    return defer(async () => {
+      this.inFlight++;
+      try {
+        return await work();
+      } finally {
+        this.inFlight--;
+        if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      }
+    });
+  }
+
+  /**
+   * Wires the inputs to the outputs. Subscribe to `actions` (which drives the processing and the control clock);
+   * `features` and `metrics` are shared views. The streams do not complete on bad data.
+   */
+  connect(inputs: PipelineInputs): PipelineOutputs {
+    const m = this.metrics;
+    const cameras = this.config.cameras.map((c) => c.name);
+    const features$ = new Subject<FeatureResult>();
+    const frames$ = inputs.frames.pipe(
+      map((f): ArrivedFrame => {
+        m.counts.framesIn++;
+        return { ...f, arrivedAt: this.scheduler.now(), arrivedWall: performance.now() };
+      }),
+    );
+    const processed$ = frames$.pipe(
+      syncCameras<ArrivedFrame>(cameras, { mode: this.config.sync.mode, slopMs: this.config.sync.slop_ms }, (_f, reason) => m.drop(`frame:${reason}`)),
+      processLatest(
+        (group) => this.tracked(() => this.processGroup(group)),
+        (superseded) => m.drop('frame:busy', superseded.length),
+      ),
+      tap((r) => {
+        if (r) features$.next(r);
+      }),
+      ignoreElements(),
+    );
+    const joints$ = (inputs.joints ?? EMPTY).pipe(
+      tap((msg) => {
+        const values = this.stateFrom(msg);
+        if (values) this.state = { values, at: this.scheduler.now() };
+      }),
+      ignoreElements(),
+    );
+    const ticks$ = atControlRate(this.controller, this.config.control.rate_hz, this.scheduler).pipe(
+      tap(() => (m.state = this.enabled ? this.controller.state : 'disabled')),
+      filter(() => this.enabled),
+      tap((cmd) => {
+        m.counts.actions++;
+        if (cmd.state === 'stale') m.counts.safeActions++;
+      }),
+    );
+    const actions = merge(processed$, joints$, ticks$).pipe(share());
+    const metrics = interval(1000, this.scheduler).pipe(map(() => m.snapshot(this.scheduler.now())));
+    return { actions, features: features$.asObservable(), metrics };
+  }
+}

@@ -1,0 +1,147 @@
+// Time-dependent behaviour of the frame path and the control clock, with RxJS TestScheduler marbles.
+import { strict as assert } from 'node:assert';
+import { from, map, timer, toArray, lastValueFrom } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { ActionController } from '../src/pipeline/controller.js';
+import { processLatest, syncCameras, type CameraFrame, type SyncDropReason } from '../src/pipeline/operators.js';
+import { atControlRate } from '../src/pipeline/pipeline.js';
+import { ActionChunks } from '../src/policy/chunks.js';
+import { limitAction } from '../src/policy/safety.js';
+
+const scheduler = () => new TestScheduler((actual, expected) => assert.deepEqual(actual, expected));
+
+function frame(camera: string, ms: number): CameraFrame {
+  return {
+    camera,
+    kind: 'raw',
+    msg: { header: { stamp: { sec: Math.floor(ms / 1000), nanosec: (ms % 1000) * 1e6 }, frame_id: camera }, height: 1, width: 1, encoding: 'rgb8', is_bigendian: 0, step: 3, data: new Uint8Array(3) },
+  };
+}
+
+describe('pipeline operators (marbles)', () => {
+  it('processLatest keeps only the newest value while busy and drops the rest', () => {
+    const dropped: string[] = [];
+    scheduler().run(({ cold, expectObservable }) => {
+      const source = cold('abc----d|');
+      const out = source.pipe(processLatest((v: string) => timer(3).pipe(map(() => v.toUpperCase())), (v) => dropped.push(v)));
+      expectObservable(out).toBe('---A--C---(D|)');
+    });
+    assert.deepEqual(dropped, ['b']);
+  });
+
+  it('processLatest never queues more than one value', () => {
+    const dropped: string[] = [];
+    scheduler().run(({ cold, expectObservable }) => {
+      const out = cold('abcdefg|').pipe(processLatest((v: string) => timer(10).pipe(map(() => v)), (v) => dropped.push(v)));
+      expectObservable(out).toBe('----------a---------(g|)');
+    });
+    assert.deepEqual(dropped, ['b', 'c', 'd', 'e', 'f']);
+  });
+
+  it('emits one command per control tick, from the chunk, then the safe action once features are stale', () => {
+    const ts = scheduler();
+    ts.run(({ cold, expectObservable }) => {
+      const c = new ActionController({ dim: 1, commandType: 'velocity', chunkMode: 'latest', ensembleK: 0, staleAfterMs: 250, limits: {} });
+      // A 5-step chunk arrives at t = 50 ms; the control clock runs at 10 Hz.
+      cold('50ms a').subscribe(() => c.addChunk(50, Float32Array.of(1, 2, 3, 4, 5), 5));
+      const out = atControlRate(c, 10, ts).pipe(map((cmd) => `${cmd.values[0]}${cmd.state === 'ok' ? '' : 's'}`));
+      expectObservable(out, '^ 550ms !').toBe('100ms a 99ms b 99ms c 99ms d 99ms e', { a: '1', b: '2', c: '3', d: '0s', e: '0s' });
+    });
+  });
+});
+
+describe('control clock and watchdog', () => {
+  it('switches to zero velocity within one tick of going stale, and back when features return', () => {
+    const ts = scheduler();
+    ts.run(({ cold, expectObservable }) => {
+      const c = new ActionController({ dim: 2, commandType: 'velocity', chunkMode: 'latest', ensembleK: 0, staleAfterMs: 100, limits: {} });
+      cold('10ms a 299ms b').subscribe((v) => c.addChunk(v === 'a' ? 10 : 310, Float32Array.of(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1), 10));
+      const out = atControlRate(c, 20, ts).pipe(map((cmd) => (cmd.state === 'ok' ? 'o' : 's')));
+      // Ticks every 50 ms: fresh until 110 ms, stale from the 150 ms tick, fresh again from the 350 ms tick.
+      expectObservable(out, '^ 420ms !').toBe('50ms o 49ms o 49ms s 49ms s 49ms s 49ms s 49ms o 49ms o');
+    });
+  });
+
+  it('holds the last position command when stale', () => {
+    const c = new ActionController({ dim: 1, commandType: 'position', chunkMode: 'latest', ensembleK: 0, staleAfterMs: 100, limits: {} });
+    assert.equal(c.tick(0, 0), undefined, 'no command before the first position');
+    c.addChunk(0, Float32Array.of(0.5, 0.7), 2);
+    assert.equal(c.tick(1, 50)?.values[0], 0.5);
+    assert.ok(Math.abs((c.tick(2, 100)?.values[0] ?? 0) - 0.7) < 1e-6);
+    const held = c.tick(3, 200);
+    assert.equal(held?.state, 'stale');
+    assert.ok(Math.abs((held?.values[0] ?? 0) - 0.7) < 1e-6);
+  });
+
+  it('rejects a chunk with NaN or Inf', () => {
+    const c = new ActionController({ dim: 1, commandType: 'velocity', chunkMode: 'latest', ensembleK: 0, staleAfterMs: 100, limits: {} });
+    assert.equal(c.addChunk(0, Float32Array.of(NaN), 1), false);
+    assert.equal(c.addChunk(0, Float32Array.of(Infinity), 1), false);
+    assert.equal(c.tick(0, 10)?.state, 'stale');
+  });
+});
+
+describe('temporal ensembling', () => {
+  it('weights overlapping chunks exp(−k·i), oldest first', () => {
+    const k = 0.5;
+    const ch = new ActionChunks(1, 'ensemble', k);
+    ch.add(0, Float32Array.of(1, 1, 1, 1), 4);
+    ch.add(1, Float32Array.of(2, 2, 2, 2), 4);
+    ch.add(2, Float32Array.of(3, 3, 3, 3), 4);
+    const w = [1, Math.exp(-k), Math.exp(-2 * k)];
+    const sum = w[0] + w[1] + w[2];
+    assert.deepEqual(ch.weightsAt(2).map((x) => x.toFixed(6)), w.map((x) => (x / sum).toFixed(6)));
+    const expected = (1 * w[0] + 2 * w[1] + 3 * w[2]) / sum;
+    assert.ok(Math.abs((ch.at(2) as Float32Array)[0] - expected) < 1e-6);
+    // Tick 4: the first chunk has ended; the other two remain.
+    const w4 = (2 * 1 + 3 * Math.exp(-k)) / (1 + Math.exp(-k));
+    assert.ok(Math.abs((ch.at(4) as Float32Array)[0] - w4) < 1e-6);
+    assert.equal(ch.at(6), undefined);
+  });
+
+  it('uses the chunk step that belongs to the tick', () => {
+    const ch = new ActionChunks(2, 'latest');
+    ch.add(10, Float32Array.of(1, 10, 2, 20, 3, 30), 3);
+    assert.deepEqual([...(ch.at(11) as Float32Array)], [2, 20]);
+    ch.add(11, Float32Array.of(5, 50, 6, 60), 2);
+    assert.deepEqual([...(ch.at(12) as Float32Array)], [6, 60]);
+    ch.reset();
+    assert.equal(ch.at(12), undefined);
+  });
+});
+
+describe('action limits', () => {
+  it('clamps to [lower, upper] and limits the change per tick', () => {
+    const limits = { lower: [-1, 0], upper: [1, 2], maxDelta: [0.1, 0.5] };
+    assert.deepEqual([...limitAction(Float32Array.of(5, -3), limits)], [1, 0]);
+    const prev = Float32Array.of(0.5, 1);
+    const a = limitAction(Float32Array.of(0.9, 0.2), limits, prev);
+    assert.ok(Math.abs(a[0] - 0.6) < 1e-6 && Math.abs(a[1] - 0.5) < 1e-6, `got ${[...a].join(", ")}`);
+  });
+});
+
+describe('camera synchronisation', () => {
+  async function groups(frames: CameraFrame[], mode: 'latest' | 'approximate', slopMs = 10) {
+    const drops: [string, number, SyncDropReason][] = [];
+    const out = await lastValueFrom(
+      from(frames).pipe(
+        syncCameras(['a', 'b'], { mode, slopMs }, (f, r) => drops.push([f.camera, f.msg.header.stamp.nanosec / 1e6, r])),
+        map((g) => g.map((f) => `${f.camera}${f.msg.header.stamp.nanosec / 1e6}`).join(' ')),
+        toArray(),
+      ),
+    );
+    return { out, drops };
+  }
+
+  it('latest: the newest of each camera, once each has a new frame', async () => {
+    const { out, drops } = await groups([frame('a', 0), frame('a', 33), frame('b', 40), frame('b', 70), frame('a', 66), frame('a', 100)], 'latest');
+    assert.deepEqual(out, ['a33 b40', 'a66 b70']);
+    assert.deepEqual(drops, [['a', 0, 'superseded'], ['a', 100, 'unused_at_end']]);
+  });
+
+  it('approximate: groups stamps within the slop and discards older unmatched frames', async () => {
+    const { out, drops } = await groups([frame('a', 0), frame('a', 33), frame('b', 38), frame('a', 66), frame('b', 90), frame('a', 100)], 'approximate', 10);
+    assert.deepEqual(out, ['a33 b38', 'a100 b90']);
+    assert.deepEqual(drops, [['a', 0, 'unmatched'], ['a', 66, 'unmatched']]);
+  });
+});
