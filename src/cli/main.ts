@@ -3,7 +3,9 @@ import { UserError } from '../errors.js';
 import { S2OptionError } from '../s2/plan.js';
 import { FEATURES_HELP, featuresCommand } from './features.js';
 import { INSPECT_HELP, inspectCommand } from './inspect.js';
+import { MAKE_DEMO_HELP, makeDemoCommand } from './make-demo.js';
 import { MAKE_MODEL_HELP, makeModelCommand } from './make-model.js';
+import { REPLAY_HELP, replayCommand } from './replay.js';
 
 const HELP = `s2-policy: S² multi-scale features from ONNX vision backbones, for robot policies
 
@@ -11,12 +13,18 @@ commands:
   features     S² features of a .npy batch or an image, written as .npy
   inspect      a model's inputs, outputs, layout, and the S² plan for given scales
   make-model   write one of the project's deterministic test backbones
+  make-demo    write a demo kit: backbone, policy head, config and a two-camera recording
+  replay       run the pipeline over a ROS 2 MCAP recording, writing actions and features to MCAP
 
 ${FEATURES_HELP}
 
 ${INSPECT_HELP}
 
-${MAKE_MODEL_HELP}`;
+${MAKE_MODEL_HELP}
+
+${MAKE_DEMO_HELP}
+
+${REPLAY_HELP}`;
 
 /** S² option names as the command line spells them (maxSplitSize → --max-split-size). */
 function asFlags(message: string): string {
@@ -35,6 +43,10 @@ export async function run(argv: string[]): Promise<number> {
         return await inspectCommand(rest);
       case 'make-model':
         return makeModelCommand(rest);
+      case 'make-demo':
+        return await makeDemoCommand(rest);
+      case 'replay':
+        return await replayCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -42,7 +54,7 @@ export async function run(argv: string[]): Promise<number> {
         console.log(HELP);
         return command === undefined ? 2 : 0;
       default:
-        throw new UserError(`unknown command '${command}' (commands: features, inspect, make-model; see s2-policy --help)`);
+        throw new UserError(`unknown command '${command}' (commands: features, inspect, make-model, make-demo, replay; see s2-policy --help)`);
     }
   } catch (e) {
     if (e instanceof UserError || e instanceof S2OptionError) {

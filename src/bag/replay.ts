@@ -1,0 +1,188 @@
+// Replaying a ROS 2 recording through the node's pipeline: camera and joint-state topics in, actions, S2Features
+// and /diagnostics (and optionally the inputs) out, on the recording's clock.
+import { loadDecompressHandlers } from '@mcap/support';
+import type { Config } from '../config/config.js';
+import { UserError } from '../errors.js';
+import type { CompressedImageMsg, ImageMsg, JointStateMsg } from '../msgs/types.js';
+import { runOnClock, schedulerFor, type TimedInput } from '../pipeline/clock.js';
+import { FeatureExtractor } from '../pipeline/extractor.js';
+import { ACTION_TYPES, actionMessage, diagnosticsMessage, featuresMessage } from '../pipeline/messages.js';
+import type { MetricsSnapshot } from '../pipeline/metrics.js';
+import { PolicyPipeline } from '../pipeline/pipeline.js';
+import { PolicyHead } from '../policy/head.js';
+import { McapRosReader, type TopicInfo } from './reader.js';
+import { McapRosWriter, type RosChannel } from './writer.js';
+
+export const NODE_NAME = 's2_policy';
+
+/** '~/x' → '/s2_policy/x'; relative names get a leading '/', as in the node's default namespace. */
+export function resolveTopic(name: string, node = NODE_NAME): string {
+  if (name.startsWith('~/')) return `/${node}/${name.slice(2)}`;
+  return name.startsWith('/') ? name : `/${name}`;
+}
+
+export async function openRecording(file: string): Promise<McapRosReader> {
+  return McapRosReader.open(file, { decompressHandlers: await loadDecompressHandlers() });
+}
+
+export interface InputTopics {
+  cameras: Map<string, { camera: string; kind: 'raw' | 'compressed' }>;
+  joints?: string;
+}
+
+/** Checks that the recording has every configured input topic with the right type. */
+export function inputTopics(config: Config, topics: TopicInfo[], file: string, only?: readonly string[]): InputTopics {
+  const byName = new Map(topics.map((t) => [t.topic, t]));
+  const cameras = new Map<string, { camera: string; kind: 'raw' | 'compressed' }>();
+  const want = (topic: string, type: string, key: string) => {
+    const t = byName.get(topic);
+    if (!t) throw new UserError(`${file}: has no topic ${topic} (${key}); its topics: ${topics.map((x) => x.topic).join(', ')}`);
+    if (t.type !== type) throw new UserError(`${file}: topic ${topic} (${key}) is ${t.type}, expected ${type}`);
+  };
+  config.cameras.forEach((c, i) => {
+    want(c.topic, c.transport === 'raw' ? 'sensor_msgs/msg/Image' : 'sensor_msgs/msg/CompressedImage', `cameras.${i}.topic`);
+    cameras.set(c.topic, { camera: c.name, kind: c.transport });
+  });
+  let joints: string | undefined;
+  if (config.joint_states) {
+    want(config.joint_states.topic, 'sensor_msgs/msg/JointState', 'joint_states.topic');
+    joints = config.joint_states.topic;
+  }
+  if (only) {
+    const known = new Set([...cameras.keys(), ...(joints ? [joints] : [])]);
+    for (const t of only) if (!known.has(t)) throw new UserError(`--topics: ${t} is not a configured camera or joint-state topic`);
+    for (const t of [...cameras.keys()]) if (!only.includes(t)) cameras.delete(t);
+    if (joints && !only.includes(joints)) joints = undefined;
+  }
+  return { cameras, joints };
+}
+
+/** Timed pipeline inputs from a recording, in log-time order, times in ms relative to `startNs`. */
+export async function* recordingInputs(reader: McapRosReader, topics: InputTopics, startNs: bigint, onMessage?: (topic: string, msg: unknown, logTime: bigint) => Promise<void>): AsyncGenerator<TimedInput> {
+  const names = [...topics.cameras.keys(), ...(topics.joints ? [topics.joints] : [])];
+  for await (const m of reader.messages({ topics: names })) {
+    const timeMs = Number(m.logTime - startNs) / 1e6;
+    if (onMessage) await onMessage(m.topic, m.message, m.logTime);
+    const cam = topics.cameras.get(m.topic);
+    if (cam) yield { timeMs, frame: { camera: cam.camera, kind: cam.kind, msg: m.message as ImageMsg | CompressedImageMsg } };
+    else yield { timeMs, joints: m.message as JointStateMsg };
+  }
+}
+
+export interface ReplayOptions {
+  bag: string;
+  config: Config;
+  out: string;
+  /** 0 = as fast as possible; otherwise × real time. */
+  rate: number;
+  topics?: string[];
+  withInputs: boolean;
+}
+
+export interface ReplaySummary {
+  messagesIn: number;
+  actions: number;
+  safeActions: number;
+  features: number;
+  durationMs: number;
+  metrics: MetricsSnapshot;
+  actionTopic: string;
+  featuresTopic: string;
+  actionLimitsRespected: boolean;
+}
+
+export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
+  const reader = await openRecording(o.bag);
+  const topics = inputTopics(o.config, await reader.topics(), o.bag, o.topics);
+  const { start: startNs, end: endNs } = reader.timeRange ?? { start: 0n, end: 0n };
+  const extractor = await FeatureExtractor.create(o.config);
+  let head: PolicyHead | undefined;
+  let writer: McapRosWriter | undefined;
+  try {
+    head = await PolicyHead.load({
+      model: o.config.policy.model,
+      stats: o.config.policy.stats,
+      featuresInput: o.config.policy.features_input,
+      stateInput: o.config.policy.state_input,
+      output: o.config.policy.output,
+    });
+    const expected = extractor.layout.perCamera * o.config.cameras.length;
+    if (head.shape.featureDim !== expected) {
+      throw new UserError(
+        `${o.config.policy.model}: input '${o.config.policy.features_input}' takes ${head.shape.featureDim} features, the cameras give ` +
+          `${o.config.cameras.length} × ${extractor.layout.perCamera} = ${expected} (features.pool ${o.config.features.pool})`,
+      );
+    }
+    const pipeline = new PolicyPipeline(o.config, extractor, head, schedulerFor({ rate: o.rate }, 0));
+    writer = await McapRosWriter.create(o.out);
+    const w = writer;
+    const c = o.config.control;
+    const actionTopic = resolveTopic(c.action_topic);
+    const featuresTopic = resolveTopic(o.config.features.topic);
+    const actionCh = await w.addChannel(actionTopic, ACTION_TYPES[c.action_interface]);
+    const featuresCh = await w.addChannel(featuresTopic, 's2_policy/msg/S2Features');
+    const diagCh = await w.addChannel('/diagnostics', 'diagnostic_msgs/msg/DiagnosticArray');
+    const inputChannels = new Map<string, RosChannel>();
+    if (o.withInputs) {
+      for (const t of await reader.topics()) {
+        if (topics.cameras.has(t.topic) || t.topic === topics.joints) inputChannels.set(t.topic, await w.addChannel(t.topic, t.type));
+      }
+    }
+    const toNs = (ms: number) => startNs + BigInt(Math.round(ms * 1e6));
+    const periodMs = 1000 / c.rate_hz;
+    let messagesIn = 0;
+    let actions = 0;
+    let features = 0;
+    let withinLimits = true;
+    let previous: Float32Array | undefined;
+    const tol = 1e-6;
+    await runOnClock(
+      pipeline,
+      recordingInputs(reader, topics, startNs, async (topic, msg, logTime) => {
+        messagesIn++;
+        const ch = inputChannels.get(topic);
+        if (ch) await w.write(ch, msg as never, logTime);
+      }),
+      { rate: o.rate, tailMs: o.config.watchdog.stale_after_ms + 2 * periodMs },
+      {
+        action: async (cmd) => {
+          actions++;
+          // Every published command must respect the clamps, and fresh ones the per-tick change limit.
+          cmd.values.forEach((v, d) => {
+            if ((c.lower && v < c.lower[d] - tol) || (c.upper && v > c.upper[d] + tol)) withinLimits = false;
+            if (cmd.state === 'ok' && previous && c.max_delta && Math.abs(v - previous[d]) > c.max_delta[d] + tol) withinLimits = false;
+          });
+          previous = cmd.values;
+          const at = toNs(cmd.at);
+          const stamp = { sec: Number(at / 1_000_000_000n), nanosec: Number(at % 1_000_000_000n) };
+          await w.write(actionCh, actionMessage(cmd, stamp, { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs }) as never, at);
+        },
+        features: async (f) => {
+          features++;
+          await w.write(featuresCh, featuresMessage(f, extractor.layout), toNs(f.at));
+        },
+        metrics: async (m) => {
+          const at = toNs(m.at);
+          await w.write(diagCh, diagnosticsMessage(m, { sec: Number(at / 1_000_000_000n), nanosec: Number(at % 1_000_000_000n) }, `${NODE_NAME}: pipeline`), at);
+        },
+      },
+    );
+    const metrics = pipeline.metrics.snapshot(pipeline.scheduler.now());
+    return {
+      messagesIn,
+      actions,
+      safeActions: metrics.counts.safeActions,
+      features,
+      durationMs: Number(endNs - startNs) / 1e6,
+      metrics,
+      actionTopic,
+      featuresTopic,
+      actionLimitsRespected: withinLimits,
+    };
+  } finally {
+    await writer?.close();
+    await reader.close();
+    await extractor.release();
+    await head?.release();
+  }
+}

@@ -1,0 +1,110 @@
+// Pipeline outputs as ROS 2 messages: actions (three action interfaces), S2Features, and /diagnostics.
+// Shared by every transport, so a recording and a live node publish the same messages.
+import type { DiagnosticArrayMsg, Float64MultiArrayMsg, Header, JointTrajectoryMsg, S2FeaturesMsg, Time, TwistStampedMsg } from '../msgs/types.js';
+import type { ActionCommand, CommandType } from './controller.js';
+import type { FeatureLayout } from './extractor.js';
+import type { MetricsSnapshot } from './metrics.js';
+import type { FeatureResult } from './pipeline.js';
+
+export type ActionInterface = 'float64_multi_array' | 'joint_trajectory' | 'twist_stamped';
+
+export const ACTION_TYPES: Record<ActionInterface, string> = {
+  float64_multi_array: 'std_msgs/msg/Float64MultiArray',
+  joint_trajectory: 'trajectory_msgs/msg/JointTrajectory',
+  twist_stamped: 'geometry_msgs/msg/TwistStamped',
+};
+
+export function msToTime(ms: number): Time {
+  const ns = BigInt(Math.round(ms * 1e6));
+  return { sec: Number(ns / 1_000_000_000n), nanosec: Number(ns % 1_000_000_000n) };
+}
+
+function header(stamp: Time, frameId = ''): Header {
+  return { stamp, frame_id: frameId };
+}
+
+export interface ActionMessageOptions {
+  interface: ActionInterface;
+  commandType: CommandType;
+  jointNames?: readonly string[];
+  /** Control period, ms (time_from_start of a one-point trajectory). */
+  periodMs: number;
+  frameId?: string;
+}
+
+/** The message for one control-tick command, stamped `stamp`. */
+export function actionMessage(cmd: ActionCommand, stamp: Time, o: ActionMessageOptions): Float64MultiArrayMsg | JointTrajectoryMsg | TwistStampedMsg {
+  const values = Float64Array.from(cmd.values);
+  switch (o.interface) {
+    case 'float64_multi_array':
+      return { layout: { dim: [], data_offset: 0 }, data: values };
+    case 'joint_trajectory': {
+      const names = o.jointNames ?? [];
+      if (names.length !== values.length) throw new Error(`joint_trajectory: ${names.length} joint names for ${values.length} action values`);
+      const empty = new Float64Array(0);
+      return {
+        header: header(stamp, o.frameId),
+        joint_names: [...names],
+        points: [
+          {
+            positions: o.commandType === 'position' ? values : empty,
+            velocities: o.commandType === 'velocity' ? values : empty,
+            accelerations: empty,
+            effort: empty,
+            time_from_start: msToTime(o.periodMs),
+          },
+        ],
+      };
+    }
+    case 'twist_stamped': {
+      if (values.length !== 6) throw new Error(`twist_stamped needs 6 action values (linear xyz, angular xyz), the policy gives ${values.length}`);
+      return {
+        header: header(stamp, o.frameId),
+        twist: { linear: { x: values[0], y: values[1], z: values[2] }, angular: { x: values[3], y: values[4], z: values[5] } },
+      };
+    }
+  }
+}
+
+/** One S2Features message for a group: the pooled features of every camera, in camera order. */
+export function featuresMessage(r: FeatureResult, layout: FeatureLayout, frameId = ''): S2FeaturesMsg {
+  const per = r.perCamera[0]?.length ?? 0;
+  const data = new Float32Array(r.perCamera.length * per);
+  r.perCamera.forEach((v, i) => data.set(v, i * per));
+  return {
+    header: header(msToTime(r.stampMs), frameId),
+    camera_names: [...r.cameras],
+    scale_heights: Uint32Array.from(layout.scaleSizes.map((s) => s[0])),
+    scale_widths: Uint32Array.from(layout.scaleSizes.map((s) => s[1])),
+    num_prefix_tokens: layout.numPrefixTokens,
+    grid_height: layout.gridHeight,
+    grid_width: layout.gridWidth,
+    channels: layout.channels,
+    pooling: layout.pooling,
+    shape: Uint32Array.of(r.perCamera.length, per),
+    data,
+  };
+}
+
+const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
+
+/** /diagnostics from a metrics snapshot: OK, WARN while stale or dropping, ERROR after an error. */
+export function diagnosticsMessage(m: MetricsSnapshot, stamp: Time, name: string, hardwareId = ''): DiagnosticArrayMsg {
+  const values: { key: string; value: string }[] = [
+    { key: 'state', value: m.state },
+    { key: 'frames_in_per_s', value: fmt(m.rates.framesIn) },
+    { key: 'groups_per_s', value: fmt(m.rates.groups) },
+    { key: 'actions_per_s', value: fmt(m.rates.actions) },
+    { key: 'frames_in', value: String(m.counts.framesIn) },
+    { key: 'frames_processed', value: String(m.counts.framesProcessed) },
+    { key: 'safe_actions', value: String(m.counts.safeActions) },
+  ];
+  for (const [stage, s] of Object.entries(m.latencyMs)) {
+    values.push({ key: `${stage}_ms_p50`, value: fmt(s.p50) }, { key: `${stage}_ms_p95`, value: fmt(s.p95) }, { key: `${stage}_ms_max`, value: fmt(s.max) });
+  }
+  for (const [reason, n] of Object.entries(m.dropped)) values.push({ key: `dropped_${reason}`, value: String(n) });
+  if (m.lastError) values.push({ key: 'last_error', value: m.lastError });
+  const level = m.lastError && (m.dropped.error ?? 0) > 0 ? 2 : m.state === 'stale' ? 1 : 0;
+  const message = level === 2 ? `error: ${m.lastError}` : m.state === 'stale' ? 'stale: no fresh features, safe action' : m.state === 'disabled' ? 'actions disabled' : 'ok';
+  return { header: header(stamp), status: [{ level, name, message, hardware_id: hardwareId, values }] };
+}
