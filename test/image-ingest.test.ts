@@ -4,6 +4,7 @@ import { strict as assert } from 'node:assert';
 import sharp from 'sharp';
 import { UserError } from '../src/errors.js';
 import type { CompressedImageMsg, ImageMsg } from '../src/msgs/types.js';
+import { decodeCompressed } from '../src/image/compressed.js';
 import { encodeImage } from '../src/image/encode.js';
 import { planGeometry, sizeKeepingAspect } from '../src/image/geometry.js';
 import { createIngester, ingest, parseIngestConfig, type IngestConfig, type IngestResult } from '../src/image/ingest.js';
@@ -212,6 +213,53 @@ describe('image ingest: reference and native scales', () => {
     assert.ok(r.scales);
     assert.ok(at(r.base, 0, 8, 2) === 0 && at(r.base, 0, 8, 4) > 0.95, 'base: black above row 4, content from row 4');
     assert.ok(at(r.scales[0], 0, 16, 7) === 0 && at(r.scales[0], 0, 16, 8) > 0.95, 'scale: black above row 8, content from row 8');
+  });
+});
+
+describe('image ingest: compressed single-pipeline path', () => {
+  // With resize 'reference' a JPEG/PNG is decoded, cropped and resized in one sharp pipeline. It must give exactly
+  // what decoding in full and ingesting the raw pixels gives: in particular libjpeg's shrink-on-load (which would
+  // pre-shrink a large JPEG by 2, 4 or 8 in the DCT) must stay off.
+  const w = 512;
+  const h = 384;
+  const px = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) px.set([128 + 100 * Math.sin(0.7 * x + 0.01 * y), 128 + 80 * Math.cos(0.5 * y), (x ^ y) & 255], (y * w + x) * 3);
+  }
+  let jpeg: Buffer;
+  before(async () => {
+    jpeg = await sharp(Buffer.from(px), { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  });
+
+  for (const crop of ['center', 'pad', 'none'] as const) {
+    it(`crop '${crop}': a 512×384 JPEG to 64×64 equals full decode + raw ingest`, async () => {
+      const msg: CompressedImageMsg = { header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' }, format: 'rgb8; jpeg compressed bgr8', data: jpeg };
+      const cfg = config({ crop, baseSize: [64, 64], normalization: IMAGENET });
+      const fast = ok(await ingest(msg, 'compressed', cfg));
+      const full = await decodeCompressed(msg, 1 << 24);
+      assert.ok(full.ok && full.image.depth === 8);
+      const viaRaw = ok(await ingest(encodeImage(full.image.data, w, h, 'rgb8'), 'raw', cfg));
+      assert.deepEqual(fast.base.data, viaRaw.base.data);
+    });
+  }
+
+  it('applies EXIF orientation before cropping', async () => {
+    // 3×2, red top-left; orientation 6 turns it into 2×3 with red top-right; 'none' at [3, 2] is that image.
+    const small = new Uint8Array(3 * 2 * 3);
+    small[0] = 255;
+    const png = await sharp(Buffer.from(small), { raw: { width: 3, height: 2, channels: 3 } }).withMetadata({ orientation: 6 }).png().toBuffer();
+    const r = ok(await ingest({ header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' }, format: 'png', data: png }, 'compressed', config({ crop: 'none', baseSize: [3, 2] })));
+    assert.deepEqual([r.width, r.height], [2, 3]);
+    assert.deepEqual(Array.from(r.base.data.subarray(0, 6)), [0, 1, 0, 0, 0, 0]);
+  });
+
+  it("swaps red and blue for a legacy 'rgb8; png compressed rgb8' frame", async () => {
+    const png = await sharp(Buffer.from(solid(4, 4, [255, 0, 0])), { raw: { width: 4, height: 4, channels: 3 } }).png().toBuffer();
+    const header = { stamp: { sec: 0, nanosec: 0 }, frame_id: '' };
+    const plain = ok(await ingest({ header, format: 'png', data: png }, 'compressed', config()));
+    const legacy = ok(await ingest({ header, format: 'rgb8; png compressed rgb8', data: png }, 'compressed', config()));
+    assert.deepEqual([plain.base.data[0], plain.base.data[32]], [1, 0]);
+    assert.deepEqual([legacy.base.data[0], legacy.base.data[32]], [0, 1]);
   });
 });
 

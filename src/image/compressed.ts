@@ -12,12 +12,14 @@
 //   pre-2013 publishers, which encoded an RGB Mat as if it were BGR). We do the same, so a stream that looks right
 //   in rqt_image_view looks right here.
 // - cv::imdecode applies EXIF orientation by default; so do we (autoOrient).
-import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import type { CompressedImageMsg } from '../msgs/types.js';
-import { checkMaxPixels, decodeImage, messageBytes, show, type DecodeResult, type DecodedImage } from './decode.js';
+import { checkMaxPixels, decodeImage, messageBytes, show, type DecodeResult } from './decode.js';
 import { ENCODINGS, RAW_ENCODINGS, encodingInfo, isColorEncoding, type RawEncoding } from './encodings.js';
+import type { GeometryPlan } from './geometry.js';
 import type { BufferPool } from './pool.js';
-import { firstLine, reject, type Rejection } from './reject.js';
+import { firstLine, isRejection, reject, type Rejection } from './reject.js';
+import { RESIZE_KERNEL } from './tensorize.js';
 
 export type Compression = 'jpeg' | 'png';
 
@@ -56,13 +58,31 @@ export function parseCompressedFormat(format: string): CompressedFormat | Reject
 /** CompressedImage → pixels. Never throws; rejects before decoding when the header says the image is too large. */
 export async function decodeCompressed(msg: CompressedImageMsg, maxPixels: number, pool?: BufferPool): Promise<DecodeResult> {
   try {
-    return await decodeCompressedChecked(msg, maxPixels, pool);
+    const opened = await openCompressed(msg, maxPixels);
+    return isRejection(opened) ? opened : await decodeOpened(opened, maxPixels, pool);
   } catch (e) {
     return reject('internal', `decodeCompressed: ${firstLine(e)}`);
   }
 }
 
-async function decodeCompressedChecked(msg: CompressedImageMsg, maxPixels: number, pool: BufferPool | undefined): Promise<DecodeResult> {
+/** A compressed image whose fields and header have been checked, not yet decoded. */
+export interface OpenedCompressed {
+  /** The sharp input (EXIF orientation applied); use once. */
+  img: Sharp;
+  format: CompressedFormat;
+  /** Size after orientation. */
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  depth: 8 | 16;
+  /** The PNG holds a raw Bayer mosaic, to be demosaiced after a full decode. */
+  mosaic: boolean;
+  /** Red and blue must be exchanged after decoding (image_transport's legacy colour layout). */
+  swapRedBlue: boolean;
+}
+
+/** Checks a CompressedImage's fields, format string and image header (size against maxPixels) without decoding pixels. */
+export async function openCompressed(msg: CompressedImageMsg, maxPixels: number): Promise<OpenedCompressed | Rejection> {
   const bad = checkMaxPixels(maxPixels);
   if (bad) return bad;
   if (typeof msg !== 'object' || msg === null) return reject('bad_field', `compressed image message must be an object, got ${show(msg)}`);
@@ -91,35 +111,53 @@ async function decodeCompressedChecked(msg: CompressedImageMsg, maxPixels: numbe
   const height = meta.autoOrient?.height ?? meta.height;
   if (!(width > 0 && height > 0)) return reject('undecodable', `${fmt.compression} header has size ${width}×${height}`);
   if (width * height > maxPixels) return reject('too_large', `${fmt.compression} image ${width}×${height} exceeds maxPixels ${maxPixels}`);
+  const channels = meta.channels <= 2 ? 1 : 3;
+  const depth = meta.depth === 'ushort' ? 16 : 8;
+  const mosaic = rawSamples && origLayout?.kind === 'bayer' && channels === 1 && depth === 8;
+  const swap = fmt.original !== undefined && isColorEncoding(fmt.original) && !fmt.target?.startsWith('bgr') && channels === 3;
+  return { img, format: fmt, width, height, channels, depth, mosaic, swapRedBlue: swap };
+}
 
-  const grey = meta.channels <= 2;
-  const deep = meta.depth === 'ushort';
-  const pipeline = grey ? img.toColourspace(deep ? 'grey16' : 'b-w') : img.removeAlpha().toColourspace(deep ? 'rgb16' : 'srgb');
+/** Decodes an opened image in full. */
+export async function decodeOpened(o: OpenedCompressed, maxPixels: number, pool: BufferPool | undefined): Promise<DecodeResult> {
+  const px = await runPipeline(o, o.img, o.width, o.height);
+  if (isRejection(px)) return px;
+  if (o.mosaic && px instanceof Uint8Array) {
+    // The PNG holds the mosaic itself: demosaic it as the raw encoding would be.
+    const msg = { header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' }, width: o.width, height: o.height, encoding: o.format.original ?? '', is_bigendian: 0, step: o.width, data: px };
+    return decodeImage(msg, maxPixels, pool);
+  }
+  const base = { width: o.width, height: o.height, channels: o.channels };
+  return { ok: true, image: px instanceof Uint16Array ? { ...base, depth: 16, data: px } : { ...base, depth: 8, data: px } };
+}
+
+/**
+ * Decodes, crops and resizes an opened image in one sharp pipeline (faster than decoding in full first), giving
+ * plan.content-sized pixels. The crop is always applied before the resize, which keeps libjpeg's shrink-on-load off:
+ * the result is the same as decoding in full and resizing the raw pixels. Not for mosaic PNGs (check `mosaic`).
+ */
+export async function compressedPixels(o: OpenedCompressed, plan: GeometryPlan): Promise<Uint8Array | Uint16Array | Rejection> {
+  let p = o.img.extract(plan.source);
+  if (plan.resized) p = p.resize(plan.content.width, plan.content.height, { fit: 'fill', kernel: RESIZE_KERNEL });
+  return runPipeline(o, p, plan.content.width, plan.content.height);
+}
+
+async function runPipeline(o: OpenedCompressed, p: Sharp, width: number, height: number): Promise<Uint8Array | Uint16Array | Rejection> {
+  const deep = o.depth === 16;
+  p = o.channels === 1 ? p.toColourspace(deep ? 'grey16' : 'b-w') : p.removeAlpha().toColourspace(deep ? 'rgb16' : 'srgb');
   let out: { data: Buffer; info: OutputInfo };
   try {
-    out = await pipeline.raw({ depth: deep ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
+    out = await p.raw({ depth: deep ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (e) {
-    return reject('undecodable', `${fmt.compression} data cannot be decoded (${firstLine(e)})`);
+    return reject('undecodable', `${o.format.compression} data cannot be decoded (${firstLine(e)})`);
   }
   const { info } = out;
-  const channels = grey ? 1 : 3;
-  if (info.channels !== channels) return reject('internal', `decodeCompressed: sharp returned ${info.channels} channels, expected ${channels}`);
-
-  if (rawSamples && origLayout?.kind === 'bayer' && !deep) {
-    // The PNG holds the mosaic itself: demosaic it as the raw encoding would be.
-    return decodeImage(
-      { header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' }, width: info.width, height: info.height, encoding: fmt.original ?? '', is_bigendian: 0, step: info.width, data: out.data },
-      maxPixels,
-      pool,
-    );
+  if (info.channels !== o.channels || info.width !== width || info.height !== height) {
+    return reject('internal', `sharp decoded ${info.width}×${info.height}×${info.channels}, expected ${width}×${height}×${o.channels}`);
   }
-
-  const image: DecodedImage = deep
-    ? { width: info.width, height: info.height, channels, depth: 16, data: toUint16(out.data) }
-    : { width: info.width, height: info.height, channels, depth: 8, data: out.data };
-  const legacyRgb = fmt.original !== undefined && isColorEncoding(fmt.original) && !fmt.target?.startsWith('bgr');
-  if (legacyRgb && channels === 3) swapRedBlue(image.data);
-  return { ok: true, image };
+  const px = deep ? toUint16(out.data) : out.data;
+  if (o.swapRedBlue) swapRedBlue(px);
+  return px;
 }
 
 /** sharp's 16-bit raw output is in host byte order; view it as Uint16Array (copying only if misaligned). */

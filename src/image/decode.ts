@@ -206,8 +206,8 @@ function siteKinds(pattern: BayerPattern): [[number, number], [number, number]] 
 /**
  * Bilinear demosaic: each missing colour is the rounded mean of its nearest samples of that colour (the 2 or 4
  * neighbours along the row/column, or the 4 diagonals). Borders are mirrored without repeating the edge pixel
- * (reflect-101), which keeps the colour pattern intact. Sampled sites keep their exact value. This is simpler than
- * OpenCV's COLOR_Bayer*2RGB (which is also bilinear but treats borders differently), so edges may differ from cv_bridge.
+ * (reflect-101), which keeps the colour pattern intact. Sampled sites keep their exact value. OpenCV's
+ * COLOR_Bayer*2RGB, which cv_bridge uses, is also bilinear, but this is not verified to match it bit for bit.
  */
 function demosaicBilinear(src: Uint8Array, w: number, h: number, step: number, pattern: BayerPattern, pool?: BufferPool): DecodedImage {
   // Copy into a frame with a one-pixel mirrored border so the inner loop needs no bounds checks.

@@ -1,5 +1,5 @@
 // Image ingestion: sensor_msgs Image / CompressedImage → normalised 1×3×H×W float tensors for S² (public surface).
-export { REJECT_REASONS, type RejectReason, type Rejection } from './reject.js';
+export { REJECT_REASONS, isRejection, type RejectReason, type Rejection } from './reject.js';
 export { ENCODINGS, RAW_ENCODINGS, type RawEncoding, type BayerPattern } from './encodings.js';
 export { decodeImage, type DecodedImage, type DecodeResult } from './decode.js';
 export { decodeCompressed, parseCompressedFormat, type CompressedFormat, type Compression } from './compressed.js';

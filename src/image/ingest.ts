@@ -3,12 +3,12 @@ import { z } from 'zod';
 import { UserError } from '../errors.js';
 import type { CompressedImageMsg, ImageMsg } from '../msgs/types.js';
 import type { Tensor } from '../s2/tensor.js';
-import { decodeCompressed } from './compressed.js';
-import { decodeImage, type DecodedImage } from './decode.js';
+import { compressedPixels, decodeOpened, openCompressed, type OpenedCompressed } from './compressed.js';
+import { decodeImage, type DecodeResult, type DecodedImage } from './decode.js';
 import { planGeometry, type CropMode } from './geometry.js';
 import type { Normalization } from './normalize.js';
 import { BufferPool } from './pool.js';
-import { firstLine, reject, type Rejection } from './reject.js';
+import { firstLine, isRejection, reject, type Rejection } from './reject.js';
 import { resizeToPlan, toTensor } from './tensorize.js';
 
 export type ResizeMode = 'reference' | 'native';
@@ -113,21 +113,35 @@ export async function ingest(msg: ImageMsg | CompressedImageMsg, kind: MessageKi
 
 async function run(msg: ImageMsg | CompressedImageMsg, kind: MessageKind, cfg: IngestConfig, pool?: BufferPool): Promise<IngestResult> {
   try {
-    const decoded =
-      kind === 'raw'
-        ? decodeImage(msg as ImageMsg, cfg.maxPixels, pool)
-        : kind === 'compressed'
-          ? await decodeCompressed(msg as CompressedImageMsg, cfg.maxPixels, pool)
-          : reject('bad_field', `kind must be 'raw' or 'compressed', got '${String(kind)}'`);
+    let decoded: DecodeResult;
+    if (kind === 'raw') decoded = decodeImage(msg as ImageMsg, cfg.maxPixels, pool);
+    else if (kind === 'compressed') {
+      const opened = await openCompressed(msg as CompressedImageMsg, cfg.maxPixels);
+      if (isRejection(opened)) return opened;
+      // One output: decode, crop and resize in a single sharp pipeline. Several: decode once, resize each.
+      if (cfg.resize === 'reference' && !opened.mosaic) return await renderCompressed(opened, cfg);
+      decoded = await decodeOpened(opened, cfg.maxPixels, pool);
+    } else return reject('bad_field', `kind must be 'raw' or 'compressed', got '${String(kind)}'`);
     if (!decoded.ok) return decoded;
     const img = decoded.image;
     try {
       const sizes = cfg.resize === 'native' && cfg.scaleSizes ? [cfg.baseSize, ...cfg.scaleSizes] : [cfg.baseSize];
-      // Sizes equal to the base share its work; the others resize from the full frame in parallel.
-      const key = (s: readonly number[]) => `${s[0]}x${s[1]}`;
-      const unique = new Map<string, Promise<Tensor>>();
-      for (const s of sizes) if (!unique.has(key(s))) unique.set(key(s), render(img, cfg.crop, s, cfg.normalization));
-      const tensors = await Promise.all(sizes.map((s, i) => (unique.get(key(s)) as Promise<Tensor>).then((t) => (i === 0 ? t : copyIfSame(t, i, sizes)))));
+      // Each distinct size is rendered once from the full frame, all in parallel; a repeated size (a scale equal to
+      // the base) gets a copy, so every tensor handed out owns its buffer.
+      const rendered = new Map<string, Promise<Tensor>>();
+      const tensors = await Promise.all(
+        sizes.map(async (s) => {
+          const k = `${s[0]}x${s[1]}`;
+          const pending = rendered.get(k);
+          if (!pending) {
+            const t = render(img, cfg.crop, s, cfg.normalization);
+            rendered.set(k, t);
+            return t;
+          }
+          const t = await pending;
+          return { dims: [...t.dims], data: t.data.slice() };
+        }),
+      );
       const [base, ...scales] = tensors;
       return cfg.resize === 'native' ? { ok: true, base, scales, width: img.width, height: img.height } : { ok: true, base, width: img.width, height: img.height };
     } finally {
@@ -138,10 +152,12 @@ async function run(msg: ImageMsg | CompressedImageMsg, kind: MessageKind, cfg: I
   }
 }
 
-/** Tensors handed out are independent objects: a repeated size gets a copy, not the same buffer twice. */
-function copyIfSame(t: Tensor, i: number, sizes: readonly (readonly number[])[]): Tensor {
-  const first = sizes.findIndex((s) => s[0] === sizes[i][0] && s[1] === sizes[i][1]);
-  return first === i ? t : { dims: [...t.dims], data: t.data.slice() };
+async function renderCompressed(opened: OpenedCompressed, cfg: IngestConfig): Promise<IngestResult> {
+  const plan = planGeometry(opened.width, opened.height, cfg.crop, cfg.baseSize);
+  const px = await compressedPixels(opened, plan);
+  if (isRejection(px)) return px;
+  const base = toTensor(px, opened.channels, opened.depth, plan.content, plan.out, cfg.normalization);
+  return { ok: true, base, width: opened.width, height: opened.height };
 }
 
 async function render(img: DecodedImage, crop: CropMode, size: readonly [number, number], norm: Normalization): Promise<Tensor> {

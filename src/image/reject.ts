@@ -42,6 +42,11 @@ export function reject(reason: RejectReason, detail: string): Rejection {
   return { ok: false, reason, detail };
 }
 
+/** Whether a value is a Rejection (as opposed to a result or pixel buffer). */
+export function isRejection(x: unknown): x is Rejection {
+  return typeof x === 'object' && x !== null && (x as { ok?: unknown }).ok === false;
+}
+
 /** The first line of an error's message, for details that must stay one line. */
 export function firstLine(e: unknown): string {
   const text = e instanceof Error ? e.message : String(e);
