@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "bin/**", "eslint.config.mjs", "test/reporter.cjs", "test/golden/**"] },
+  { ignores: ["dist/**", ".cache/**", "node_modules/**", "bin/**", "eslint.config.mjs", "test/reporter.cjs", "test/golden/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

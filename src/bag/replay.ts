@@ -155,7 +155,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
           previous = cmd.values;
           const at = toNs(cmd.at);
           const stamp = { sec: Number(at / 1_000_000_000n), nanosec: Number(at % 1_000_000_000n) };
-          await w.write(actionCh, actionMessage(cmd, stamp, { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs }) as never, at);
+          await w.write(actionCh, actionMessage(cmd, stamp, { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs }), at);
         },
         features: async (f) => {
           features++;

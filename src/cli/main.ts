@@ -1,6 +1,7 @@
 // The s2-policy command line: dispatches to the commands and turns user errors into one-line messages.
 import { UserError } from '../errors.js';
 import { S2OptionError } from '../s2/plan.js';
+import { EXTRACT_HELP, extractCommand } from './extract.js';
 import { FEATURES_HELP, featuresCommand } from './features.js';
 import { INSPECT_HELP, inspectCommand } from './inspect.js';
 import { MAKE_DEMO_HELP, makeDemoCommand } from './make-demo.js';
@@ -15,6 +16,7 @@ commands:
   make-model   write one of the project's deterministic test backbones
   make-demo    write a demo kit: backbone, policy head, config and a two-camera recording
   replay       run the pipeline over a ROS 2 MCAP recording, writing actions and features to MCAP
+  extract      S² features of every frame group of a recording, with aligned state and actions, as .npy
 
 ${FEATURES_HELP}
 
@@ -24,7 +26,9 @@ ${MAKE_MODEL_HELP}
 
 ${MAKE_DEMO_HELP}
 
-${REPLAY_HELP}`;
+${REPLAY_HELP}
+
+${EXTRACT_HELP}`;
 
 /** S² option names as the command line spells them (maxSplitSize → --max-split-size). */
 function asFlags(message: string): string {
@@ -47,6 +51,8 @@ export async function run(argv: string[]): Promise<number> {
         return await makeDemoCommand(rest);
       case 'replay':
         return await replayCommand(rest);
+      case 'extract':
+        return await extractCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -54,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
         console.log(HELP);
         return command === undefined ? 2 : 0;
       default:
-        throw new UserError(`unknown command '${command}' (commands: features, inspect, make-model, make-demo, replay; see s2-policy --help)`);
+        throw new UserError(`unknown command '${command}' (commands: features, inspect, make-model, make-demo, replay, extract; see s2-policy --help)`);
     }
   } catch (e) {
     if (e instanceof UserError || e instanceof S2OptionError) {

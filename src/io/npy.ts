@@ -6,8 +6,15 @@ import { UserError } from '../errors.js';
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
 export function encodeNpy(t: Tensor): Uint8Array {
+  return encodeArray(t.dims, t.data);
+}
+
+/** A float32 or int64 array as .npy bytes (C order, little-endian). */
+export function encodeArray(dims: readonly number[], data: Float32Array | BigInt64Array): Uint8Array {
+  const t = { dims, data };
+  const descr = data instanceof BigInt64Array ? '<i8' : '<f4';
   const shape = t.dims.length === 1 ? `(${t.dims[0]},)` : `(${t.dims.join(', ')})`;
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shape}, }`;
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
   // Header padded with spaces so that the data starts on a 64-byte boundary, ending in '\n'.
   const pad = 64 - ((10 + header.length + 1) % 64);
   header = header + ' '.repeat(pad % 64) + '\n';
@@ -23,6 +30,10 @@ export function encodeNpy(t: Tensor): Uint8Array {
 
 export function writeNpy(file: string, t: Tensor): void {
   writeFileSync(file, encodeNpy(t));
+}
+
+export function writeArray(file: string, dims: readonly number[], data: Float32Array | BigInt64Array): void {
+  writeFileSync(file, encodeArray(dims, data));
 }
 
 /** Parses a .npy holding float32 data; `file` only names the source in error messages. */

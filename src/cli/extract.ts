@@ -1,0 +1,61 @@
+// `s2-policy extract`: S² features of every synchronised frame group of a recording, for training a policy.
+import { existsSync, readdirSync } from 'node:fs';
+import { extractFeatures } from '../bag/extract.js';
+import { loadConfig } from '../config/config.js';
+import { UserError } from '../errors.js';
+import { parseFlags, required, str } from './args.js';
+
+export const EXTRACT_HELP = `usage: s2-policy extract --bag in.mcap --config cfg.yaml --out DIR [--actions-topic TOPIC] [--force]`;
+
+/** A one-line progress bar with rate and ETA on a terminal; a line every 10% otherwise. */
+export function progressPrinter(label: string, stream: NodeJS.WriteStream = process.stderr): (done: number, total: number) => void {
+  const t0 = performance.now();
+  let lastDraw = 0;
+  let lastDecile = -1;
+  return (done, total) => {
+    const now = performance.now();
+    const rate = done / Math.max(1e-3, (now - t0) / 1000);
+    const eta = total > done ? (total - done) / Math.max(rate, 1e-9) : 0;
+    const pct = total > 0 ? Math.min(100, (100 * done) / total) : 100;
+    const text = `${label} ${done}/${total} frames ${pct.toFixed(0)}% ${rate.toFixed(1)} frames/s ETA ${eta.toFixed(0)} s`;
+    if (stream.isTTY) {
+      if (now - lastDraw < 100 && done < total) return;
+      lastDraw = now;
+      const width = 30;
+      const filled = Math.round((pct / 100) * width);
+      stream.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text}\x1b[K${done >= total ? '\n' : ''}`);
+    } else {
+      const decile = Math.floor(pct / 10);
+      if (decile !== lastDecile) {
+        lastDecile = decile;
+        stream.write(`${text}\n`);
+      }
+    }
+  };
+}
+
+export async function extractCommand(argv: string[]): Promise<number> {
+  const flags = parseFlags('extract', argv, {
+    bag: { type: 'string' },
+    config: { type: 'string' },
+    out: { type: 'string' },
+    'actions-topic': { type: 'string' },
+    force: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (flags.help) {
+    console.log(EXTRACT_HELP);
+    return 0;
+  }
+  const bag = required(flags, 'bag', 'extract');
+  const configFile = required(flags, 'config', 'extract');
+  const out = required(flags, 'out', 'extract');
+  if (!existsSync(bag)) throw new UserError(`${bag}: no such recording`);
+  if (existsSync(out) && readdirSync(out).length > 0 && !flags.force) throw new UserError(`${out} is not empty; pass --force to overwrite`);
+  const config = loadConfig(configFile);
+  const s = await extractFeatures({ bag, config, configFile, out, actionsTopic: str(flags, 'actions-topic'), progress: progressPrinter('extract') });
+  const drops = Object.entries(s.dropped);
+  console.log(`extracted ${s.frames} frame groups × ${s.featureDim} features into ${out}: ${s.files.join(', ')}`);
+  console.log(`dropped   ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);
+  return 0;
+}
