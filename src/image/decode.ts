@@ -1,6 +1,6 @@
 // Decodes a raw sensor_msgs/Image into tightly packed RGB (or grey) samples, validating every field first.
 import type { ImageMsg } from '../msgs/types.js';
-import { ENCODINGS, RAW_ENCODINGS, encodingInfo, type BayerPattern, type PackedLayout, type YuvLayout } from './encodings.js';
+import { RAW_ENCODINGS, encodingInfo, type BayerPattern, type PackedLayout, type YuvLayout } from './encodings.js';
 import type { BufferPool } from './pool.js';
 import { firstLine, reject, type Rejection } from './reject.js';
 
@@ -256,9 +256,4 @@ function demosaicBilinear(src: Uint8Array, w: number, h: number, step: number, p
   }
   pool?.give(padded);
   return { width: w, height: h, channels: 3, depth: 8, data: out };
-}
-
-/** Whether an encoding name is one decodeImage accepts. */
-export function isRawEncoding(encoding: string): encoding is keyof typeof ENCODINGS {
-  return encodingInfo(encoding) !== undefined;
 }
