@@ -54,8 +54,10 @@ async function bench(preset: PresetName, options: S2Options): Promise<void> {
   let outDims: number[] = [];
   for (let i = 0; i < WARMUP + RUNS; i++) {
     // Interleaved, so that drift in machine load hits both measurements alike.
+    // forward() hands its buffer to the inference thread, so each run gets its own copy (made before the clock starts).
+    const crops: Tensor = { dims: cropTensor.dims, data: cropTensor.data.slice() };
     let t = performance.now();
-    await bb.forward(cropTensor);
+    await bb.forward(crops);
     const ta = performance.now() - t;
     const timings: S2Timings = { resizeMs: 0, inferenceMs: 0, mergeMs: 0, crops: 0, calls: 0 };
     t = performance.now();

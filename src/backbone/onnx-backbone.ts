@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import ort from 'onnxruntime-node';
+import { OrtSession, type IoInfo } from './ort-session.js';
 import type { Backbone } from '../s2/multiscale.js';
 import type { OutputShape, S2Plan } from '../s2/plan.js';
 import type { Tensor } from '../s2/tensor.js';
@@ -29,16 +30,6 @@ export interface BackboneOptions {
 /** A user-correctable problem with a model file or its options; one line naming the file. */
 export class ModelError extends UserError {
   override name = 'ModelError';
-}
-
-interface IoInfo {
-  name: string;
-  type: string;
-  dims: Dim[];
-}
-
-function ioInfo(meta: readonly ort.InferenceSession.ValueMetadata[]): IoInfo[] {
-  return meta.map((m) => (m.isTensor ? { name: m.name, type: m.type, dims: [...m.shape] } : { name: m.name, type: 'non-tensor', dims: [] }));
 }
 
 /** Providers that onnxruntime-node loads from separate shared libraries, which the npm package does not bundle. */
@@ -68,7 +59,7 @@ export class OnnxBackbone implements Backbone {
 
   private constructor(
     readonly file: string,
-    private readonly session: ort.InferenceSession,
+    private readonly session: OrtSession,
     readonly inputs: IoInfo[],
     readonly outputs: IoInfo[],
     readonly inputName: string,
@@ -89,7 +80,7 @@ export class OnnxBackbone implements Backbone {
     }
     const providers = options.executionProviders ?? ['cpu'];
     checkProviders(providers);
-    let session: ort.InferenceSession;
+    let session: OrtSession;
     try {
       const sessionOptions: ort.InferenceSession.SessionOptions = {
         executionProviders: providers,
@@ -98,15 +89,22 @@ export class OnnxBackbone implements Backbone {
         logSeverityLevel: 3,
       };
       if (options.threads !== undefined) sessionOptions.intraOpNumThreads = options.threads;
-      session = await ort.InferenceSession.create(bytes, sessionOptions);
+      session = await OrtSession.create(bytes, sessionOptions);
     } catch (e) {
       const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
       throw new ModelError(`${file}: onnxruntime cannot load it as an ONNX model (${msg})`);
     }
-    const inputs = ioInfo(session.inputMetadata);
-    const outputs = ioInfo(session.outputMetadata);
-    const inputName = pickInput(file, inputs, options.inputName);
-    const outputName = pickOutput(file, outputs, options.outputName);
+    const inputs = session.inputs;
+    const outputs = session.outputs;
+    let inputName: string;
+    let outputName: string;
+    try {
+      inputName = pickInput(file, inputs, options.inputName);
+      outputName = pickOutput(file, outputs, options.outputName);
+    } catch (e) {
+      await session.release();
+      throw e;
+    }
     return new OnnxBackbone(file, session, inputs, outputs, inputName, outputName, metadata, options);
   }
 
@@ -157,6 +155,7 @@ export class OnnxBackbone implements Backbone {
     }
   }
 
+  /** Runs the crops (N×C×h×w). The crops' buffer is handed to the inference thread when the view spans all of it. */
   async forward(crops: Tensor): Promise<Tensor> {
     const [n, c, h, w] = crops.dims;
     const fixed = this.fixedBatch;
@@ -181,10 +180,9 @@ export class OnnxBackbone implements Backbone {
   }
 
   private async run(x: Tensor): Promise<Tensor> {
-    const feed = new ort.Tensor('float32', x.data, x.dims);
-    let res: ort.InferenceSession.ReturnType;
+    let res: Awaited<ReturnType<OrtSession['run']>>;
     try {
-      res = await this.session.run({ [this.inputName]: feed }, [this.outputName]);
+      res = await this.session.run({ [this.inputName]: { dims: x.dims, data: x.data } }, [this.outputName]);
     } catch (e) {
       const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
       throw new ModelError(`${this.file}: inference failed on input [${x.dims.join(', ')}] (${msg})`);
@@ -192,7 +190,7 @@ export class OnnxBackbone implements Backbone {
     this.calls++;
     const out = res[this.outputName];
     if (out.type !== 'float32') throw new ModelError(`${this.file}: output '${this.outputName}' is ${out.type}, expected float32`);
-    return { dims: [...out.dims], data: out.data as Float32Array };
+    return { dims: out.dims, data: out.data };
   }
 
   /** The layout of one crop's output, from a probe run on a zero crop (cached per crop size). */

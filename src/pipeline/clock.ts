@@ -87,16 +87,13 @@ export async function runOnClock(pipeline: PolicyPipeline, inputs: AsyncIterable
       if (clock) await pipeline.idle();
       if (pending.length > 64) await Promise.all(pending.splice(0));
     }
-    const tail = options.tailMs ?? 0;
-    if (clock) {
-      await pipeline.idle();
-      clock.advanceTo(last + tail);
-    } else {
-      await pipeline.idle();
-      if (tail > 0) await new Promise((r) => setTimeout(r, tail / options.rate));
-    }
+    // End of input: frames still waiting for a partner are counted, a pending group is still processed.
     frames.complete();
     joints.complete();
+    await pipeline.idle();
+    const tail = options.tailMs ?? 0;
+    if (clock) clock.advanceTo(last + tail);
+    else if (tail > 0) await new Promise((r) => setTimeout(r, tail / options.rate));
     await Promise.all(pending);
   } finally {
     for (const s of subs) s.unsubscribe();

@@ -18,7 +18,13 @@ class Samples {
   }
 }
 
-export type Stage = 'ingest' | 's2' | 'policy' | 'end_to_end';
+/**
+ * ingest: decode + geometry + normalise of a group; s2: the whole S² pass; backbone: its inference part; policy: the
+ * head; queue: from the group being complete to its processing start (waiting for the busy backbone); end_to_end:
+ * from the group being complete to its action chunk; overhead: processing time minus ingest, backbone and policy
+ * (S² resize/merge, pooling, glue).
+ */
+export type Stage = 'ingest' | 's2' | 'backbone' | 'policy' | 'queue' | 'end_to_end' | 'overhead';
 
 export interface MetricsSnapshot {
   /** Scheduler time of the snapshot, ms. */
@@ -41,7 +47,15 @@ export interface MetricsSnapshot {
 }
 
 export class Metrics {
-  private samples: Record<Stage, Samples> = { ingest: new Samples(), s2: new Samples(), policy: new Samples(), end_to_end: new Samples() };
+  private samples: Record<Stage, Samples> = {
+    ingest: new Samples(),
+    s2: new Samples(),
+    backbone: new Samples(),
+    policy: new Samples(),
+    queue: new Samples(),
+    end_to_end: new Samples(),
+    overhead: new Samples(),
+  };
   readonly counts = { framesIn: 0, framesProcessed: 0, groupsProcessed: 0, chunks: 0, actions: 0, safeActions: 0 };
   readonly dropped: Record<string, number> = {};
   state: 'ok' | 'stale' | 'disabled' = 'stale';
@@ -73,7 +87,7 @@ export class Metrics {
     const rate = (v: number, prev: number) => (Number.isFinite(dt) && dt > 0 ? (v - prev) / dt : 0);
     const snap: MetricsSnapshot = {
       at: now,
-      latencyMs: { ingest: this.samples.ingest.summary(), s2: this.samples.s2.summary(), policy: this.samples.policy.summary(), end_to_end: this.samples.end_to_end.summary() },
+      latencyMs: Object.fromEntries(Object.entries(this.samples).map(([k, v]) => [k, v.summary()])) as MetricsSnapshot['latencyMs'],
       counts: { ...this.counts },
       rates: {
         framesIn: rate(this.counts.framesIn, this.last.framesIn),

@@ -50,7 +50,8 @@ export class PolicyPipeline {
   readonly metrics = new Metrics();
   readonly controller: ActionController;
   enabled: boolean;
-  private inFlight = 0;
+  /** Groups accepted for processing (running or pending) and not yet finished or dropped. */
+  private outstanding = 0;
   private idleWaiters: (() => void)[] = [];
   private state?: StateSample;
 
@@ -73,9 +74,13 @@ export class PolicyPipeline {
   }
 
   /** Resolves when no frame group is being processed (used to replay recordings as fast as possible). */
-  idle(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  async idle(): Promise<void> {
+    while (this.outstanding > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private settle(): void {
+    this.outstanding--;
+    if (this.outstanding === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   /** Clears the chunk buffers and ensembling state. */
@@ -108,9 +113,13 @@ export class PolicyPipeline {
   private async processGroup(group: ArrivedFrame[]): Promise<FeatureResult | undefined> {
     const m = this.metrics;
     try {
-      let t = performance.now();
+      const begin = performance.now();
+      const complete = Math.max(...group.map((f) => f.arrivedWall));
+      m.latency('queue', begin - complete);
+      let t = begin;
       const ingested = await Promise.all(group.map((f) => (f.kind === 'raw' ? this.extractor.ingester.ingest(f.msg as never, 'raw') : this.extractor.ingester.ingest(f.msg as never, 'compressed'))));
-      m.latency('ingest', performance.now() - t);
+      const ingestMs = performance.now() - t;
+      m.latency('ingest', ingestMs);
       const inputs: CameraInput[] = [];
       let rejected = false;
       ingested.forEach((r, i) => {
@@ -128,6 +137,8 @@ export class PolicyPipeline {
       t = performance.now();
       const perCamera = await this.extractor.extract(inputs);
       m.latency('s2', performance.now() - t);
+      const backboneMs = this.extractor.timings.inferenceMs;
+      m.latency('backbone', backboneMs);
       m.counts.framesProcessed += group.length;
       m.counts.groupsProcessed++;
       const now = this.scheduler.now();
@@ -148,8 +159,11 @@ export class PolicyPipeline {
       }
       t = performance.now();
       const chunk = await this.head.act(features, state);
-      m.latency('policy', performance.now() - t);
-      m.latency('end_to_end', performance.now() - Math.min(...group.map((f) => f.arrivedWall)));
+      const done = performance.now();
+      const policyMs = done - t;
+      m.latency('policy', policyMs);
+      m.latency('end_to_end', done - complete);
+      m.latency('overhead', done - begin - ingestMs - backboneMs - policyMs);
       if (!this.controller.addChunk(this.scheduler.now(), chunk, this.head.shape.chunk)) {
         m.drop('policy:nonfinite_output');
         return result;
@@ -165,12 +179,10 @@ export class PolicyPipeline {
 
   private tracked<T>(work: () => Promise<T>): Observable<T> {
     return defer(async () => {
-      this.inFlight++;
       try {
         return await work();
       } finally {
-        this.inFlight--;
-        if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+        this.settle();
       }
     });
   }
@@ -191,9 +203,13 @@ export class PolicyPipeline {
     );
     const processed$ = frames$.pipe(
       syncCameras<ArrivedFrame>(cameras, { mode: this.config.sync.mode, slopMs: this.config.sync.slop_ms }, (_f, reason) => m.drop(`frame:${reason}`)),
+      tap(() => this.outstanding++),
       processLatest(
         (group) => this.tracked(() => this.processGroup(group)),
-        (superseded) => m.drop('frame:busy', superseded.length),
+        (superseded) => {
+          m.drop('frame:busy', superseded.length);
+          this.settle();
+        },
       ),
       tap((r) => {
         if (r) features$.next(r);

@@ -1,7 +1,9 @@
 // The policy head: any ONNX model whose inputs are bound by name to pooled S² features and the joint state, and
 // whose output is one action [D] or a chunk [T×D]. normalise → model → unnormalise, as LeRobot's wrapper does.
 import { existsSync } from 'node:fs';
-import ort from 'onnxruntime-node';
+import type ort from 'onnxruntime-node';
+import { readFileSync } from 'node:fs';
+import { OrtSession } from '../backbone/ort-session.js';
 import { UserError } from '../errors.js';
 import { loadStats, normalizeInPlace, statsLength, unnormalizeInPlace, type PolicyStats, type StatsEntry } from './stats.js';
 
@@ -36,7 +38,7 @@ function lastDims(file: string, what: string, dims: readonly (number | string)[]
 export class PolicyHead {
   private constructor(
     readonly file: string,
-    private readonly session: ort.InferenceSession,
+    private readonly session: OrtSession,
     readonly shape: PolicyShape,
     private readonly options: PolicyHeadOptions,
     private readonly output: string,
@@ -47,20 +49,29 @@ export class PolicyHead {
   static async load(o: PolicyHeadOptions): Promise<PolicyHead> {
     const file = o.model;
     if (!existsSync(file)) throw new UserError(`${file}: no such policy model file`);
-    let session: ort.InferenceSession;
+    let session: OrtSession;
     try {
       const opts: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], interOpNumThreads: 1, logSeverityLevel: 3 };
       if (o.threads !== undefined) opts.intraOpNumThreads = o.threads;
-      session = await ort.InferenceSession.create(file, opts);
+      session = await OrtSession.create(readFileSync(file), opts);
     } catch (e) {
       throw new UserError(`${file}: onnxruntime cannot load the policy model (${(e as Error).message.split('\n')[0]})`);
     }
-    const inputs = new Map(session.inputMetadata.map((m) => [m.name, m]));
+    try {
+      return PolicyHead.bind(file, session, o);
+    } catch (e) {
+      await session.release();
+      throw e;
+    }
+  }
+
+  private static bind(file: string, session: OrtSession, o: PolicyHeadOptions): PolicyHead {
+    const inputs = new Map(session.inputs.map((m) => [m.name, m]));
     const names = [...inputs.keys()].join(', ');
     const input = (name: string, key: string) => {
       const m = inputs.get(name);
       if (!m) throw new UserError(`${file}: policy.${key} names input '${name}', the model's inputs are: ${names}`);
-      if (!m.isTensor || m.type !== 'float32') throw new UserError(`${file}: input '${name}' must be a float32 tensor`);
+      if (m.type !== 'float32') throw new UserError(`${file}: input '${name}' must be a float32 tensor`);
       return m;
     };
     const fm = input(o.featuresInput, 'features_input');
@@ -68,18 +79,19 @@ export class PolicyHead {
     const bound = new Set([o.featuresInput, o.stateInput].filter((x): x is string => x !== undefined));
     const unbound = [...inputs.keys()].filter((n) => !bound.has(n));
     if (unbound.length > 0) throw new UserError(`${file}: policy inputs ${unbound.join(', ')} are not bound (set policy.features_input / policy.state_input)`);
-    const output = o.output ?? (session.outputNames.length === 1 ? session.outputNames[0] : undefined);
-    if (output === undefined) throw new UserError(`${file}: the model has outputs ${session.outputNames.join(', ')}; choose one with policy.output`);
-    const om = session.outputMetadata.find((m) => m.name === output);
-    if (!om) throw new UserError(`${file}: no output named '${output}' (outputs: ${session.outputNames.join(', ')})`);
-    if (!om.isTensor) throw new UserError(`${file}: output '${output}' is not a tensor`);
-    const featureDim = lastDims(file, `input '${o.featuresInput}'`, fm.isTensor ? fm.shape : [], 1)[0];
-    const stateDim = sm && sm.isTensor ? lastDims(file, `input '${o.stateInput}'`, sm.shape, 1)[0] : 0;
+    const outputNames = session.outputs.map((m) => m.name);
+    const output = o.output ?? (outputNames.length === 1 ? outputNames[0] : undefined);
+    if (output === undefined) throw new UserError(`${file}: the model has outputs ${outputNames.join(', ')}; choose one with policy.output`);
+    const om = session.outputs.find((m) => m.name === output);
+    if (!om) throw new UserError(`${file}: no output named '${output}' (outputs: ${outputNames.join(', ')})`);
+    if (om.type === 'non-tensor') throw new UserError(`${file}: output '${output}' is not a tensor`);
+    const featureDim = lastDims(file, `input '${o.featuresInput}'`, fm.dims, 1)[0];
+    const stateDim = sm ? lastDims(file, `input '${o.stateInput}'`, sm.dims, 1)[0] : 0;
     // [D], [B, D] → one action; [T, D] without a batch axis is ambiguous with [B, D], so chunks need [B, T, D].
     let chunk = 1;
     let actionDim: number;
-    if (om.shape.length >= 3) [chunk, actionDim] = lastDims(file, `output '${output}'`, om.shape, 2);
-    else actionDim = lastDims(file, `output '${output}'`, om.shape, 1)[0];
+    if (om.dims.length >= 3) [chunk, actionDim] = lastDims(file, `output '${output}'`, om.dims, 2);
+    else actionDim = lastDims(file, `output '${output}'`, om.dims, 1)[0];
 
     const stats: PolicyStats = o.stats !== undefined ? loadStats(o.stats) : {};
     const pick = (key: string, dim: number): StatsEntry | undefined => {
@@ -89,8 +101,8 @@ export class PolicyHead {
     };
     const chosen = { features: pick('observation.features', featureDim), state: stateDim ? pick('observation.state', stateDim) : undefined, action: pick('action', actionDim) };
     return new PolicyHead(file, session, { featureDim, stateDim, chunk, actionDim }, o, output, chosen, {
-      features: fm.isTensor && fm.shape.length > 1,
-      state: sm !== undefined && sm.isTensor && sm.shape.length > 1,
+      features: fm.dims.length > 1,
+      state: sm !== undefined && sm.dims.length > 1,
     });
   }
 
@@ -100,15 +112,15 @@ export class PolicyHead {
     if (features.length !== featureDim) throw new Error(`policy expects ${featureDim} features, got ${features.length}`);
     const f = Float32Array.from(features);
     if (this.stats.features) normalizeInPlace(f, this.stats.features);
-    const feeds: Record<string, ort.Tensor> = { [this.options.featuresInput]: new ort.Tensor('float32', f, this.batched.features ? [1, featureDim] : [featureDim]) };
+    const feeds: Record<string, { dims: number[]; data: Float32Array }> = { [this.options.featuresInput]: { data: f, dims: this.batched.features ? [1, featureDim] : [featureDim] } };
     if (this.options.stateInput !== undefined) {
       if (!state || state.length !== stateDim) throw new Error(`policy expects a state of ${stateDim} values, got ${state?.length ?? 'none'}`);
       const s = Float32Array.from(state);
       if (this.stats.state) normalizeInPlace(s, this.stats.state);
-      feeds[this.options.stateInput] = new ort.Tensor('float32', s, this.batched.state ? [1, stateDim] : [stateDim]);
+      feeds[this.options.stateInput] = { data: s, dims: this.batched.state ? [1, stateDim] : [stateDim] };
     }
     const res = await this.session.run(feeds, [this.output]);
-    const out = Float32Array.from(res[this.output].data as Float32Array);
+    const out = Float32Array.from(res[this.output].data);
     const expected = this.shape.chunk * this.shape.actionDim;
     if (out.length !== expected) throw new Error(`policy returned ${out.length} values, expected ${this.shape.chunk}×${this.shape.actionDim}`);
     if (this.stats.action) unnormalizeInPlace(out, this.stats.action);
