@@ -9,7 +9,7 @@ if (!port) throw new Error('ort-worker must run as a worker thread');
 const init = workerData as WorkerInit;
 
 function ioInfo(meta: readonly ort.InferenceSession.ValueMetadata[]) {
-  return meta.map((m) => (m.isTensor ? { name: m.name, type: m.type as string, dims: [...m.shape] } : { name: m.name, type: 'non-tensor', dims: [] }));
+  return meta.map((m) => (m.isTensor ? { name: m.name, type: m.type, dims: [...m.shape] } : { name: m.name, type: 'non-tensor', dims: [] }));
 }
 
 async function main(): Promise<void> {
