@@ -38,6 +38,19 @@ describe('pipeline operators (marbles)', () => {
     assert.deepEqual(dropped, ['b', 'c', 'd', 'e', 'f']);
   });
 
+  it('approximate sync emits a group when the matching partner arrives, and drops unmatched frames', () => {
+    const dropped: string[] = [];
+    scheduler().run(({ cold, expectObservable }) => {
+      const frames = { a: frame('a', 0), b: frame('b', 5), c: frame('a', 33), d: frame('b', 70), e: frame('a', 66) };
+      const out = cold('a-b--c---d-e|', frames).pipe(
+        syncCameras(['a', 'b'], { mode: 'approximate', slopMs: 20 }, (f, r) => dropped.push(`${f.camera}${f.msg.header.stamp.nanosec / 1e6}:${r}`)),
+        map((g) => g.map((f) => `${f.camera}${f.msg.header.stamp.nanosec / 1e6}`).join(' ')),
+      );
+      expectObservable(out).toBe('--x--------y|', { x: 'a0 b5', y: 'a66 b70' });
+    });
+    assert.deepEqual(dropped, ['a33:unmatched']);
+  });
+
   it('emits one command per control tick, from the chunk, then the safe action once features are stale', () => {
     const ts = scheduler();
     ts.run(({ cold, expectObservable }) => {

@@ -87,10 +87,12 @@ export class PolicyHead {
     if (om.type === 'non-tensor') throw new UserError(`${file}: output '${output}' is not a tensor`);
     const featureDim = lastDims(file, `input '${o.featuresInput}'`, fm.dims, 1)[0];
     const stateDim = sm ? lastDims(file, `input '${o.stateInput}'`, sm.dims, 1)[0] : 0;
-    // [D], [B, D] → one action; [T, D] without a batch axis is ambiguous with [B, D], so chunks need [B, T, D].
+    // [D] or [B, D] (B symbolic or 1): one action; [T, D] with a fixed T > 1, or [B, T, D]: a chunk of T actions.
     let chunk = 1;
     let actionDim: number;
-    if (om.dims.length >= 3) [chunk, actionDim] = lastDims(file, `output '${output}'`, om.dims, 2);
+    const first = om.dims[0];
+    const unbatchedChunk = om.dims.length === 2 && typeof first === 'number' && first > 1;
+    if (om.dims.length >= 3 || unbatchedChunk) [chunk, actionDim] = lastDims(file, `output '${output}'`, om.dims, 2);
     else actionDim = lastDims(file, `output '${output}'`, om.dims, 1)[0];
 
     const stats: PolicyStats = o.stats !== undefined ? loadStats(o.stats) : {};
