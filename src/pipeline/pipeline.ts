@@ -1,6 +1,6 @@
 // The whole data path from camera frames to robot actions, independent of the transport (ROS 2, MCAP replay,
 // simulation): frames → sync → (newest only while busy) → ingest → S² → pool → policy → chunks → control ticks.
-import { EMPTY, Observable, Subject, asyncScheduler, defer, filter, ignoreElements, interval, map, merge, share, tap, type SchedulerLike } from 'rxjs';
+import { EMPTY, Observable, Subject, Subscription, asyncScheduler, defer, filter, ignoreElements, interval, map, merge, share, tap, type SchedulerLike } from 'rxjs';
 import type { Config } from '../config/config.js';
 import type { JointStateMsg } from '../msgs/types.js';
 import { timeToMs } from '../msgs/types.js';
@@ -38,9 +38,35 @@ interface StateSample {
   at: number;
 }
 
+/**
+ * Control ticks without drift: tick k is due at start + (k + 1)·period on the scheduler's clock, whatever the
+ * callbacks' own delays. A tick that comes too late to be on time is skipped (the next one carries the current
+ * index) and reported to `onLate`, so the tick index always matches the clock.
+ */
+export function controlTicks(periodMs: number, scheduler: SchedulerLike, onLate?: (skipped: number) => void): Observable<number> {
+  return new Observable<number>((subscriber) => {
+    const start = scheduler.now();
+    let next = 0;
+    const run = (): Subscription =>
+      scheduler.schedule(() => {
+        const due = Math.floor((scheduler.now() - start) / periodMs + 1e-9) - 1;
+        if (due > next) {
+          onLate?.(due - next);
+          next = due;
+        }
+        subscriber.next(next);
+        next++;
+        subscription.add(run());
+      }, Math.max(0, start + (next + 1) * periodMs - scheduler.now()));
+    const subscription = new Subscription();
+    subscription.add(run());
+    return subscription;
+  });
+}
+
 /** One command per control tick at `rateHz` on `scheduler`'s clock, independent of the camera rate. */
-export function atControlRate(controller: ActionController, rateHz: number, scheduler: SchedulerLike): Observable<ActionCommand> {
-  return interval(1000 / rateHz, scheduler).pipe(
+export function atControlRate(controller: ActionController, rateHz: number, scheduler: SchedulerLike, onLate?: (skipped: number) => void): Observable<ActionCommand> {
+  return controlTicks(1000 / rateHz, scheduler, onLate).pipe(
     map((tick) => controller.tick(tick, scheduler.now())),
     filter((c): c is ActionCommand => c !== undefined),
   );
@@ -223,7 +249,7 @@ export class PolicyPipeline {
       }),
       ignoreElements(),
     );
-    const ticks$ = atControlRate(this.controller, this.config.control.rate_hz, this.scheduler).pipe(
+    const ticks$ = atControlRate(this.controller, this.config.control.rate_hz, this.scheduler, (n) => m.drop('control:late_tick', n)).pipe(
       tap(() => (m.state = this.enabled ? this.controller.state : 'disabled')),
       filter(() => this.enabled),
       tap((cmd) => {
