@@ -7,6 +7,7 @@ import { INSPECT_HELP, inspectCommand } from './inspect.js';
 import { MAKE_DEMO_HELP, makeDemoCommand } from './make-demo.js';
 import { MAKE_MODEL_HELP, makeModelCommand } from './make-model.js';
 import { REPLAY_HELP, replayCommand } from './replay.js';
+import { ROS_HELP, rosCommand } from './ros.js';
 
 const HELP = `s2-policy: S² multi-scale features from ONNX vision backbones, for robot policies
 
@@ -17,6 +18,7 @@ commands:
   make-demo    write a demo kit: backbone, policy head, config and a two-camera recording
   replay       run the pipeline over a ROS 2 MCAP recording, writing actions and features to MCAP
   extract      S² features of every frame group of a recording, with aligned state and actions, as .npy
+  ros          the ROS 2 node (needs a sourced ROS 2 and rclnodejs built against it)
 
 ${FEATURES_HELP}
 
@@ -28,7 +30,9 @@ ${MAKE_DEMO_HELP}
 
 ${REPLAY_HELP}
 
-${EXTRACT_HELP}`;
+${EXTRACT_HELP}
+
+${ROS_HELP}`;
 
 /** S² option names as the command line spells them (maxSplitSize → --max-split-size). */
 function asFlags(message: string): string {
@@ -53,6 +57,8 @@ export async function run(argv: string[]): Promise<number> {
         return await replayCommand(rest);
       case 'extract':
         return await extractCommand(rest);
+      case 'ros':
+        return await rosCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -60,7 +66,7 @@ export async function run(argv: string[]): Promise<number> {
         console.log(HELP);
         return command === undefined ? 2 : 0;
       default:
-        throw new UserError(`unknown command '${command}' (commands: features, inspect, make-model, make-demo, replay, extract; see s2-policy --help)`);
+        throw new UserError(`unknown command '${command}' (commands: features, inspect, make-model, make-demo, replay, extract, ros; see s2-policy --help)`);
     }
   } catch (e) {
     if (e instanceof UserError || e instanceof S2OptionError) {

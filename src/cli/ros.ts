@@ -1,0 +1,16 @@
+// `s2-policy ros`: the ROS 2 node (what `ros2 run s2_policy s2_policy_node` starts). ROS arguments pass through.
+import { UserError } from '../errors.js';
+import { loadRclnodejs } from '../ros/detect.js';
+
+export const ROS_HELP = `usage: s2-policy ros [--ros-args --params-file params.yaml -r __ns:=/robot -p autostart:=true ...]`;
+
+export async function rosCommand(argv: string[]): Promise<number> {
+  if (argv[0] === '--help' || argv[0] === '-h') {
+    console.log(ROS_HELP);
+    return 0;
+  }
+  const ros = await loadRclnodejs();
+  if (!ros.ok) throw new UserError(`ros: ${ros.reason}`);
+  const { runNode } = await import('../ros/node.js');
+  return runNode({ argv });
+}

@@ -1,0 +1,192 @@
+// ROS 2 parameters ↔ the typed config. The parameters are the config's keys joined with dots (backbone.model,
+// control.rate_hz, …); the camera list becomes parallel arrays (cameras.names/topics/transports) and non-square
+// S² sizes strings ('224x336'), since ROS parameters hold no lists of records. No rclnodejs here: the mapping is
+// tested without ROS 2.
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { parseConfig, type Config } from '../config/config.js';
+import { UserError } from '../errors.js';
+
+export type ParamType = 'bool' | 'integer' | 'double' | 'string' | 'integer_array' | 'double_array' | 'string_array';
+export type ParamValue = boolean | number | string | number[] | string[];
+
+export interface ParamSpec {
+  name: string;
+  type: ParamType;
+  /** Value when the parameter is not given; '' / [] / NaN mean "unset" for optional keys. */
+  default: ParamValue;
+  description: string;
+  /** Fixed once the node is configured (models, topics). */
+  readOnly: boolean;
+}
+
+const p = (name: string, type: ParamType, def: ParamValue, description: string, readOnly = true): ParamSpec => ({ name, type, default: def, description, readOnly });
+
+/** Every parameter the node declares, with its type, default and description. */
+export const PARAMS: ParamSpec[] = [
+  p('backbone.model', 'string', '', 'ONNX backbone file'),
+  p('backbone.threads', 'integer', 0, 'intra-op threads for the backbone (0 = onnxruntime default)'),
+  p('backbone.providers', 'string_array', ['cpu'], 'execution providers in order of preference: cpu, cuda, tensorrt'),
+  p('backbone.input_name', 'string', '', 'image input name (empty = the single image input)'),
+  p('backbone.output_name', 'string', '', 'feature output name (empty = first rank-3/4 output)'),
+  p('s2.scales', 'double_array', [], 'S² scale factors (or s2.img_sizes)'),
+  p('s2.img_sizes', 'string_array', [], "S² sizes: '224' or '224x336' per scale (or s2.scales)"),
+  p('s2.max_split_size', 'integer', 0, 'crop side fed to the backbone (0 = the base size)'),
+  p('s2.num_prefix_token', 'integer', -1, 'prefix tokens (-1 = detect)'),
+  p('s2.output_shape', 'string', '', "'bnc' or 'bchw' (empty = detect)"),
+  p('s2.resize_output_to_idx', 'integer', 0, 'scale whose grid all scales are pooled to'),
+  p('s2.split_mode', 'string', '', "'resize' or 'pad' for any-shape S² (empty = square algorithm)"),
+  p('s2.max_batch', 'integer', 0, 'crops per backbone call (0 = all)'),
+  p('image.base_size', 'integer_array', [224], 'base size: [side] or [height, width]'),
+  p('image.crop', 'string', 'center', 'center, pad or none'),
+  p('image.resize', 'string', 'reference', 'reference or native'),
+  p('image.normalization', 'string', 'imagenet', 'imagenet, clip or none (or image.mean/image.std)'),
+  p('image.mean', 'double_array', [], 'per-channel mean (with image.std; overrides image.normalization)'),
+  p('image.std', 'double_array', [], 'per-channel std'),
+  p('image.max_pixels', 'integer', 4096 * 4096, 'frames with more pixels are rejected'),
+  p('cameras.names', 'string_array', [], 'camera names, in policy order'),
+  p('cameras.topics', 'string_array', [], 'image topics (raw: Image; compressed: <topic>/compressed CompressedImage)'),
+  p('cameras.transports', 'string_array', [], 'raw or compressed per camera (default raw)'),
+  p('cameras.qos', 'string', 'sensor_data', 'camera QoS: sensor_data (best effort, depth 5) or reliable'),
+  p('sync.mode', 'string', 'latest', 'approximate or latest'),
+  p('sync.slop_ms', 'double', 30, 'approximate sync: largest spread of header stamps in a group'),
+  p('joint_states.topic', 'string', '', 'sensor_msgs/JointState topic (empty = no joint state)'),
+  p('joint_states.names', 'string_array', [], 'joint order of the state vector'),
+  p('joint_states.max_age_ms', 'double', 100, 'older joint states are not used'),
+  p('features.pool', 'string', 'cls', 'cls, mean, tokens or grid:K'),
+  p('features.publish', 'bool', false, 'publish S2Features', false),
+  p('features.topic', 'string', '~/features', 'S2Features topic'),
+  p('policy.model', 'string', '', 'ONNX policy head file'),
+  p('policy.stats', 'string', '', 'normalisation statistics (empty = <model>.stats.json if present)'),
+  p('policy.features_input', 'string', 'features', 'policy input that takes the features'),
+  p('policy.state_input', 'string', '', 'policy input that takes the joint state (empty = none)'),
+  p('policy.output', 'string', '', 'policy output (empty = the only output)'),
+  p('policy.chunk_mode', 'string', 'ensemble', 'ensemble or latest'),
+  p('policy.ensemble_k', 'double', 0.01, 'temporal ensembling decay k', false),
+  p('control.rate_hz', 'double', 20, 'action rate', false),
+  p('control.command_type', 'string', 'velocity', 'velocity (safe action: zero) or position (safe action: hold)'),
+  p('control.action_interface', 'string', 'float64_multi_array', 'float64_multi_array, joint_trajectory or twist_stamped'),
+  p('control.action_topic', 'string', '~/actions', 'action topic'),
+  p('control.joint_names', 'string_array', [], 'joint names for joint_trajectory'),
+  p('control.lower', 'double_array', [], 'per-dimension lower limits', false),
+  p('control.upper', 'double_array', [], 'per-dimension upper limits', false),
+  p('control.max_delta', 'double_array', [], 'largest change per tick per dimension', false),
+  p('control.enabled', 'bool', true, 'publish actions (features keep flowing when false)', false),
+  p('watchdog.stale_after_ms', 'double', 500, 'no fresh features for this long → safe action', false),
+  p('autostart', 'bool', false, 'configure and activate on start (for launch files that do not drive transitions)'),
+];
+
+const isUnset = (v: ParamValue | undefined): boolean => v === undefined || v === '' || (Array.isArray(v) && v.length === 0);
+
+/** Builds the config object (the YAML shape) from parameter values; unset optional values are left out. */
+export function paramsToConfigObject(values: ReadonlyMap<string, ParamValue>): Record<string, unknown> {
+  const get = (name: string): ParamValue | undefined => {
+    const v = values.get(name) ?? PARAMS.find((s) => s.name === name)?.default;
+    return isUnset(v) ? undefined : v;
+  };
+  const num = (name: string, unsetBelow = 1): number | undefined => {
+    const v = get(name);
+    return typeof v === 'number' && v >= unsetBelow ? v : undefined;
+  };
+  const names = (get('cameras.names') as string[] | undefined) ?? [];
+  const topics = (get('cameras.topics') as string[] | undefined) ?? [];
+  const transports = (get('cameras.transports') as string[] | undefined) ?? [];
+  if (topics.length !== names.length) throw new UserError(`parameters: cameras.topics has ${topics.length} entries, cameras.names ${names.length}`);
+  if (transports.length > 0 && transports.length !== names.length) throw new UserError(`parameters: cameras.transports has ${transports.length} entries, cameras.names ${names.length}`);
+  const sizes = (get('s2.img_sizes') as string[] | undefined)?.map((s) => {
+    const m = /^(\d+)(?:x(\d+))?$/.exec(String(s).trim());
+    if (!m) throw new UserError(`parameters: s2.img_sizes entries must look like '224' or '224x336', got '${s}'`);
+    return m[2] === undefined ? Number(m[1]) : [Number(m[1]), Number(m[2])];
+  });
+  const base = get('image.base_size') as number[];
+  const mean = get('image.mean') as number[] | undefined;
+  const std = get('image.std') as number[] | undefined;
+  const jointTopic = get('joint_states.topic') as string | undefined;
+  const obj: Record<string, unknown> = {
+    backbone: {
+      model: get('backbone.model'),
+      threads: num('backbone.threads'),
+      providers: get('backbone.providers'),
+      input_name: get('backbone.input_name'),
+      output_name: get('backbone.output_name'),
+    },
+    s2: {
+      scales: get('s2.scales'),
+      img_sizes: sizes,
+      max_split_size: num('s2.max_split_size'),
+      num_prefix_token: num('s2.num_prefix_token', 0),
+      output_shape: get('s2.output_shape'),
+      resize_output_to_idx: get('s2.resize_output_to_idx'),
+      split_mode: get('s2.split_mode'),
+      max_batch: num('s2.max_batch'),
+    },
+    image: {
+      base_size: base.length === 1 ? base[0] : base,
+      crop: get('image.crop'),
+      resize: get('image.resize'),
+      normalization: mean || std ? { mean, std } : get('image.normalization'),
+      max_pixels: get('image.max_pixels'),
+    },
+    cameras: names.map((name, i) => ({ name, topic: topics[i], transport: transports[i] ?? 'raw' })),
+    sync: { mode: get('sync.mode'), slop_ms: get('sync.slop_ms') },
+    joint_states: jointTopic ? { topic: jointTopic, names: get('joint_states.names'), max_age_ms: get('joint_states.max_age_ms') } : undefined,
+    features: { pool: get('features.pool'), publish: get('features.publish') ?? false, topic: get('features.topic') },
+    policy: {
+      model: get('policy.model'),
+      stats: get('policy.stats'),
+      features_input: get('policy.features_input'),
+      state_input: get('policy.state_input'),
+      output: get('policy.output'),
+      chunk_mode: get('policy.chunk_mode'),
+      ensemble_k: get('policy.ensemble_k'),
+    },
+    control: {
+      rate_hz: get('control.rate_hz'),
+      command_type: get('control.command_type'),
+      action_interface: get('control.action_interface'),
+      action_topic: get('control.action_topic'),
+      joint_names: get('control.joint_names'),
+      lower: get('control.lower'),
+      upper: get('control.upper'),
+      max_delta: get('control.max_delta'),
+      enabled: get('control.enabled') ?? true,
+    },
+    watchdog: { stale_after_ms: get('watchdog.stale_after_ms') },
+  };
+  return JSON.parse(JSON.stringify(obj)) as Record<string, unknown>; // drops undefined keys
+}
+
+/** Flattens the `ros__parameters` of one node in a ROS 2 parameter file into dotted names. */
+export function flattenParams(tree: unknown, prefix = '', out = new Map<string, ParamValue>()): Map<string, ParamValue> {
+  if (tree === null || typeof tree !== 'object' || Array.isArray(tree)) return out;
+  for (const [k, v] of Object.entries(tree as Record<string, unknown>)) {
+    const name = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) flattenParams(v, name, out);
+    else out.set(name, (Array.isArray(v) ? v.map((x) => (typeof x === 'number' || typeof x === 'string' ? x : String(x))) : v) as ParamValue);
+  }
+  return out;
+}
+
+/**
+ * Reads a ROS 2 parameter file (`node_name: ros__parameters: …`, or `/**:`) for `nodeName` and returns the typed
+ * config. Relative model paths resolve against the file's folder.
+ */
+export function loadParamsFile(file: string, nodeName = 's2_policy'): Config {
+  if (!existsSync(file)) throw new UserError(`${file}: no such parameter file`);
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${file}: not valid YAML (${(e as Error).message.split('\n')[0]})`);
+  }
+  const root = (doc ?? {}) as Record<string, { ros__parameters?: unknown }>;
+  const section = root[nodeName] ?? root[`/${nodeName}`] ?? root['/**'];
+  if (!section?.ros__parameters) throw new UserError(`${file}: no '${nodeName}: ros__parameters:' section`);
+  const values = flattenParams(section.ros__parameters);
+  const known = new Set(PARAMS.map((s) => s.name));
+  for (const name of values.keys()) {
+    if (!known.has(name) && name !== 'use_sim_time') throw new UserError(`${file}: unknown parameter ${name}`);
+  }
+  return parseConfig(paramsToConfigObject(values), file, dirname(file));
+}

@@ -1,0 +1,111 @@
+// The ROS 2 side without a ROS 2: package files, launch files, the parameter file → config mapping, the parameter
+// table against the config schema, and rclnodejs-shaped messages through the pipeline's conversions.
+import { strict as assert } from 'node:assert';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { configSchema } from '../src/config/config.js';
+import { PARAMS, flattenParams, loadParamsFile, paramsToConfigObject } from '../src/ros/params.js';
+import { actionMessage, diagnosticsMessage } from '../src/pipeline/messages.js';
+import { Metrics } from '../src/pipeline/metrics.js';
+import { createIngester } from '../src/image/ingest.js';
+import { NORMALIZATION_PRESETS } from '../src/image/normalize.js';
+import { ROOT, tempDir } from './helpers/util.js';
+
+const read = (f: string) => readFileSync(join(ROOT, f), 'utf8');
+
+describe('ROS 2 package (static)', () => {
+  it('package.xml is format 3, ament_cmake, generates interfaces and depends on the message packages used', () => {
+    const x = read('package.xml');
+    assert.match(x, /<package format="3">/);
+    assert.match(x, /<name>s2_policy<\/name>/);
+    assert.match(x, /<build_type>ament_cmake<\/build_type>/);
+    assert.match(x, /<buildtool_depend>rosidl_default_generators<\/buildtool_depend>/);
+    assert.match(x, /<member_of_group>rosidl_interface_packages<\/member_of_group>/);
+    for (const dep of ['sensor_msgs', 'trajectory_msgs', 'geometry_msgs', 'diagnostic_msgs', 'std_srvs', 'std_msgs', 'rosgraph_msgs']) assert.match(x, new RegExp(`<(exec_)?depend>${dep}</`), dep);
+  });
+
+  it('CMakeLists generates S2Features and installs the node, launch and config', () => {
+    const c = read('CMakeLists.txt');
+    assert.match(c, /rosidl_generate_interfaces\(\$\{PROJECT_NAME\}\s+"msg\/S2Features\.msg"/);
+    assert.match(c, /install\(PROGRAMS .* DESTINATION lib\/\$\{PROJECT_NAME\}\)/);
+    assert.match(c, /install\(DIRECTORY launch config DESTINATION share\/\$\{PROJECT_NAME\}\)/);
+    assert.match(read('scripts/ros/launcher.in'), /exec node "@S2_POLICY_ROOT@\/bin\/s2-policy\.js" ros "\$@"/);
+  });
+
+  it('the Python and XML launch files declare the same arguments and start the lifecycle node', () => {
+    const py = read('launch/s2_policy.launch.py');
+    const xml = read('launch/s2_policy.launch.xml');
+    const pyArgs = [...py.matchAll(/DeclareLaunchArgument\('([a-z_0-9]+)'/g)].map((m) => m[1]).sort();
+    const xmlArgs = [...xml.matchAll(/<arg name="([a-z_0-9]+)"/g)].map((m) => m[1]).sort();
+    assert.deepEqual(pyArgs, ['autostart', 'camera0', 'camera1', 'joint_states', 'log_level', 'namespace', 'params_file', 'use_sim_time']);
+    assert.deepEqual(xmlArgs, pyArgs);
+    assert.match(py, /LifecycleNode\(\s*package='s2_policy',\s*executable='s2_policy_node'/);
+    assert.match(xml, /<lifecycle_node pkg="s2_policy" exec="s2_policy_node"/);
+  });
+
+  it('every parameter maps onto a config key, and the shipped parameter file parses', () => {
+    const shape = configSchema.shape;
+    for (const spec of PARAMS) {
+      const [section] = spec.name.split('.');
+      if (spec.name === 'autostart' || spec.name === 'cameras.qos') continue;
+      assert.ok(section in shape, `${spec.name} → config section ${section}`);
+    }
+    const dir = tempDir('s2-params-');
+    const file = join(dir, 'params.yaml');
+    writeFileSync(file, read('config/s2_policy.yaml'));
+    const cfg = loadParamsFile(file);
+    assert.deepEqual(cfg.cameras, [
+      { name: 'wrist', topic: 'camera0/image_raw', transport: 'raw' },
+      { name: 'front', topic: 'camera1/image_raw/compressed', transport: 'compressed' },
+    ]);
+    assert.deepEqual(cfg.s2.img_sizes, [224, 448]);
+    assert.equal(cfg.control.rate_hz, 20);
+    assert.equal(cfg.backbone.model, join(dir, 'models/backbone.onnx'));
+    assert.equal(cfg.s2.num_prefix_token, undefined, '-1 means detect');
+  });
+
+  it('names a bad parameter', () => {
+    const dir = tempDir('s2-params-');
+    const file = join(dir, 'p.yaml');
+    const base = { backbone: { model: 'b.onnx' }, s2: { img_sizes: ['224x336'] }, cameras: { names: ['a'], topics: ['x'] }, policy: { model: 'p.onnx' } };
+    writeFileSync(file, stringify({ s2_policy: { ros__parameters: { ...base, control: { rate_hz: 10, command_type: 'velocity', bogus: 1 } } } }));
+    assert.throws(() => loadParamsFile(file), /p\.yaml: unknown parameter control\.bogus/);
+    writeFileSync(file, stringify({ s2_policy: { ros__parameters: { ...base, control: { rate_hz: -1, command_type: 'velocity' } } } }));
+    assert.throws(() => loadParamsFile(file), /p\.yaml: control\.rate_hz: /);
+    writeFileSync(file, stringify({ other_node: { ros__parameters: base } }));
+    assert.throws(() => loadParamsFile(file), /no 's2_policy: ros__parameters:' section/);
+    const values = flattenParams({ ...base, cameras: { names: ['a', 'b'], topics: ['x'] } });
+    assert.throws(() => paramsToConfigObject(values), /cameras\.topics has 1 entries, cameras\.names 2/);
+    assert.deepEqual((paramsToConfigObject(flattenParams(base)).s2 as { img_sizes: unknown }).img_sizes, [[224, 336]]);
+  });
+
+  it('ingests an Image shaped as rclnodejs delivers it (typed-array data, numeric stamp)', async () => {
+    const ingester = createIngester({ crop: 'center', resize: 'reference', baseSize: [4, 4], normalization: NORMALIZATION_PRESETS.none, maxPixels: 1e6 });
+    const data = new Uint8Array(4 * 4 * 3).map((_, i) => (i % 3 === 0 ? 255 : 0));
+    // rclnodejs: uint8[] as Uint8Array, is_bigendian as a number, header.stamp as {sec, nanosec}.
+    const msg = { header: { stamp: { sec: 12, nanosec: 5 }, frame_id: 'cam' }, height: 4, width: 4, encoding: 'rgb8', is_bigendian: 0, step: 12, data };
+    const r = await ingester.ingest(msg, 'raw');
+    assert.ok(r.ok);
+    if (r.ok) {
+      assert.deepEqual(r.base.dims, [1, 3, 4, 4]);
+      assert.ok(r.base.data.subarray(0, 16).every((v) => Math.abs(v - 1) < 1e-6) && r.base.data.subarray(16).every((v) => v === 0));
+    }
+  });
+
+  it('builds the action and diagnostics messages the node publishes', () => {
+    const cmd = { tick: 3, at: 150, values: Float32Array.of(0.1, -0.2), state: 'ok' as const };
+    const stamp = { sec: 1, nanosec: 2 };
+    const fm = actionMessage(cmd, stamp, { interface: 'float64_multi_array', commandType: 'velocity', periodMs: 50 });
+    assert.ok('data' in fm && fm.data instanceof Float64Array && Math.abs(fm.data[1] + 0.2) < 1e-7);
+    const jt = actionMessage(cmd, stamp, { interface: 'joint_trajectory', commandType: 'position', jointNames: ['a', 'b'], periodMs: 50 });
+    assert.ok('points' in jt && jt.points[0].positions.length === 2 && jt.points[0].velocities.length === 0 && jt.points[0].time_from_start.nanosec === 50_000_000);
+    assert.throws(() => actionMessage(cmd, stamp, { interface: 'twist_stamped', commandType: 'velocity', periodMs: 50 }), /twist_stamped needs 6 action values/);
+    const m = new Metrics();
+    m.state = 'stale';
+    m.drop('frame:busy', 3);
+    const d = diagnosticsMessage(m.snapshot(1000), stamp, 's2_policy: pipeline');
+    assert.equal(d.status[0].level, 1);
+    assert.ok(d.status[0].values.some((kv) => kv.key === 'dropped_frame:busy' && kv.value === '3'));
+  });
+});
