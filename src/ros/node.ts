@@ -29,7 +29,7 @@ const TYPE: Record<ParamSpec['type'], rclnodejs.ParameterType> = {
 /** Parameter values as plain JS values (rclnodejs gives integers as bigint). */
 function plain(v: unknown): ParamValue {
   if (typeof v === 'bigint') return Number(v);
-  if (Array.isArray(v)) return v.map((x) => (typeof x === 'bigint' ? Number(x) : x)) as ParamValue;
+  if (Array.isArray(v)) return (v as unknown[]).map((x) => (typeof x === 'bigint' ? Number(x) : x)) as ParamValue;
   if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>).map(Number);
   return v as ParamValue;
 }
@@ -58,6 +58,11 @@ export interface NodeRunOptions {
   argv?: string[];
 }
 
+/** A publisher of our message shapes (rclnodejs checks them against the ROS type at publish time). */
+interface Pub {
+  publish(message: object): void;
+}
+
 /** Live parts created on activate and destroyed on deactivate. */
 interface Active {
   frames: Subject<CameraFrame>;
@@ -74,9 +79,9 @@ export class S2PolicyNode {
   private head?: PolicyHead;
   private loading?: Promise<void>;
   private active?: Active;
-  private actionPub?: rclnodejs.Publisher<never>;
-  private featuresPub?: rclnodejs.Publisher<never>;
-  private diagPub?: rclnodejs.Publisher<never>;
+  private actionPub?: Pub;
+  private featuresPub?: Pub;
+  private diagPub?: Pub;
   private clock?: ManualClock;
   private clockSub?: rclnodejs.Subscription;
   private lastError?: string;
@@ -175,9 +180,10 @@ export class S2PolicyNode {
     if (!this.config) return CallbackReturnCode.FAILURE;
     const config = this.config;
     const c = config.control;
-    this.actionPub = this.node.createPublisher(ACTION_TYPES[c.action_interface] as never, topicName(c.action_topic)) as rclnodejs.Publisher<never>;
-    if (config.features.publish) this.featuresPub = this.node.createPublisher('s2_policy/msg/S2Features' as never, topicName(config.features.topic)) as rclnodejs.Publisher<never>;
-    this.diagPub = this.node.createPublisher('diagnostic_msgs/msg/DiagnosticArray' as never, '/diagnostics') as rclnodejs.Publisher<never>;
+    const publisher = (type: string, topic: string): Pub => this.node.createPublisher(type as never, topic);
+    this.actionPub = publisher(ACTION_TYPES[c.action_interface], topicName(c.action_topic));
+    if (config.features.publish) this.featuresPub = publisher('s2_policy/msg/S2Features', topicName(config.features.topic));
+    this.diagPub = publisher('diagnostic_msgs/msg/DiagnosticArray', '/diagnostics');
     const frames = new Subject<CameraFrame>();
     const joints = new Subject<JointStateMsg>();
     const active: Active = { frames, joints, subs: [], rx: [] };
@@ -216,10 +222,10 @@ export class S2PolicyNode {
       if (this.featuresPub) {
         const pub = this.featuresPub;
         const layout = (this.extractor as FeatureExtractor).layout;
-        active.rx.push(out.features.subscribe((f) => pub.publish(featuresMessage(f, layout) as never)));
+        active.rx.push(out.features.subscribe((f) => pub.publish(featuresMessage(f, layout))));
       }
       const diag = this.diagPub as rclnodejs.Publisher<never>;
-      active.rx.push(out.metrics.subscribe((m) => diag.publish(diagnosticsMessage(m, this.now(), `${this.name}: pipeline`, this.name) as never)));
+      active.rx.push(out.metrics.subscribe((m) => diag.publish(diagnosticsMessage(m, this.now(), `${this.name}: pipeline`, this.name))));
     };
     this.active = active;
     // Subscriptions are live at once; actions start as soon as the models are loaded (usually already).
@@ -240,7 +246,7 @@ export class S2PolicyNode {
 
   private publishAction(cmd: ActionCommand, periodMs: number): void {
     const c = (this.config as Config).control;
-    this.actionPub?.publish(actionMessage(cmd, this.now(), { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs }) as never);
+    this.actionPub?.publish(actionMessage(cmd, this.now(), { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs }));
   }
 
   /** Publishes the safe action once (deactivation, shutdown). */
