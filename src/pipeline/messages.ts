@@ -86,6 +86,17 @@ export function featuresMessage(r: FeatureResult, layout: FeatureLayout, frameId
   };
 }
 
+/** The inverse of featuresMessage: a feature result from a received S2Features message (stamp from its header). */
+export function featureResultFromMessage(msg: S2FeaturesMsg, at: number): FeatureResult {
+  const [cameras, per] = Array.from(msg.shape);
+  const data = msg.data instanceof Float32Array ? msg.data : Float32Array.from(msg.data);
+  if (msg.shape.length !== 2 || cameras * per !== data.length || cameras !== msg.camera_names.length) {
+    throw new Error(`S2Features: shape [${Array.from(msg.shape).join(', ')}] does not match ${data.length} values and ${msg.camera_names.length} cameras`);
+  }
+  const perCamera = Array.from({ length: cameras }, (_, i) => data.slice(i * per, (i + 1) * per));
+  return { stampMs: msg.header.stamp.sec * 1000 + msg.header.stamp.nanosec / 1e6, at, cameras: [...msg.camera_names], perCamera };
+}
+
 const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
 
 /** /diagnostics from a metrics snapshot: OK, WARN while stale or dropping, ERROR after an error. */

@@ -83,14 +83,16 @@ export class PolicyPipeline {
 
   constructor(
     readonly config: Config,
-    readonly extractor: FeatureExtractor,
-    readonly head: PolicyHead,
+    /** Undefined for a policy-head-only pipeline fed with S2Features (see connectFeatures). */
+    readonly extractor: FeatureExtractor | undefined,
+    /** Undefined for a features-only pipeline (frames → S2Features, no actions). */
+    readonly head: PolicyHead | undefined,
     readonly scheduler: SchedulerLike = asyncScheduler,
   ) {
     const c = config.control;
     this.enabled = c.enabled;
     this.controller = new ActionController({
-      dim: head.shape.actionDim,
+      dim: head?.shape.actionDim ?? 0,
       commandType: c.command_type,
       chunkMode: config.policy.chunk_mode,
       ensembleK: config.policy.ensemble_k,
@@ -135,15 +137,16 @@ export class PolicyPipeline {
     return this.state && now - this.state.at <= maxAge ? this.state.values : undefined;
   }
 
-  /** Ingest, S², pooling and the policy for one group; never throws (failures are counted). */
+  /** Ingest, S² and pooling for one group, then the policy when there is one; never throws (failures are counted). */
   private async processGroup(group: ArrivedFrame[]): Promise<FeatureResult | undefined> {
     const m = this.metrics;
+    const extractor = this.extractor as FeatureExtractor;
     try {
       const begin = performance.now();
       const complete = Math.max(...group.map((f) => f.arrivedWall));
       m.latency('queue', begin - complete);
       let t = begin;
-      const ingested = await Promise.all(group.map((f) => (f.kind === 'raw' ? this.extractor.ingester.ingest(f.msg as never, 'raw') : this.extractor.ingester.ingest(f.msg as never, 'compressed'))));
+      const ingested = await Promise.all(group.map((f) => (f.kind === 'raw' ? extractor.ingester.ingest(f.msg as never, 'raw') : extractor.ingester.ingest(f.msg as never, 'compressed'))));
       const ingestMs = performance.now() - t;
       m.latency('ingest', ingestMs);
       const inputs: CameraInput[] = [];
@@ -161,46 +164,63 @@ export class PolicyPipeline {
         return undefined;
       }
       t = performance.now();
-      const perCamera = await this.extractor.extract(inputs);
+      const perCamera = await extractor.extract(inputs);
       m.latency('s2', performance.now() - t);
-      const backboneMs = this.extractor.timings.inferenceMs;
+      const backboneMs = extractor.timings.inferenceMs;
       m.latency('backbone', backboneMs);
       m.counts.framesProcessed += group.length;
       m.counts.groupsProcessed++;
-      const now = this.scheduler.now();
       const stampMs = Math.max(...group.map((f) => timeToMs(f.msg.header.stamp)));
-      const result: FeatureResult = { stampMs, at: now, cameras: group.map((f) => f.camera), perCamera };
-      const needsState = this.config.policy.state_input !== undefined;
-      const state = needsState ? this.freshState(now) : undefined;
-      result.state = state;
-      if (needsState && !state) {
-        m.drop('policy:state_stale');
-        return result;
-      }
-      const features = new Float32Array(perCamera.reduce((n, v) => n + v.length, 0));
-      let o = 0;
-      for (const v of perCamera) {
-        features.set(v, o);
-        o += v.length;
-      }
-      t = performance.now();
-      const chunk = await this.head.act(features, state);
+      const result: FeatureResult = { stampMs, at: this.scheduler.now(), cameras: group.map((f) => f.camera), perCamera };
+      const policyMs = await this.act(result);
       const done = performance.now();
-      const policyMs = done - t;
-      m.latency('policy', policyMs);
       m.latency('end_to_end', done - complete);
       m.latency('overhead', done - begin - ingestMs - backboneMs - policyMs);
-      if (!this.controller.addChunk(this.scheduler.now(), chunk, this.head.shape.chunk)) {
-        m.drop('policy:nonfinite_output');
-        return result;
-      }
-      m.counts.chunks++;
-      result.chunk = chunk;
       return result;
     } catch (e) {
       m.error(e);
       return undefined;
     }
+  }
+
+  /**
+   * The policy on one feature result: joint state, head, chunk into the controller (result.chunk and result.state
+   * are filled in). Returns the time the head took, ms. Throws only on model failures (the caller counts them).
+   */
+  private async act(result: FeatureResult): Promise<number> {
+    const head = this.head;
+    if (!head) return 0;
+    const m = this.metrics;
+    const now = this.scheduler.now();
+    const needsState = this.config.policy.state_input !== undefined;
+    const state = needsState ? this.freshState(now) : undefined;
+    result.state = state;
+    if (needsState && !state) {
+      m.drop('policy:state_stale');
+      return 0;
+    }
+    const features = new Float32Array(result.perCamera.reduce((n, v) => n + v.length, 0));
+    if (features.length !== head.shape.featureDim) {
+      m.drop('policy:feature_size');
+      m.lastError = `features of ${features.length} values, the policy takes ${head.shape.featureDim}`;
+      return 0;
+    }
+    let o = 0;
+    for (const v of result.perCamera) {
+      features.set(v, o);
+      o += v.length;
+    }
+    const t = performance.now();
+    const chunk = await head.act(features, state);
+    const policyMs = performance.now() - t;
+    m.latency('policy', policyMs);
+    if (!this.controller.addChunk(this.scheduler.now(), chunk, head.shape.chunk)) {
+      m.drop('policy:nonfinite_output');
+      return policyMs;
+    }
+    m.counts.chunks++;
+    result.chunk = chunk;
+    return policyMs;
   }
 
   private tracked<T>(work: () => Promise<T>): Observable<T> {
@@ -213,11 +233,34 @@ export class PolicyPipeline {
     });
   }
 
+  private jointsInto(joints?: Observable<JointStateMsg>): Observable<never> {
+    return (joints ?? EMPTY).pipe(
+      tap((msg) => {
+        const values = this.stateFrom(msg);
+        if (values) this.state = { values, at: this.scheduler.now() };
+      }),
+      ignoreElements(),
+    );
+  }
+
+  private ticks(): Observable<ActionCommand> {
+    const m = this.metrics;
+    return atControlRate(this.controller, this.config.control.rate_hz, this.scheduler, (n) => m.drop('control:late_tick', n)).pipe(
+      tap(() => (m.state = this.enabled ? this.controller.state : 'disabled')),
+      filter(() => this.enabled),
+      tap((cmd) => {
+        m.counts.actions++;
+        if (cmd.state === 'stale') m.counts.safeActions++;
+      }),
+    );
+  }
+
   /**
    * Wires the inputs to the outputs. Subscribe to `actions` (which drives the processing and the control clock);
    * `features` and `metrics` are shared views. The streams do not complete on bad data.
    */
   connect(inputs: PipelineInputs): PipelineOutputs {
+    if (!this.extractor) throw new Error('connect() needs a feature extractor; a policy-head-only pipeline uses connectFeatures()');
     const m = this.metrics;
     const cameras = this.config.cameras.map((c) => c.name);
     const features$ = new Subject<FeatureResult>();
@@ -242,23 +285,44 @@ export class PolicyPipeline {
       }),
       ignoreElements(),
     );
-    const joints$ = (inputs.joints ?? EMPTY).pipe(
-      tap((msg) => {
-        const values = this.stateFrom(msg);
-        if (values) this.state = { values, at: this.scheduler.now() };
-      }),
-      ignoreElements(),
-    );
-    const ticks$ = atControlRate(this.controller, this.config.control.rate_hz, this.scheduler, (n) => m.drop('control:late_tick', n)).pipe(
-      tap(() => (m.state = this.enabled ? this.controller.state : 'disabled')),
-      filter(() => this.enabled),
-      tap((cmd) => {
-        m.counts.actions++;
-        if (cmd.state === 'stale') m.counts.safeActions++;
-      }),
-    );
-    const actions = merge(processed$, joints$, ticks$).pipe(share());
+    const joints$ = this.jointsInto(inputs.joints);
+    const ticks$ = this.ticks();
+    const actions = merge(processed$, joints$, this.head ? ticks$ : EMPTY).pipe(share());
     const metrics = interval(1000, this.scheduler).pipe(map(() => m.snapshot(this.scheduler.now())));
     return { actions, features: features$.asObservable(), metrics };
+  }
+
+  /**
+   * The policy-head half on its own: feature results (e.g. decoded S2Features from another machine) and joint
+   * states in, actions out at the control rate. The newest result is kept while the head is busy.
+   */
+  connectFeatures(inputs: { features: Observable<FeatureResult>; joints?: Observable<JointStateMsg> }): PipelineOutputs {
+    const m = this.metrics;
+    const processed$ = inputs.features.pipe(
+      tap(() => {
+        m.counts.groupsProcessed++;
+        this.outstanding++;
+      }),
+      processLatest(
+        (r: FeatureResult) =>
+          this.tracked(async () => {
+            try {
+              await this.act(r);
+            } catch (e) {
+              m.error(e);
+            }
+          }),
+        () => {
+          m.drop('features:busy');
+          this.settle();
+        },
+      ),
+      ignoreElements(),
+    );
+    const joints$ = this.jointsInto(inputs.joints);
+    const ticks$ = this.ticks();
+    const actions = merge(processed$, joints$, ticks$).pipe(share());
+    const metrics = interval(1000, this.scheduler).pipe(map(() => m.snapshot(this.scheduler.now())));
+    return { actions, features: EMPTY, metrics };
   }
 }
