@@ -30,7 +30,8 @@ describe('ROS 2 package (static)', () => {
     assert.match(c, /rosidl_generate_interfaces\(\$\{PROJECT_NAME\}\s+"msg\/S2Features\.msg"/);
     assert.match(c, /install\(PROGRAMS .* DESTINATION lib\/\$\{PROJECT_NAME\}\)/);
     assert.match(c, /install\(DIRECTORY launch config DESTINATION share\/\$\{PROJECT_NAME\}\)/);
-    assert.match(read('scripts/ros/launcher.in'), /exec node "@S2_POLICY_ROOT@\/bin\/s2-policy\.js" ros "\$@"/);
+    assert.match(read('scripts/ros/launcher.in'), /exec node "@S2_POLICY_ROOT@\/bin\/s2-policy\.js" ros --node @S2_POLICY_MODE@ "\$@"/);
+    for (const exe of ['s2_policy_node:combined', 's2_features_node:features', 's2_policy_head_node:policy_head']) assert.ok(c.includes(`"${exe}"`), exe);
   });
 
   it('the Python and XML launch files declare the same arguments and start the lifecycle node', () => {
@@ -38,10 +39,12 @@ describe('ROS 2 package (static)', () => {
     const xml = read('launch/s2_policy.launch.xml');
     const pyArgs = [...py.matchAll(/DeclareLaunchArgument\('([a-z_0-9]+)'/g)].map((m) => m[1]).sort();
     const xmlArgs = [...xml.matchAll(/<arg name="([a-z_0-9]+)"/g)].map((m) => m[1]).sort();
-    assert.deepEqual(pyArgs, ['autostart', 'camera0', 'camera1', 'joint_states', 'log_level', 'namespace', 'params_file', 'use_sim_time']);
+    assert.deepEqual(pyArgs, ['autostart', 'camera0', 'camera1', 'joint_states', 'log_level', 'mode', 'namespace', 'params_file', 'use_sim_time']);
     assert.deepEqual(xmlArgs, pyArgs);
-    assert.match(py, /LifecycleNode\(\s*package='s2_policy',\s*executable='s2_policy_node'/);
-    assert.match(xml, /<lifecycle_node pkg="s2_policy" exec="s2_policy_node"/);
+    for (const exe of ['s2_policy_node', 's2_features_node', 's2_policy_head_node']) {
+      assert.match(py, new RegExp(`LifecycleNode\\(package='s2_policy', executable='${exe}'`), exe);
+      assert.match(xml, new RegExp(`<lifecycle_node pkg="s2_policy" exec="${exe}"`), exe);
+    }
   });
 
   it('every parameter maps onto a config key, and the shipped parameter file parses', () => {

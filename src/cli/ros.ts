@@ -2,15 +2,23 @@
 import { UserError } from '../errors.js';
 import { loadRclnodejs } from '../ros/detect.js';
 
-export const ROS_HELP = `usage: s2-policy ros [--ros-args --params-file params.yaml -r __ns:=/robot -p autostart:=true ...]`;
+export const ROS_HELP = `usage: s2-policy ros [--node combined|features|policy_head] [--ros-args --params-file params.yaml -r __ns:=/robot -p autostart:=true ...]`;
 
 export async function rosCommand(argv: string[]): Promise<number> {
   if (argv[0] === '--help' || argv[0] === '-h') {
     console.log(ROS_HELP);
     return 0;
   }
+  let mode: 'combined' | 'features' | 'policy_head' = 'combined';
+  let rest = argv;
+  if (argv[0] === '--node') {
+    const m = argv[1];
+    if (m !== 'combined' && m !== 'features' && m !== 'policy_head') throw new UserError(`ros: --node must be combined, features or policy_head, got '${m ?? ''}'`);
+    mode = m;
+    rest = argv.slice(2);
+  }
   const ros = await loadRclnodejs();
   if (!ros.ok) throw new UserError(`ros: ${ros.reason}`);
   const { runNode } = await import('../ros/node.js');
-  return runNode({ argv });
+  return runNode({ argv: rest, mode });
 }

@@ -4,13 +4,13 @@ import rclnodejs from 'rclnodejs';
 import { Subject, asyncScheduler, type SchedulerLike, type Subscription as RxSubscription } from 'rxjs';
 import { parseConfig, type Config } from '../config/config.js';
 import { UserError } from '../errors.js';
-import type { CompressedImageMsg, ImageMsg, JointStateMsg, Time } from '../msgs/types.js';
+import type { CompressedImageMsg, ImageMsg, JointStateMsg, S2FeaturesMsg, Time } from '../msgs/types.js';
 import { ManualClock } from '../pipeline/clock.js';
 import type { ActionCommand } from '../pipeline/controller.js';
 import { FeatureExtractor } from '../pipeline/extractor.js';
-import { ACTION_TYPES, actionMessage, diagnosticsMessage, featuresMessage } from '../pipeline/messages.js';
+import { ACTION_TYPES, actionMessage, diagnosticsMessage, featureResultFromMessage, featuresMessage } from '../pipeline/messages.js';
 import type { CameraFrame } from '../pipeline/operators.js';
-import { PolicyPipeline } from '../pipeline/pipeline.js';
+import { PolicyPipeline, type FeatureResult } from '../pipeline/pipeline.js';
 import { PolicyHead } from '../policy/head.js';
 import { PARAMS, paramsToConfigObject, type ParamSpec, type ParamValue } from './params.js';
 
@@ -52,7 +52,13 @@ function msToTime(ms: number): Time {
 /** A ROS name resolved for this node: '~/x' stays private to the node, others are used as given. */
 const topicName = (t: string) => t;
 
+/** combined: features and policy in one process; features: publishes S2Features only; policy_head: consumes them. */
+export type NodeMode = 'combined' | 'features' | 'policy_head';
+
+export const DEFAULT_NODE_NAMES: Record<NodeMode, string> = { combined: 's2_policy', features: 's2_features', policy_head: 's2_policy_head' };
+
 export interface NodeRunOptions {
+  mode?: NodeMode;
   nodeName?: string;
   namespace?: string;
   argv?: string[];
@@ -86,7 +92,11 @@ export class S2PolicyNode {
   private clockSub?: rclnodejs.Subscription;
   private lastError?: string;
 
-  constructor(readonly name = 's2_policy', namespace = '') {
+  constructor(
+    readonly name = 's2_policy',
+    namespace = '',
+    readonly mode: NodeMode = 'combined',
+  ) {
     this.node = rclnodejs.createLifecycleNode(name, namespace);
     for (const spec of PARAMS) {
       this.node.declareParameter(
@@ -136,17 +146,21 @@ export class S2PolicyNode {
   load(): Promise<void> {
     this.loading ??= (async () => {
       const config = this.config as Config;
-      this.extractor = await FeatureExtractor.create(config);
-      this.head = await PolicyHead.load({
-        model: config.policy.model,
-        stats: config.policy.stats,
-        featuresInput: config.policy.features_input,
-        stateInput: config.policy.state_input,
-        output: config.policy.output,
-      });
-      const expected = this.extractor.layout.perCamera * config.cameras.length;
-      if (this.head.shape.featureDim !== expected) {
-        throw new UserError(`${config.policy.model}: takes ${this.head.shape.featureDim} features, the cameras give ${config.cameras.length} × ${this.extractor.layout.perCamera} = ${expected}`);
+      if (this.mode !== 'policy_head') this.extractor = await FeatureExtractor.create(config);
+      if (this.mode !== 'features') {
+        this.head = await PolicyHead.load({
+          model: config.policy.model,
+          stats: config.policy.stats,
+          featuresInput: config.policy.features_input,
+          stateInput: config.policy.state_input,
+          output: config.policy.output,
+        });
+      }
+      if (this.extractor && this.head) {
+        const expected = this.extractor.layout.perCamera * config.cameras.length;
+        if (this.head.shape.featureDim !== expected) {
+          throw new UserError(`${config.policy.model}: takes ${this.head.shape.featureDim} features, the cameras give ${config.cameras.length} × ${this.extractor.layout.perCamera} = ${expected}`);
+        }
       }
       let scheduler: SchedulerLike = asyncScheduler;
       if (this.useSimTime()) {
@@ -155,7 +169,9 @@ export class S2PolicyNode {
         scheduler = this.clock;
       }
       this.pipeline = new PolicyPipeline(config, this.extractor, this.head, scheduler);
-      this.log('info', `configured: ${config.cameras.length} camera(s), S² sizes ${this.extractor.layout.scaleSizes.map((s) => `${s[0]}x${s[1]}`).join(',')}, ${this.extractor.layout.perCamera} features per camera, chunk ${this.head.shape.chunk}×${this.head.shape.actionDim}`);
+      const l = this.extractor?.layout;
+      const h = this.head?.shape;
+      this.log('info', `configured (${this.mode}): ${l ? `${config.cameras.length} camera(s), S² sizes ${l.scaleSizes.map((x) => `${x[0]}x${x[1]}`).join(',')}, ${l.perCamera} features per camera` : 'features from S2Features'}${h ? `, chunk ${h.chunk}×${h.actionDim}` : ''}`);
     })().catch((e: unknown) => {
       this.lastError = e instanceof Error ? e.message : String(e);
       this.log('error', `configure failed: ${this.lastError}`);
@@ -181,14 +197,29 @@ export class S2PolicyNode {
     const config = this.config;
     const c = config.control;
     const publisher = (type: string, topic: string): Pub => this.node.createPublisher(type as never, topic);
-    this.actionPub = publisher(ACTION_TYPES[c.action_interface], topicName(c.action_topic));
-    if (config.features.publish) this.featuresPub = publisher('s2_policy/msg/S2Features', topicName(config.features.topic));
+    if (this.mode !== 'features') this.actionPub = publisher(ACTION_TYPES[c.action_interface], topicName(c.action_topic));
+    if (this.mode === 'features' || (this.mode === 'combined' && config.features.publish)) this.featuresPub = publisher('s2_policy/msg/S2Features', topicName(config.features.topic));
     this.diagPub = publisher('diagnostic_msgs/msg/DiagnosticArray', '/diagnostics');
     const frames = new Subject<CameraFrame>();
     const joints = new Subject<JointStateMsg>();
     const active: Active = { frames, joints, subs: [], rx: [] };
     const sensorQos = rclnodejs.QoS.profileSensorData;
-    for (const cam of config.cameras) {
+    const received = new Subject<FeatureResult>();
+    if (this.mode === 'policy_head') {
+      active.subs.push(
+        this.node.createSubscription('s2_policy/msg/S2Features' as never, config.features.topic, { qos: sensorQos, enableTypedArray: true }, (msg: unknown) => {
+          const m = msg as S2FeaturesMsg;
+          m.header.stamp = stampOf(m.header.stamp);
+          try {
+            received.next(featureResultFromMessage(m, this.pipeline?.scheduler.now() ?? Date.now()));
+          } catch (e) {
+            this.pipeline?.metrics.drop('features:bad_message');
+            this.log('warn', (e as Error).message);
+          }
+        }),
+      );
+    }
+    for (const cam of this.mode === 'policy_head' ? [] : config.cameras) {
       const type = cam.transport === 'raw' ? 'sensor_msgs/msg/Image' : 'sensor_msgs/msg/CompressedImage';
       active.subs.push(
         this.node.createSubscription(type as never, cam.topic, { qos: sensorQos, enableTypedArray: true }, (msg: unknown) => {
@@ -216,7 +247,7 @@ export class S2PolicyNode {
     }
     const start = () => {
       const pipeline = this.pipeline as PolicyPipeline;
-      const out = pipeline.connect({ frames, joints });
+      const out = this.mode === 'policy_head' ? pipeline.connectFeatures({ features: received, joints }) : pipeline.connect({ frames, joints });
       const periodMs = 1000 / c.rate_hz;
       active.rx.push(out.actions.subscribe((cmd) => this.publishAction(cmd, periodMs)));
       if (this.featuresPub) {
@@ -321,7 +352,8 @@ export class S2PolicyNode {
 /** Runs the node until SIGINT/SIGTERM; returns the exit code. */
 export async function runNode(options: NodeRunOptions = {}): Promise<number> {
   await rclnodejs.init(undefined, options.argv);
-  const n = new S2PolicyNode(options.nodeName ?? 's2_policy', options.namespace ?? '');
+  const mode = options.mode ?? 'combined';
+  const n = new S2PolicyNode(options.nodeName ?? DEFAULT_NODE_NAMES[mode], options.namespace ?? '', mode);
   rclnodejs.spin(n.node);
   let stopping = false;
   const stop = async (signal: string) => {
