@@ -8,10 +8,12 @@ import { MAKE_DEMO_HELP, makeDemoCommand } from './make-demo.js';
 import { MAKE_MODEL_HELP, makeModelCommand } from './make-model.js';
 import { REPLAY_HELP, replayCommand } from './replay.js';
 import { ROS_HELP, rosCommand } from './ros.js';
+import { START_HELP, startCommand } from './start.js';
 
 const HELP = `s2-policy: S² multi-scale features from ONNX vision backbones, for robot policies
 
 commands:
+  start        the default main job: closed loop with the built-in simulation (or the ROS 2 node when sourced)
   features     S² features of a .npy batch or an image, written as .npy
   inspect      a model's inputs, outputs, layout, and the S² plan for given scales
   make-model   write one of the project's deterministic test backbones
@@ -32,7 +34,9 @@ ${REPLAY_HELP}
 
 ${EXTRACT_HELP}
 
-${ROS_HELP}`;
+${ROS_HELP}
+
+${START_HELP}`;
 
 /** S² option names as the command line spells them (maxSplitSize → --max-split-size). */
 function asFlags(message: string): string {
@@ -59,6 +63,8 @@ export async function run(argv: string[]): Promise<number> {
         return await extractCommand(rest);
       case 'ros':
         return await rosCommand(rest);
+      case 'start':
+        return await startCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -66,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
         console.log(HELP);
         return command === undefined ? 2 : 0;
       default:
-        throw new UserError(`unknown command '${command}' (commands: features, inspect, make-model, make-demo, replay, extract, ros; see s2-policy --help)`);
+        throw new UserError(`unknown command '${command}' (commands: features, inspect, make-model, make-demo, replay, extract, ros, start; see s2-policy --help)`);
     }
   } catch (e) {
     if (e instanceof UserError || e instanceof S2OptionError) {
