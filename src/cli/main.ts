@@ -9,6 +9,7 @@ import { MAKE_MODEL_HELP, makeModelCommand } from './make-model.js';
 import { REPLAY_HELP, replayCommand } from './replay.js';
 import { ROS_HELP, rosCommand } from './ros.js';
 import { START_HELP, startCommand } from './start.js';
+import { EVAL_HELP, FIT_HELP, SIM_HELP, evalCommand, fitCommand, simCommand } from './learn.js';
 
 const HELP = `s2-policy: S² multi-scale features from ONNX vision backbones, for robot policies
 
@@ -20,6 +21,9 @@ commands:
   make-demo    write a demo kit: backbone, policy head, config and a two-camera recording
   replay       run the pipeline over a ROS 2 MCAP recording, writing actions and features to MCAP
   extract      S² features of every frame group of a recording, with aligned state and actions, as .npy
+  sim collect  expert demonstrations in the simulation, as features/state/actions .npy
+  fit          a linear policy head by ridge regression from demonstrations (sim collect or extract)
+  eval         closed-loop success of single scale versus S² in the simulation
   ros          the ROS 2 node (needs a sourced ROS 2 and rclnodejs built against it)
 
 ${FEATURES_HELP}
@@ -36,7 +40,13 @@ ${EXTRACT_HELP}
 
 ${ROS_HELP}
 
-${START_HELP}`;
+${START_HELP}
+
+${SIM_HELP}
+
+${FIT_HELP}
+
+${EVAL_HELP}`;
 
 /** S² option names as the command line spells them (maxSplitSize → --max-split-size). */
 function asFlags(message: string): string {
@@ -65,6 +75,12 @@ export async function run(argv: string[]): Promise<number> {
         return await rosCommand(rest);
       case 'start':
         return await startCommand(rest);
+      case 'sim':
+        return await simCommand(rest);
+      case 'fit':
+        return fitCommand(rest);
+      case 'eval':
+        return await evalCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -72,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
         console.log(HELP);
         return command === undefined ? 2 : 0;
       default:
-        throw new UserError(`unknown command '${command}' (commands: features, inspect, make-model, make-demo, replay, extract, ros, start; see s2-policy --help)`);
+        throw new UserError(`unknown command '${command}' (commands: features, inspect, make-model, make-demo, replay, extract, ros, start, sim, fit, eval; see s2-policy --help)`);
     }
   } catch (e) {
     if (e instanceof UserError || e instanceof S2OptionError) {

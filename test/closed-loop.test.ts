@@ -1,0 +1,63 @@
+// The simulation in a closed loop with the real pipeline: reproducible per seed, the default main job end to end,
+// and the fit command on collected demonstrations.
+import { strict as assert } from 'node:assert';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { FeatureExtractor } from '../src/pipeline/extractor.js';
+import { PolicyHead } from '../src/policy/head.js';
+import { ensureDemoModels, runClosedLoop } from '../src/sim/closed-loop.js';
+import { wilson } from '../src/cli/learn.js';
+import { cli, tempDir } from './helpers/util.js';
+
+describe('closed loop with the simulation', function () {
+  this.timeout(180000);
+
+  it('gives identical episodes for identical seeds, and moves the arm', async () => {
+    const models = await ensureDemoModels(tempDir('s2-cl-'), { sizes: [[48, 64], [96, 128]], episodes: 3, seed: 500 });
+    const extractor = await FeatureExtractor.create(models.config);
+    const head = await PolicyHead.load({ model: models.config.policy.model, stats: models.config.policy.stats, featuresInput: 'features', stateInput: 'state' });
+    const a = await runClosedLoop(models.config, extractor, head, 2, 7);
+    const b = await runClosedLoop(models.config, extractor, head, 2, 7);
+    await extractor.release();
+    await head.release();
+    assert.deepEqual(a, b);
+    assert.deepEqual(a.map((r) => r.seed), [7, 8]);
+    for (const r of a) {
+      assert.equal(r.points.length, r.steps + 1);
+      const [x0, y0] = r.points[0];
+      const moved = r.points.some(([x, y]) => Math.hypot(x - x0, y - y0) > 5);
+      assert.ok(moved, `episode ${r.seed}: the policy's actions move the arm`);
+    }
+  });
+
+  it('npm start (s2-policy start) runs to a summary table and a PNG of the paths', async () => {
+    const out = tempDir('s2-start-');
+    const r = cli(['start', '--transport', 'sim', '--episodes', '1', '--out', out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^transport: sim/);
+    assert.match(r.stdout, /episode {2}seed {3}result/);
+    assert.match(r.stdout, /success \d+\/1 \(\d+%\), mean final distance/);
+    const png = join(out, 'episodes.png');
+    assert.ok(existsSync(png));
+    const meta = await sharp(png).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height], ['png', 640, 480]);
+  });
+
+  it('collects demonstrations and fits a policy from them', () => {
+    const dir = tempDir('s2-collect-');
+    let r = cli(['sim', 'collect', '--out', dir, '--episodes', '2', '--seed', '3', '--img-sizes', '48x64']);
+    assert.equal(r.status, 0, r.stderr);
+    r = cli(['fit', '--data', dir, '--out', join(dir, 'policy.onnx'), '--chunk', '2']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /λ = [0-9.e+-]+ \(/);
+    assert.match(r.stdout, /features \+ 2 state → 2×2 actions/);
+    assert.ok(existsSync(join(dir, 'policy.stats.json')));
+  });
+
+  it('computes a Wilson 95% interval', () => {
+    const [lo, hi] = wilson(8, 10);
+    assert.ok(Math.abs(lo - 0.4902) < 1e-3 && Math.abs(hi - 0.9433) < 1e-3, `${lo} ${hi}`);
+    assert.deepEqual(wilson(0, 0), [0, 1]);
+  });
+});
