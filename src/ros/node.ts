@@ -110,11 +110,11 @@ export class S2PolicyNode {
     this.node.registerOnDeactivate(() => this.onDeactivate());
     this.node.registerOnCleanup(() => this.onCleanup());
     this.node.registerOnShutdown(() => this.onCleanup());
-    this.node.createService('std_srvs/srv/SetBool', '~/enable', (req: { data: boolean }, res: { send: (r: object) => void }) => {
+    this.node.createService('std_srvs/srv/SetBool' as never, '~/enable', (req: { data: boolean }, res: { send: (r: object) => void }) => {
       if (this.pipeline) this.pipeline.enabled = req.data;
       res.send({ success: this.pipeline !== undefined, message: this.pipeline ? `actions ${req.data ? 'enabled' : 'disabled'}` : 'not configured' });
     });
-    this.node.createService('std_srvs/srv/Trigger', '~/reset', (_req: object, res: { send: (r: object) => void }) => {
+    this.node.createService('std_srvs/srv/Trigger' as never, '~/reset', (_req: object, res: { send: (r: object) => void }) => {
       this.pipeline?.reset();
       res.send({ success: this.pipeline !== undefined, message: this.pipeline ? 'chunk buffers and ensembling state cleared' : 'not configured' });
     });
