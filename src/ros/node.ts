@@ -110,13 +110,17 @@ export class S2PolicyNode {
     this.node.registerOnDeactivate(() => this.onDeactivate());
     this.node.registerOnCleanup(() => this.onCleanup());
     this.node.registerOnShutdown(() => this.onCleanup());
-    this.node.createService('std_srvs/srv/SetBool' as never, '~/enable', (req: { data: boolean }, res: { send: (r: object) => void }) => {
-      if (this.pipeline) this.pipeline.enabled = req.data;
-      res.send({ success: this.pipeline !== undefined, message: this.pipeline ? `actions ${req.data ? 'enabled' : 'disabled'}` : 'not configured' });
+    type Reply = { send(response: object): void };
+    const service = (type: string, name: string, handle: (request: Record<string, unknown>) => object) =>
+      this.node.createService(type as never, name, (request: unknown, response: unknown) => (response as Reply).send(handle(request as Record<string, unknown>)));
+    service('std_srvs/srv/SetBool', '~/enable', (req) => {
+      const on = req.data === true;
+      if (this.pipeline) this.pipeline.enabled = on;
+      return { success: this.pipeline !== undefined, message: this.pipeline ? `actions ${on ? 'enabled' : 'disabled'}` : 'not configured' };
     });
-    this.node.createService('std_srvs/srv/Trigger' as never, '~/reset', (_req: object, res: { send: (r: object) => void }) => {
+    service('std_srvs/srv/Trigger', '~/reset', () => {
       this.pipeline?.reset();
-      res.send({ success: this.pipeline !== undefined, message: this.pipeline ? 'chunk buffers and ensembling state cleared' : 'not configured' });
+      return { success: this.pipeline !== undefined, message: this.pipeline ? 'chunk buffers and ensembling state cleared' : 'not configured' };
     });
   }
 
