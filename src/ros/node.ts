@@ -259,8 +259,8 @@ export class S2PolicyNode {
         const layout = (this.extractor as FeatureExtractor).layout;
         active.rx.push(out.features.subscribe((f) => pub.publish(featuresMessage(f, layout))));
       }
-      const diag = this.diagPub as rclnodejs.Publisher<never>;
-      active.rx.push(out.metrics.subscribe((m) => diag.publish(diagnosticsMessage(m, this.now(), `${this.name}: pipeline`, this.name))));
+      const diag = this.diagPub;
+      if (diag) active.rx.push(out.metrics.subscribe((m) => diag.publish(diagnosticsMessage(m, this.now(), `${this.name}: pipeline`, this.name))));
     };
     this.active = active;
     // Subscriptions are live at once; actions start as soon as the models are loaded (usually already).
