@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { configSchema } from '../src/config/config.js';
-import { PARAMS, flattenParams, loadParamsFile, paramsToConfigObject } from '../src/ros/params.js';
+import { PARAMS, configToParams, flattenParams, loadParamsFile, paramsToConfigObject } from '../src/ros/params.js';
 import { actionMessage, diagnosticsMessage } from '../src/pipeline/messages.js';
 import { Metrics } from '../src/pipeline/metrics.js';
 import { createIngester } from '../src/image/ingest.js';
@@ -31,7 +31,10 @@ describe('ROS 2 package (static)', () => {
     assert.match(c, /install\(PROGRAMS .* DESTINATION lib\/\$\{PROJECT_NAME\}\)/);
     assert.match(c, /install\(DIRECTORY launch config DESTINATION share\/\$\{PROJECT_NAME\}\)/);
     assert.match(read('scripts/ros/launcher.in'), /exec node "@S2_POLICY_ROOT@\/bin\/s2-policy\.js" ros --node @S2_POLICY_MODE@ "\$@"/);
-    for (const exe of ['s2_policy_node:combined', 's2_features_node:features', 's2_policy_head_node:policy_head']) assert.ok(c.includes(`"${exe}"`), exe);
+    for (const exe of ['s2_policy_node:combined', 's2_features_node:features', 's2_policy_head_node:policy_head', 's2_sim_node:sim']) assert.ok(c.includes(`"${exe}"`), exe);
+    const sim = read('launch/sim.launch.py');
+    assert.match(sim, /Node\(package='s2_policy', executable='s2_sim_node'/);
+    assert.match(sim, /LifecycleNode\(package='s2_policy', executable='s2_policy_node'/);
   });
 
   it('the Python and XML launch files declare the same arguments and start the lifecycle node', () => {
@@ -66,6 +69,18 @@ describe('ROS 2 package (static)', () => {
     assert.equal(cfg.control.rate_hz, 20);
     assert.equal(cfg.backbone.model, join(dir, 'models/backbone.onnx'));
     assert.equal(cfg.s2.num_prefix_token, undefined, '-1 means detect');
+  });
+
+  it('writes a parameter file from a config that reads back as the same config', () => {
+    const dir = tempDir('s2-params-');
+    const original = loadParamsFile((() => {
+      const f = join(dir, 'a.yaml');
+      writeFileSync(f, read('config/s2_policy.yaml'));
+      return f;
+    })());
+    const f2 = join(dir, 'b.yaml');
+    writeFileSync(f2, stringify({ s2_policy: { ros__parameters: configToParams(original) } }));
+    assert.deepEqual(loadParamsFile(f2), original);
   });
 
   it('names a bad parameter', () => {

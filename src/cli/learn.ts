@@ -3,6 +3,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
+import { stringify } from 'yaml';
+import { configToParams } from '../ros/params.js';
 import { UserError } from '../errors.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { writePresetModel } from '../models/write.js';
@@ -13,7 +15,8 @@ import { collectDemos, ensureDemoModels, runClosedLoop, simConfig, type EpisodeR
 import { DEMO_SIZES, summaryTable } from './start.js';
 import { int, numberList, parseFlags, required, sizeList, str } from './args.js';
 
-export const SIM_HELP = `usage: s2-policy sim collect --out DIR [--episodes N] [--seed S] [--img-sizes 96x128,192x256] [--force]`;
+export const SIM_HELP = `usage: s2-policy sim collect --out DIR [--episodes N] [--seed S] [--img-sizes 96x128,192x256] [--force]
+       s2-policy sim models --out DIR   (demo models + a ROS 2 parameter file for launch/sim.launch.py)`;
 export const FIT_HELP = `usage: s2-policy fit --data DIR --out policy.onnx [--chunk T] [--lambdas 0.1,1,10]
        DIR holds features.npy, actions.npy and optionally state.npy and episodes.npy (from 'sim collect' or 'extract')`;
 export const EVAL_HELP = `usage: s2-policy eval [--episodes N] [--seed S] [--demos N] [--out DIR]`;
@@ -25,6 +28,17 @@ function pairs(text: string | undefined): [number, number][] {
 
 export async function simCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === 'models') {
+    const flags = parseFlags('sim models', rest, { out: { type: 'string' } });
+    const out = resolve(required(flags, 'out', 'sim models'));
+    const models = await ensureDemoModels(out, { sizes: DEMO_SIZES }, (l) => console.log(l));
+    const c = models.config;
+    c.control.action_topic = '/s2_policy/actions';
+    const file = join(out, 'sim_params.yaml');
+    writeFileSync(file, `# s2_policy parameters for launch/sim.launch.py (demo models, not pretrained)\n${stringify({ s2_policy: { ros__parameters: configToParams(c) } })}`);
+    console.log(`wrote ${file}`);
+    return 0;
+  }
   if (sub !== 'collect') {
     console.log(SIM_HELP);
     return sub === undefined || sub === '--help' || sub === '-h' ? 0 : 2;

@@ -190,3 +190,49 @@ export function loadParamsFile(file: string, nodeName = 's2_policy'): Config {
   }
   return parseConfig(paramsToConfigObject(values), file, dirname(file));
 }
+
+/** The `ros__parameters` tree for a typed config (the inverse of paramsToConfigObject), for writing parameter files. */
+export function configToParams(c: Config): Record<string, unknown> {
+  const size = (s: number | readonly [number, number]) => (typeof s === 'number' ? String(s) : `${s[0]}x${s[1]}`);
+  const base = c.image.base_size;
+  const tree: Record<string, unknown> = {
+    backbone: { model: c.backbone.model, providers: c.backbone.providers, ...(c.backbone.threads ? { threads: c.backbone.threads } : {}) },
+    s2: {
+      ...(c.s2.scales ? { scales: c.s2.scales } : {}),
+      ...(c.s2.img_sizes ? { img_sizes: c.s2.img_sizes.map(size) } : {}),
+      ...(c.s2.max_split_size ? { max_split_size: c.s2.max_split_size } : {}),
+      ...(c.s2.split_mode ? { split_mode: c.s2.split_mode } : {}),
+      resize_output_to_idx: c.s2.resize_output_to_idx,
+    },
+    image: {
+      base_size: typeof base === 'number' ? [base] : [...base],
+      crop: c.image.crop,
+      resize: c.image.resize,
+      ...(typeof c.image.normalization === 'string' ? { normalization: c.image.normalization } : { mean: c.image.normalization.mean, std: c.image.normalization.std }),
+    },
+    cameras: { names: c.cameras.map((x) => x.name), topics: c.cameras.map((x) => x.topic), transports: c.cameras.map((x) => x.transport) },
+    sync: { mode: c.sync.mode, slop_ms: c.sync.slop_ms },
+    features: { pool: c.features.pool, publish: c.features.publish, topic: c.features.topic },
+    policy: {
+      model: c.policy.model,
+      ...(c.policy.stats ? { stats: c.policy.stats } : {}),
+      features_input: c.policy.features_input,
+      ...(c.policy.state_input ? { state_input: c.policy.state_input } : {}),
+      chunk_mode: c.policy.chunk_mode,
+      ensemble_k: c.policy.ensemble_k,
+    },
+    control: {
+      rate_hz: c.control.rate_hz,
+      command_type: c.control.command_type,
+      action_interface: c.control.action_interface,
+      action_topic: c.control.action_topic,
+      ...(c.control.joint_names ? { joint_names: c.control.joint_names } : {}),
+      ...(c.control.lower ? { lower: c.control.lower } : {}),
+      ...(c.control.upper ? { upper: c.control.upper } : {}),
+      ...(c.control.max_delta ? { max_delta: c.control.max_delta } : {}),
+    },
+    watchdog: { stale_after_ms: c.watchdog.stale_after_ms },
+  };
+  if (c.joint_states) tree.joint_states = { topic: c.joint_states.topic, names: c.joint_states.names, max_age_ms: c.joint_states.max_age_ms };
+  return tree;
+}
