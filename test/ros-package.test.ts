@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { configSchema } from '../src/config/config.js';
-import { PARAMS, configToParams, flattenParams, loadParamsFile, paramsToConfigObject } from '../src/ros/params.js';
+import { PARAMS, configToParams, flattenParams, loadParamsFile, paramsToConfigObject, stringifyParamsFile } from '../src/ros/params.js';
 import { actionMessage, diagnosticsMessage } from '../src/pipeline/messages.js';
 import { Metrics } from '../src/pipeline/metrics.js';
 import { createIngester } from '../src/image/ingest.js';
@@ -79,7 +79,10 @@ describe('ROS 2 package (static)', () => {
       return f;
     })());
     const f2 = join(dir, 'b.yaml');
-    writeFileSync(f2, stringify({ s2_policy: { ros__parameters: configToParams(original) } }));
+    const text = stringifyParamsFile(configToParams(original), ['s2_policy']);
+    assert.match(text, /rate_hz: 20\.0\n/, 'doubles keep a decimal point for ROS 2');
+    assert.match(text, /- -0\.5\n/);
+    writeFileSync(f2, text);
     assert.deepEqual(loadParamsFile(f2), original);
   });
 

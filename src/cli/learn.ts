@@ -3,8 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { stringify } from 'yaml';
-import { configToParams } from '../ros/params.js';
+import { configToParams, stringifyParamsFile } from '../ros/params.js';
 import { UserError } from '../errors.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { writePresetModel } from '../models/write.js';
@@ -35,7 +34,7 @@ export async function simCommand(argv: string[]): Promise<number> {
     const c = models.config;
     c.control.action_topic = '/s2_policy/actions';
     const file = join(out, 'sim_params.yaml');
-    writeFileSync(file, `# s2_policy parameters for launch/sim.launch.py (demo models, not pretrained)\n${stringify({ s2_policy: { ros__parameters: configToParams(c) } })}`);
+    writeFileSync(file, stringifyParamsFile(configToParams(c), ['s2_policy'], '# s2_policy parameters for launch/sim.launch.py (demo models, not pretrained)\n'));
     console.log(`wrote ${file}`);
     return 0;
   }

@@ -357,7 +357,15 @@ export class S2PolicyNode {
 export async function runNode(options: NodeRunOptions = {}): Promise<number> {
   await rclnodejs.init(undefined, options.argv);
   const mode = options.mode ?? 'combined';
-  const n = new S2PolicyNode(options.nodeName ?? DEFAULT_NODE_NAMES[mode], options.namespace ?? '', mode);
+  let n: S2PolicyNode;
+  try {
+    n = new S2PolicyNode(options.nodeName ?? DEFAULT_NODE_NAMES[mode], options.namespace ?? '', mode);
+  } catch (e) {
+    // Parameter files with the wrong type (e.g. 20 for a double: write 20.0) fail here.
+    console.error(`s2-policy: parameters: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
+    rclnodejs.shutdown();
+    return 2;
+  }
   rclnodejs.spin(n.node);
   let stopping = false;
   const stop = async (signal: string) => {

@@ -4,7 +4,7 @@
 // tested without ROS 2.
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { Scalar, parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { parseConfig, type Config } from '../config/config.js';
 import { UserError } from '../errors.js';
 
@@ -38,7 +38,7 @@ export const PARAMS: ParamSpec[] = [
   p('s2.resize_output_to_idx', 'integer', 0, 'scale whose grid all scales are pooled to'),
   p('s2.split_mode', 'string', '', "'resize' or 'pad' for any-shape S² (empty = square algorithm)"),
   p('s2.max_batch', 'integer', 0, 'crops per backbone call (0 = all)'),
-  p('image.base_size', 'integer_array', [224], 'base size: [side] or [height, width]'),
+  p('image.base_size', 'string', '224', "base size: '224' or '96x128' (height x width)"),
   p('image.crop', 'string', 'center', 'center, pad or none'),
   p('image.resize', 'string', 'reference', 'reference or native'),
   p('image.normalization', 'string', 'imagenet', 'imagenet, clip or none (or image.mean/image.std)'),
@@ -99,7 +99,10 @@ export function paramsToConfigObject(values: ReadonlyMap<string, ParamValue>): R
     if (!m) throw new UserError(`parameters: s2.img_sizes entries must look like '224' or '224x336', got '${s}'`);
     return m[2] === undefined ? Number(m[1]) : [Number(m[1]), Number(m[2])];
   });
-  const base = get('image.base_size') as number[];
+  const baseText = String(get('image.base_size'));
+  const bm = /^(\d+)(?:x(\d+))?$/.exec(baseText.trim());
+  if (!bm) throw new UserError(`parameters: image.base_size must look like '224' or '96x128', got '${baseText}'`);
+  const base = bm[2] === undefined ? Number(bm[1]) : [Number(bm[1]), Number(bm[2])];
   const mean = get('image.mean') as number[] | undefined;
   const std = get('image.std') as number[] | undefined;
   const jointTopic = get('joint_states.topic') as string | undefined;
@@ -122,7 +125,7 @@ export function paramsToConfigObject(values: ReadonlyMap<string, ParamValue>): R
       max_batch: num('s2.max_batch'),
     },
     image: {
-      base_size: base.length === 1 ? base[0] : base,
+      base_size: base,
       crop: get('image.crop'),
       resize: get('image.resize'),
       normalization: mean || std ? { mean, std } : get('image.normalization'),
@@ -205,7 +208,7 @@ export function configToParams(c: Config): Record<string, unknown> {
       resize_output_to_idx: c.s2.resize_output_to_idx,
     },
     image: {
-      base_size: typeof base === 'number' ? [base] : [...base],
+      base_size: size(base),
       crop: c.image.crop,
       resize: c.image.resize,
       ...(typeof c.image.normalization === 'string' ? { normalization: c.image.normalization } : { mean: c.image.normalization.mean, std: c.image.normalization.std }),
@@ -235,4 +238,29 @@ export function configToParams(c: Config): Record<string, unknown> {
   };
   if (c.joint_states) tree.joint_states = { topic: c.joint_states.topic, names: c.joint_states.names, max_age_ms: c.joint_states.max_age_ms };
   return tree;
+}
+
+/**
+ * A ROS 2 parameter file for `nodeNames` with these parameters. Doubles are written with a decimal point (20.0):
+ * ROS 2 reads `20` as an integer, which a double parameter refuses.
+ */
+export function stringifyParamsFile(tree: Record<string, unknown>, nodeNames: string[], header = ''): string {
+  const types = new Map(PARAMS.map((s) => [s.name, s.type]));
+  const mark = (v: unknown, prefix: string): unknown => {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, mark(x, prefix ? `${prefix}.${k}` : k)]));
+    }
+    const t = types.get(prefix);
+    const dbl = (n: unknown) => {
+      if (typeof n !== 'number') return n;
+      const s = new Scalar(n);
+      s.minFractionDigits = 1;
+      return s;
+    };
+    if (t === 'double') return dbl(v);
+    if (t === 'double_array' && Array.isArray(v)) return v.map(dbl);
+    return v;
+  };
+  const doc = Object.fromEntries(nodeNames.map((n) => [n, { ros__parameters: mark(tree, '') }]));
+  return header + stringifyYaml(doc, { aliasDuplicateObjects: false });
 }

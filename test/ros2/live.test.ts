@@ -6,9 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { stringify } from 'yaml';
 import { writeDemoKit, type DemoKit } from '../../src/cli/make-demo.js';
 import { loadRclnodejs, sourcedRosDistro } from '../../src/ros/detect.js';
+import { stringifyParamsFile } from '../../src/ros/params.js';
 import { BIN, ROOT, tempDir } from '../helpers/util.js';
 
 type Rcl = typeof import('rclnodejs');
@@ -24,7 +24,7 @@ function params(kit: DemoKit, ns: string, nodeNames: string[]): string {
   const p = {
     backbone: { model: kit.backbone },
     s2: { img_sizes: ['32', '64'] },
-    image: { base_size: [32] },
+    image: { base_size: '32' },
     cameras: { names: ['wrist', 'front'], topics: [`${ns}/wrist/image_raw`, `${ns}/front/image_raw/compressed`], transports: ['raw', 'compressed'] },
     sync: { mode: 'approximate', slop_ms: 20.0 },
     joint_states: { topic: `${ns}/joint_states`, names: ['joint1', 'joint2'], max_age_ms: 200.0 },
@@ -35,7 +35,7 @@ function params(kit: DemoKit, ns: string, nodeNames: string[]): string {
     autostart: true,
   };
   const file = join(kit.dir, `params${ns.replace(/\//g, '_')}.yaml`);
-  writeFileSync(file, stringify(Object.fromEntries(nodeNames.map((n) => [n, { ros__parameters: p }]))));
+  writeFileSync(file, stringifyParamsFile(p, nodeNames));
   return file;
 }
 
@@ -66,6 +66,8 @@ describe('ROS 2 live', function () {
       console.log(`skipped: ${r.reason}`);
       this.skip();
     }
+    // A DDS domain of its own, so that parallel runs (or other ROS 2 users on the machine) do not see each other.
+    process.env.ROS_DOMAIN_ID ??= String(100 + (process.pid % 100));
     rcl = (await import('rclnodejs')).default;
     await rcl.init();
     kit = await writeDemoKit(tempDir('s2-ros2-'), { durationS: 1 });
