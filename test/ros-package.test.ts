@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { configSchema } from '../src/config/config.js';
-import { PARAMS, configToParams, flattenParams, loadParamsFile, paramsToConfigObject, stringifyParamsFile } from '../src/ros/params.js';
+import { PARAMS, configToParams, flattenParams, loadParamsFile, paramFileOverrides, paramsToConfigObject, remappedName, stringifyParamsFile } from '../src/ros/params.js';
 import { actionMessage, diagnosticsMessage } from '../src/pipeline/messages.js';
 import { Metrics } from '../src/pipeline/metrics.js';
 import { createIngester } from '../src/image/ingest.js';
@@ -128,5 +128,24 @@ describe('ROS 2 package (static)', () => {
     const d = diagnosticsMessage(m.snapshot(1000), stamp, 's2_policy: pipeline');
     assert.equal(d.status[0].level, 1);
     assert.ok(d.status[0].values.some((kv) => kv.key === 'dropped_frame:busy' && kv.value === '3'));
+  });
+});
+
+describe('ROS 2 parameter files as the node reads them', () => {
+  it('applies /**, name, /name and /ns/name sections, coerces doubles, and follows __node/__ns remaps', () => {
+    const dir = tempDir('s2-overrides-');
+    const f1 = join(dir, 'one.yaml');
+    const f2 = join(dir, 'two.yaml');
+    writeFileSync(f1, stringify({ '/**': { ros__parameters: { control: { rate_hz: 10 } } }, s2_policy: { ros__parameters: { sync: { slop_ms: 30 } } } }));
+    writeFileSync(f2, stringify({ '/robot/arm_policy': { ros__parameters: { autostart: true, image: { base_size: 96 } } }, other: { ros__parameters: { autostart: false } } }));
+    const argv = ['--ros-args', '-r', '__node:=arm_policy', '-r', '__ns:=/robot', '--params-file', f1, '--params-file', f2];
+    const who = remappedName(argv, 's2_policy', '');
+    assert.deepEqual(who, { name: 'arm_policy', namespace: '/robot' });
+    const o = paramFileOverrides(argv, who.name, who.namespace);
+    assert.deepEqual(Object.fromEntries(o), { 'control.rate_hz': 10, autostart: true, 'image.base_size': '96' });
+    const asDefault = paramFileOverrides(['--params-file', f1], 's2_policy', '');
+    assert.equal(asDefault.get('sync.slop_ms'), 30);
+    writeFileSync(f1, stringify({ '/**': { ros__parameters: { control: { enabled: 'yes' } } } }));
+    assert.throws(() => paramFileOverrides(['--params-file', f1], 's2_policy', ''), /one\.yaml: parameter control\.enabled must be bool, got "yes"/);
   });
 });

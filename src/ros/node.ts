@@ -12,7 +12,7 @@ import { ACTION_TYPES, actionMessage, diagnosticsMessage, featureResultFromMessa
 import type { CameraFrame } from '../pipeline/operators.js';
 import { PolicyPipeline, type FeatureResult } from '../pipeline/pipeline.js';
 import { PolicyHead } from '../policy/head.js';
-import { PARAMS, paramsToConfigObject, type ParamSpec, type ParamValue } from './params.js';
+import { PARAMS, paramFileOverrides, paramsToConfigObject, remappedName, type ParamSpec, type ParamValue } from './params.js';
 
 const { CallbackReturnCode } = rclnodejs.lifecycle;
 
@@ -96,8 +96,17 @@ export class S2PolicyNode {
     readonly name = 's2_policy',
     namespace = '',
     readonly mode: NodeMode = 'combined',
+    argv: readonly string[] = [],
   ) {
-    this.node = rclnodejs.createLifecycleNode(name, namespace);
+    // Parameter files are read here, not left to rclnodejs, which only applies sections named exactly like the node
+    // (not '/name'), and refuses an integer for a double or integer arrays from a file.
+    const options = new rclnodejs.NodeOptions();
+    const actual = remappedName(argv, name, namespace);
+    for (const [k, v] of paramFileOverrides(argv, actual.name, actual.namespace)) {
+      const spec = PARAMS.find((p) => p.name === k) as ParamSpec;
+      options.parameterOverrides.push(new rclnodejs.Parameter(k, TYPE[spec.type], rosValue(spec, v)));
+    }
+    this.node = rclnodejs.createLifecycleNode(name, namespace, undefined, options);
     for (const spec of PARAMS) {
       this.node.declareParameter(
         new rclnodejs.Parameter(spec.name, TYPE[spec.type], rosValue(spec, spec.default)),
@@ -359,7 +368,7 @@ export async function runNode(options: NodeRunOptions = {}): Promise<number> {
   const mode = options.mode ?? 'combined';
   let n: S2PolicyNode;
   try {
-    n = new S2PolicyNode(options.nodeName ?? DEFAULT_NODE_NAMES[mode], options.namespace ?? '', mode);
+    n = new S2PolicyNode(options.nodeName ?? DEFAULT_NODE_NAMES[mode], options.namespace ?? '', mode, options.argv ?? []);
   } catch (e) {
     // Parameter files with the wrong type (e.g. 20 for a double: write 20.0) fail here.
     console.error(`s2-policy: parameters: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);

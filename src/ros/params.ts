@@ -264,3 +264,70 @@ export function stringifyParamsFile(tree: Record<string, unknown>, nodeNames: st
   const doc = Object.fromEntries(nodeNames.map((n) => [n, { ros__parameters: mark(tree, '') }]));
   return header + stringifyYaml(doc, { aliasDuplicateObjects: false });
 }
+
+/** The node name and namespace after `-r __node:=…` / `-r __ns:=…` remappings in ROS arguments. */
+export function remappedName(argv: readonly string[], name: string, namespace: string): { name: string; namespace: string } {
+  let n = name;
+  let ns = namespace;
+  for (let i = 0; i < argv.length - 1; i++) {
+    if (argv[i] !== '-r' && argv[i] !== '--remap') continue;
+    const m = /^__(node|ns):=(.*)$/.exec(argv[i + 1]);
+    if (m?.[1] === 'node') n = m[2];
+    else if (m?.[1] === 'ns') ns = m[2];
+  }
+  return { name: n, namespace: ns };
+}
+
+/**
+ * Parameter values for this node from every `--params-file` in ROS arguments, in order: sections `/**`, `name`,
+ * `/name` and `/namespace/name` all apply (rcl accepts each of these forms). Values are coerced to the declared
+ * types (an integer written for a double parameter is taken as that double).
+ */
+export function paramFileOverrides(argv: readonly string[], name: string, namespace: string): Map<string, ParamValue> {
+  const ns = namespace === '' || namespace === '/' ? '' : namespace.replace(/\/$/, '');
+  const keys = ['/**', name, `/${name}`, `${ns}/${name}`];
+  const out = new Map<string, ParamValue>();
+  const specs = new Map(PARAMS.map((s) => [s.name, s]));
+  for (let i = 0; i < argv.length - 1; i++) {
+    if (argv[i] !== '--params-file') continue;
+    const file = argv[i + 1];
+    if (!existsSync(file)) throw new UserError(`${file}: no such parameter file`);
+    const doc = (parseYaml(readFileSync(file, 'utf8')) ?? {}) as Record<string, { ros__parameters?: unknown }>;
+    for (const key of keys) {
+      const section = doc[key]?.ros__parameters;
+      if (!section) continue;
+      for (const [k, v] of flattenParams(section)) {
+        const spec = specs.get(k);
+        if (!spec) continue; // use_sim_time and unknown keys are left to rcl and the node's own checks
+        out.set(k, coerce(spec, v, file));
+      }
+    }
+  }
+  return out;
+}
+
+function coerce(spec: ParamSpec, v: ParamValue, file: string): ParamValue {
+  const bad = () => new UserError(`${file}: parameter ${spec.name} must be ${spec.type.replace('_', ' ')}, got ${JSON.stringify(v)}`);
+  switch (spec.type) {
+    case 'bool':
+      if (typeof v !== 'boolean') throw bad();
+      return v;
+    case 'integer':
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw bad();
+      return v;
+    case 'double':
+      if (typeof v !== 'number') throw bad();
+      return v;
+    case 'string':
+      if (typeof v === 'number') return String(v);
+      if (typeof v !== 'string') throw bad();
+      return v;
+    case 'integer_array':
+    case 'double_array':
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'number' || (spec.type === 'integer_array' && !Number.isInteger(x)))) throw bad();
+      return v;
+    case 'string_array':
+      if (!Array.isArray(v)) throw bad();
+      return v.map(String);
+  }
+}
