@@ -4,7 +4,7 @@ import { from, map, timer, toArray, lastValueFrom } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { ActionController } from '../src/pipeline/controller.js';
 import { processLatest, syncCameras, type CameraFrame, type SyncDropReason } from '../src/pipeline/operators.js';
-import { atControlRate } from '../src/pipeline/pipeline.js';
+import { atControlRate, controlTicks } from '../src/pipeline/pipeline.js';
 import { ActionChunks } from '../src/policy/chunks.js';
 import { limitAction } from '../src/policy/safety.js';
 
@@ -64,6 +64,20 @@ describe('pipeline operators (marbles)', () => {
 });
 
 describe('control clock and watchdog', () => {
+  it('changes rate at run time from the next tick, indices still counting up', () => {
+    const ts = scheduler();
+    ts.run(({ expectObservable }) => {
+      let period = 100;
+      const ticks = controlTicks(() => period, ts).pipe(
+        map((k) => {
+          if (k === 2) period = 50; // after the tick at 300 ms, 20 Hz
+          return `${k}@${ts.now()}`;
+        }),
+      );
+      expectObservable(ticks, '^ 460ms !').toBe('100ms a 99ms b 99ms c 49ms d 49ms e 49ms f', { a: '0@100', b: '1@200', c: '2@300', d: '3@350', e: '4@400', f: '5@450' });
+    });
+  });
+
   it('switches to zero velocity within one tick of going stale, and back when features return', () => {
     const ts = scheduler();
     ts.run(({ cold, expectObservable }) => {

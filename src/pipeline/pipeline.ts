@@ -39,34 +39,49 @@ interface StateSample {
 }
 
 /**
- * Control ticks without drift: tick k is due at start + (k + 1)·period on the scheduler's clock, whatever the
+ * Control ticks without drift: tick k is due at anchor + (k + 1)·period on the scheduler's clock, whatever the
  * callbacks' own delays. A tick that comes too late to be on time is skipped (the next one carries the current
- * index) and reported to `onLate`, so the tick index always matches the clock.
+ * index) and reported to `onLate`, so the tick index always matches the clock. The period is read before every
+ * tick (a rate changed at run time applies from the next tick; indices keep counting up).
  */
-export function controlTicks(periodMs: number, scheduler: SchedulerLike, onLate?: (skipped: number) => void): Observable<number> {
+export function controlTicks(periodMs: number | (() => number), scheduler: SchedulerLike, onLate?: (skipped: number) => void): Observable<number> {
+  const period = typeof periodMs === 'number' ? () => periodMs : periodMs;
   return new Observable<number>((subscriber) => {
-    const start = scheduler.now();
+    let p = period();
+    let anchor = scheduler.now();
+    let base = 0; // index of the first tick after the anchor
     let next = 0;
-    const run = (): Subscription =>
-      scheduler.schedule(() => {
-        const due = Math.floor((scheduler.now() - start) / periodMs + 1e-9) - 1;
-        if (due > next) {
-          onLate?.(due - next);
-          next = due;
-        }
-        subscriber.next(next);
-        next++;
-        subscription.add(run());
-      }, Math.max(0, start + (next + 1) * periodMs - scheduler.now()));
     const subscription = new Subscription();
-    subscription.add(run());
+    const run = (): void => {
+      const q = period();
+      if (q !== p) {
+        // Re-anchor at the last tick's time with the new period.
+        anchor = anchor + (next - base) * p;
+        base = next;
+        p = q;
+      }
+      subscription.add(
+        scheduler.schedule(() => {
+          const due = base + Math.floor((scheduler.now() - anchor) / p + 1e-9) - 1;
+          if (due > next) {
+            onLate?.(due - next);
+            next = due;
+          }
+          subscriber.next(next);
+          next++;
+          run();
+        }, Math.max(0, anchor + (next - base + 1) * p - scheduler.now())),
+      );
+    };
+    run();
     return subscription;
   });
 }
 
-/** One command per control tick at `rateHz` on `scheduler`'s clock, independent of the camera rate. */
-export function atControlRate(controller: ActionController, rateHz: number, scheduler: SchedulerLike, onLate?: (skipped: number) => void): Observable<ActionCommand> {
-  return controlTicks(1000 / rateHz, scheduler, onLate).pipe(
+/** One command per control tick at `rateHz` (a number, or read before every tick) on `scheduler`'s clock. */
+export function atControlRate(controller: ActionController, rateHz: number | (() => number), scheduler: SchedulerLike, onLate?: (skipped: number) => void): Observable<ActionCommand> {
+  const rate = typeof rateHz === 'number' ? () => rateHz : rateHz;
+  return controlTicks(() => 1000 / rate(), scheduler, onLate).pipe(
     map((tick) => controller.tick(tick, scheduler.now())),
     filter((c): c is ActionCommand => c !== undefined),
   );
@@ -245,7 +260,7 @@ export class PolicyPipeline {
 
   private ticks(): Observable<ActionCommand> {
     const m = this.metrics;
-    return atControlRate(this.controller, this.config.control.rate_hz, this.scheduler, (n) => m.drop('control:late_tick', n)).pipe(
+    return atControlRate(this.controller, () => this.config.control.rate_hz, this.scheduler, (n) => m.drop('control:late_tick', n)).pipe(
       tap(() => (m.state = this.enabled ? this.controller.state : 'disabled')),
       filter(() => this.enabled),
       tap((cmd) => {

@@ -150,6 +150,19 @@ describe('ROS 2 live', function () {
         const t1 = ctl.rec.actions.at(-1)?.t ?? 0;
         checkStreaming(ctl.rec, t1 - 2000, t1);
         assert.ok(ctl.rec.features.length > 10 && ctl.rec.features.every((f) => f.cameras.join() === 'wrist,front' && f.n === 96), 'S2Features from both cameras');
+        // Dynamic parameters: the control rate changes at run time; an invalid value is refused.
+        const setRate = (hz: number) =>
+          ctl.call<{ results: { successful: boolean; reason: string }[] }>('rcl_interfaces/srv/SetParameters', `/${headName}/set_parameters`, {
+            parameters: [{ name: 'control.rate_hz', value: { type: 3, double_value: hz } }],
+          });
+        assert.equal((await setRate(-5)).results[0].successful, false, 'a negative rate is refused');
+        assert.equal((await setRate(10)).results[0].successful, true);
+        await sleep(300);
+        const slowFrom = ctl.rec.actions.length;
+        await sleep(2000);
+        const slow = ctl.rec.actions.length - slowFrom;
+        assert.ok(slow >= 16 && slow <= 24, `${slow} actions in 2 s at 10 Hz`);
+        assert.equal((await setRate(20)).results[0].successful, true);
         // A stalled camera: the watchdog switches to zero velocity.
         ctl.frontOn = false;
         const stalledAt = ctl.rec.actions.at(-1)?.t ?? 0;
