@@ -143,6 +143,10 @@ describe('ROS 2 parameter files as the node reads them', () => {
     assert.deepEqual(who, { name: 'arm_policy', namespace: '/robot' });
     const o = paramFileOverrides(argv, who.name, who.namespace);
     assert.deepEqual(Object.fromEntries(o), { 'control.rate_hz': 10, autostart: true, 'image.base_size': '96' });
+    writeFileSync(f2, stringify({ s2_policy: { ros__parameters: { backbone: { model: 'models/b.onnx' }, policy: { model: '/abs/p.onnx' } } } }));
+    const paths = paramFileOverrides(['--params-file', f2], 's2_policy', '');
+    assert.equal(paths.get('backbone.model'), join(dir, 'models/b.onnx'));
+    assert.equal(paths.get('policy.model'), '/abs/p.onnx');
     const asDefault = paramFileOverrides(['--params-file', f1], 's2_policy', '');
     assert.equal(asDefault.get('sync.slop_ms'), 30);
     writeFileSync(f1, stringify({ '/**': { ros__parameters: { control: { enabled: 'yes' } } } }));

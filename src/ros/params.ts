@@ -3,7 +3,7 @@
 // S² sizes strings ('224x336'), since ROS parameters hold no lists of records. No rclnodejs here: the mapping is
 // tested without ROS 2.
 import { readFileSync, existsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { Scalar, parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { parseConfig, type Config } from '../config/config.js';
 import { UserError } from '../errors.js';
@@ -278,6 +278,8 @@ export function remappedName(argv: readonly string[], name: string, namespace: s
   return { name: n, namespace: ns };
 }
 
+const PATH_PARAMS = new Set(['backbone.model', 'policy.model', 'policy.stats']);
+
 /**
  * Parameter values for this node from every `--params-file` in ROS arguments, in order: sections `/**`, `name`,
  * `/name` and `/namespace/name` all apply (rcl accepts each of these forms). Values are coerced to the declared
@@ -299,7 +301,9 @@ export function paramFileOverrides(argv: readonly string[], name: string, namesp
       for (const [k, v] of flattenParams(section)) {
         const spec = specs.get(k);
         if (!spec) continue; // use_sim_time and unknown keys are left to rcl and the node's own checks
-        out.set(k, coerce(spec, v, file));
+        const value = coerce(spec, v, file);
+        // Model files are found next to the parameter file that names them, as with the YAML config.
+        out.set(k, PATH_PARAMS.has(k) && typeof value === 'string' && value !== '' && !isAbsolute(value) ? resolve(dirname(file), value) : value);
       }
     }
   }
