@@ -46,7 +46,7 @@ describe('ROS 2 package (static)', () => {
     assert.deepEqual(xmlArgs, pyArgs);
     for (const exe of ['s2_policy_node', 's2_features_node', 's2_policy_head_node']) {
       assert.match(py, new RegExp(`LifecycleNode\\(package='s2_policy', executable='${exe}'`), exe);
-      assert.match(xml, new RegExp(`<lifecycle_node pkg="s2_policy" exec="${exe}"`), exe);
+      assert.match(xml, new RegExp(`<node pkg="s2_policy" exec="${exe}"`), exe);
     }
   });
 
