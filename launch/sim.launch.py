@@ -24,7 +24,7 @@ def generate_launch_description():
                             'action_topic': '/s2_policy/actions'}],
                arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')])
     policy = LifecycleNode(package='s2_policy', executable='s2_policy_node', name='s2_policy', namespace='', output='screen',
-                           parameters=[LaunchConfiguration('params_file'), {'autostart': True}],
+                           parameters=[LaunchConfiguration('params_file'), {'autostart': True, 'use_sim_time': True}],
                            arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')])
     stop = RegisterEventHandler(OnProcessExit(target_action=sim, on_exit=[EmitEvent(event=Shutdown(reason='simulation finished'))]))
     return LaunchDescription(args + [sim, policy, stop])

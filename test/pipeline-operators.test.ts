@@ -5,6 +5,7 @@ import { TestScheduler } from 'rxjs/testing';
 import { ActionController } from '../src/pipeline/controller.js';
 import { processLatest, syncCameras, type CameraFrame, type SyncDropReason } from '../src/pipeline/operators.js';
 import { atControlRate, controlTicks } from '../src/pipeline/pipeline.js';
+import { ManualClock } from '../src/pipeline/clock.js';
 import { ActionChunks } from '../src/policy/chunks.js';
 import { limitAction } from '../src/policy/safety.js';
 
@@ -64,6 +65,19 @@ describe('pipeline operators (marbles)', () => {
 });
 
 describe('control clock and watchdog', () => {
+  it('follows a clock that jumps (first /clock of a simulation) without replaying the gap', () => {
+    const clock = new ManualClock(0);
+    const ticks: string[] = [];
+    let late = 0;
+    const sub = controlTicks(50, clock, (n) => (late += n)).subscribe((k) => ticks.push(`${k}@${clock.now()}`));
+    clock.jumpTo(1_700_000_000_000);
+    clock.jumpTo(1_700_000_000_050);
+    clock.jumpTo(1_700_000_000_100);
+    sub.unsubscribe();
+    assert.deepEqual(ticks, ['0@1700000000000', '1@1700000000050', '2@1700000000100']);
+    assert.equal(late, 0);
+  });
+
   it('changes rate at run time from the next tick, indices still counting up', () => {
     const ts = scheduler();
     ts.run(({ expectObservable }) => {

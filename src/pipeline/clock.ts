@@ -36,6 +36,18 @@ export class ManualClock extends VirtualTimeScheduler {
     this.flush();
     this.frame = t;
   }
+
+  /**
+   * Moves to t as a clock that jumped (e.g. the first /clock message of a simulation): everything due before t
+   * runs once, at t, so periodic work sees one late call (and skips what it missed) instead of replaying every
+   * period in between.
+   */
+  jumpTo(t: number): void {
+    if (t < this.frame) return;
+    for (const a of this.actions) if (a.delay < t) a.delay = t;
+    this.frame = t;
+    this.advanceTo(t);
+  }
 }
 
 export interface RunOptions {

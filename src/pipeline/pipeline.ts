@@ -38,6 +38,9 @@ interface StateSample {
   at: number;
 }
 
+/** More missed ticks than this at once is a clock that jumped, not a late tick. */
+const CLOCK_JUMP_TICKS = 100;
+
 /**
  * Control ticks without drift: tick k is due at anchor + (k + 1)·period on the scheduler's clock, whatever the
  * callbacks' own delays. A tick that comes too late to be on time is skipped (the next one carries the current
@@ -63,7 +66,11 @@ export function controlTicks(periodMs: number | (() => number), scheduler: Sched
       subscription.add(
         scheduler.schedule(() => {
           const due = base + Math.floor((scheduler.now() - anchor) / p + 1e-9) - 1;
-          if (due > next) {
+          if (due - next > CLOCK_JUMP_TICKS) {
+            // The clock jumped (e.g. the first /clock of a simulation): start counting from now, nothing was missed.
+            anchor = scheduler.now() - p;
+            base = next;
+          } else if (due > next) {
             onLate?.(due - next);
             next = due;
           }

@@ -255,7 +255,7 @@ export class S2PolicyNode {
       const clock = this.clock;
       this.clockSub = this.node.createSubscription('rosgraph_msgs/msg/Clock' as never, '/clock', { qos: rclnodejs.QoS.profileSystemDefault }, (msg: unknown) => {
         const t = stampOf((msg as { clock: Time }).clock);
-        clock.advanceTo(t.sec * 1000 + t.nanosec / 1e6);
+        clock.jumpTo(t.sec * 1000 + t.nanosec / 1e6);
       });
     }
     const start = () => {
