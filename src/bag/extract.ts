@@ -115,7 +115,7 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
     const flush = async (logTime: bigint) => {
       while (groups.length > 0) {
         const g = groups.shift() as CameraFrame[];
-        const results = await Promise.all(g.map((f) => (f.kind === 'raw' ? extractor.ingester.ingest(f.msg as never, 'raw') : extractor.ingester.ingest(f.msg as never, 'compressed'))));
+        const results = await Promise.all(g.map((f) => extractor.ingestFrame(f)));
         const inputs: CameraInput[] = [];
         for (const r of results) {
           if (r.ok) inputs.push({ base: r.base, scales: r.scales });

@@ -145,15 +145,18 @@ export function parseConfig(value: unknown, source: string, baseDir?: string): C
   return c;
 }
 
-export function loadConfig(file: string): Config {
-  if (!existsSync(file)) throw new UserError(`${file}: no such config file`);
-  let value: unknown;
+/** Reads a YAML file; a missing or malformed file is a one-line UserError naming it (`what`: 'config', …). */
+export function readYamlFile(file: string, what: string): unknown {
+  if (!existsSync(file)) throw new UserError(`${file}: no such ${what} file`);
   try {
-    value = parseYaml(readFileSync(file, 'utf8'));
+    return parseYaml(readFileSync(file, 'utf8'));
   } catch (e) {
     throw new UserError(`${file}: not valid YAML (${(e as Error).message.split('\n')[0]})`);
   }
-  return parseConfig(value, file, dirname(file));
+}
+
+export function loadConfig(file: string): Config {
+  return parseConfig(readYamlFile(file, 'config'), file, dirname(file));
 }
 
 /** [height, width] of a size that may be a single side. */

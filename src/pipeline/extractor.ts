@@ -4,7 +4,9 @@ import { OnnxBackbone } from '../backbone/onnx-backbone.js';
 import { resolveS2Options } from '../backbone/resolve.js';
 import { pair, type Config } from '../config/config.js';
 import { UserError } from '../errors.js';
-import { createIngester, type Ingester } from '../image/ingest.js';
+import { createIngester, type Ingester, type IngestResult } from '../image/ingest.js';
+import type { CompressedImageMsg, ImageMsg } from '../msgs/types.js';
+import type { CameraFrame } from './operators.js';
 import { presetNormalization, type Normalization } from '../image/normalize.js';
 import { areaResize } from '../s2/pool.js';
 import { multiscaleForward, type S2Timings } from '../s2/multiscale.js';
@@ -170,6 +172,11 @@ export class FeatureExtractor {
       await backbone.release();
       throw e;
     }
+  }
+
+  /** Ingests one camera frame, raw or compressed (never throws; a bad frame is a rejection). */
+  ingestFrame(f: CameraFrame): Promise<IngestResult> {
+    return f.kind === 'raw' ? this.ingester.ingest(f.msg as ImageMsg, 'raw') : this.ingester.ingest(f.msg as CompressedImageMsg, 'compressed');
   }
 
   /** S² over all cameras in one pass (one backbone call when the model allows), pooled per camera. */

@@ -168,7 +168,7 @@ export class PolicyPipeline {
       const complete = Math.max(...group.map((f) => f.arrivedWall));
       m.latency('queue', begin - complete);
       let t = begin;
-      const ingested = await Promise.all(group.map((f) => (f.kind === 'raw' ? extractor.ingester.ingest(f.msg as never, 'raw') : extractor.ingester.ingest(f.msg as never, 'compressed'))));
+      const ingested = await Promise.all(group.map((f) => extractor.ingestFrame(f)));
       const ingestMs = performance.now() - t;
       m.latency('ingest', ingestMs);
       const inputs: CameraInput[] = [];

@@ -2,10 +2,9 @@
 // control.rate_hz, …); the camera list becomes parallel arrays (cameras.names/topics/transports) and non-square
 // S² sizes strings ('224x336'), since ROS parameters hold no lists of records. No rclnodejs here: the mapping is
 // tested without ROS 2.
-import { readFileSync, existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { Scalar, parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { parseConfig, type Config } from '../config/config.js';
+import { Scalar, stringify as stringifyYaml } from 'yaml';
+import { parseConfig, readYamlFile, type Config } from '../config/config.js';
 import { UserError } from '../errors.js';
 
 export type ParamType = 'bool' | 'integer' | 'double' | 'string' | 'integer_array' | 'double_array' | 'string_array';
@@ -176,13 +175,7 @@ export function flattenParams(tree: unknown, prefix = '', out = new Map<string, 
  * config. Relative model paths resolve against the file's folder.
  */
 export function loadParamsFile(file: string, nodeName = 's2_policy'): Config {
-  if (!existsSync(file)) throw new UserError(`${file}: no such parameter file`);
-  let doc: unknown;
-  try {
-    doc = parseYaml(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${file}: not valid YAML (${(e as Error).message.split('\n')[0]})`);
-  }
+  const doc = readYamlFile(file, 'parameter');
   const root = (doc ?? {}) as Record<string, { ros__parameters?: unknown }>;
   const section = root[nodeName] ?? root[`/${nodeName}`] ?? root['/**'];
   if (!section?.ros__parameters) throw new UserError(`${file}: no '${nodeName}: ros__parameters:' section`);
@@ -293,8 +286,7 @@ export function paramFileOverrides(argv: readonly string[], name: string, namesp
   for (let i = 0; i < argv.length - 1; i++) {
     if (argv[i] !== '--params-file') continue;
     const file = argv[i + 1];
-    if (!existsSync(file)) throw new UserError(`${file}: no such parameter file`);
-    const doc = (parseYaml(readFileSync(file, 'utf8')) ?? {}) as Record<string, { ros__parameters?: unknown }>;
+    const doc = (readYamlFile(file, 'parameter') ?? {}) as Record<string, { ros__parameters?: unknown }>;
     for (const key of keys) {
       const section = doc[key]?.ros__parameters;
       if (!section) continue;
