@@ -87,6 +87,9 @@ export class OnnxBackbone implements Backbone {
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
         logSeverityLevel: 3,
+        // No busy-waiting of idle inference threads: the main thread resizes, merges and ingests right after a
+        // run, and spinning threads would take its core.
+        extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
       };
       if (options.threads !== undefined) sessionOptions.intraOpNumThreads = options.threads;
       session = await OrtSession.create(bytes, sessionOptions);
