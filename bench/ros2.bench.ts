@@ -16,13 +16,14 @@ if (process.argv[2] === 'publisher') {
   const rcl = (await import('rclnodejs')).default;
   await rcl.init();
   const node = rcl.createNode('bench_image_publisher');
-  const pub = node.createPublisher('sensor_msgs/msg/Image' as never, '/bench/image_raw', { qos: rcl.QoS.profileSensorData });
+  // Our own message shape; rclnodejs's message typings exist only where they were generated.
+  const pub = node.createPublisher('sensor_msgs/msg/Image' as never, '/bench/image_raw', { qos: rcl.QoS.profileSensorData }) as unknown as { publish(m: object): void };
   const data = new Uint8Array(W * H * 3).map((_, i) => i % 251);
   rcl.spin(node);
   let n = 0;
   const timer = setInterval(() => {
     const ns = BigInt(Date.now()) * 1_000_000n;
-    pub.publish({ header: { stamp: { sec: Number(ns / 1_000_000_000n), nanosec: Number(ns % 1_000_000_000n) }, frame_id: String(n++) }, height: H, width: W, encoding: 'rgb8', is_bigendian: 0, step: W * 3, data } as never);
+    pub.publish({ header: { stamp: { sec: Number(ns / 1_000_000_000n), nanosec: Number(ns % 1_000_000_000n) }, frame_id: String(n++) }, height: H, width: W, encoding: 'rgb8', is_bigendian: 0, step: W * 3, data });
   }, 1000 / 30);
   setTimeout(() => {
     clearInterval(timer);

@@ -120,8 +120,9 @@ export class S2PolicyNode {
     this.node.registerOnCleanup(() => this.onCleanup());
     this.node.registerOnShutdown(() => this.onCleanup());
     type Reply = { send(response: object): void };
-    const service = (type: string, name: string, handle: (request: Record<string, unknown>) => object) =>
+    const service = (type: string, name: string, handle: (request: Record<string, unknown>) => object): void => {
       this.node.createService(type as never, name, (request: unknown, response: unknown) => (response as Reply).send(handle(request as Record<string, unknown>)));
+    };
     service('std_srvs/srv/SetBool', '~/enable', (req) => {
       const on = req.data === true;
       if (this.pipeline) this.pipeline.enabled = on;

@@ -93,9 +93,11 @@ describe('ROS 2 live', function () {
       rec.features.push({ t: now(), cameras: [...f.camera_names], n: f.data.length });
     });
     const qos = { qos: rcl.QoS.profileSensorData };
-    const wrist = node.createPublisher('sensor_msgs/msg/Image' as never, `${ns}/wrist/image_raw`, qos);
-    const front = node.createPublisher('sensor_msgs/msg/CompressedImage' as never, `${ns}/front/image_raw/compressed`, qos);
-    const joints = node.createPublisher('sensor_msgs/msg/JointState' as never, `${ns}/joint_states`, qos);
+    // Plain message objects: rclnodejs's message typings exist only where they were generated.
+    type Pub = { publish(m: object): void };
+    const wrist = node.createPublisher('sensor_msgs/msg/Image' as never, `${ns}/wrist/image_raw`, qos) as unknown as Pub;
+    const front = node.createPublisher('sensor_msgs/msg/CompressedImage' as never, `${ns}/front/image_raw/compressed`, qos) as unknown as Pub;
+    const joints = node.createPublisher('sensor_msgs/msg/JointState' as never, `${ns}/joint_states`, qos) as unknown as Pub;
     rcl.spin(node);
     const w = 160;
     const h = 120;
@@ -114,10 +116,10 @@ describe('ROS 2 live', function () {
     const timer = setInterval(() => {
       const stamp = node.now().secondsAndNanoseconds;
       const header = { stamp: { sec: Number(stamp.seconds), nanosec: Number(stamp.nanoseconds) }, frame_id: 'cam' };
-      wrist.publish({ header, height: h, width: w, encoding: 'rgb8', is_bigendian: 0, step: w * 3, data: pixels } as never);
-      if (ctl.frontOn) front.publish({ header, format: 'rgb8; jpeg compressed bgr8', data: jpeg } as never);
+      wrist.publish({ header, height: h, width: w, encoding: 'rgb8', is_bigendian: 0, step: w * 3, data: pixels });
+      if (ctl.frontOn) front.publish({ header, format: 'rgb8; jpeg compressed bgr8', data: jpeg });
       const t = k++ * 0.05;
-      joints.publish({ header, name: ['joint1', 'joint2'], position: [Math.sin(t), Math.cos(t)], velocity: [], effort: [] } as never);
+      joints.publish({ header, name: ['joint1', 'joint2'], position: [Math.sin(t), Math.cos(t)], velocity: [], effort: [] });
     }, 50);
     try {
       await scenario(ctl);
