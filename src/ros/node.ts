@@ -300,7 +300,8 @@ export class S2PolicyNode {
     if (cmd && this.config) this.publishAction(cmd, 1000 / this.config.control.rate_hz);
   }
 
-  private stopActive(): void {
+  /** Stops the live streams and subscriptions (deactivate, shutdown). */
+  stopActive(): void {
     if (!this.active) return;
     for (const s of this.active.rx) s.unsubscribe();
     for (const s of this.active.subs) this.node.destroySubscription(s);
@@ -386,6 +387,8 @@ export async function runNode(options: NodeRunOptions = {}): Promise<number> {
     try {
       n.publishSafeAction();
       n.node.getLogger().info(`${signal}: published the safe action, shutting down`);
+      // Streams first: a metrics or control tick must not run against a destroyed node.
+      n.stopActive();
       await n.release();
       n.node.destroy();
       rclnodejs.shutdown();
