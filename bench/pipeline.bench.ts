@@ -45,7 +45,8 @@ writeFileSync(
     // One inference thread leaves the other core to decoding, ingestion and the control clock.
     backbone: { model: 'backbone.onnx', threads: 1 },
     s2: { img_sizes: [224, 448] },
-    image: { base_size: 224, crop: 'center', resize: 'reference', normalization: 'imagenet' },
+    // BENCH_RESIZE=native makes every scale with sharp from the full frame instead of S²'s bicubic from the base.
+    image: { base_size: 224, crop: 'center', resize: process.env.BENCH_RESIZE === 'native' ? 'native' : 'reference', normalization: 'imagenet' },
     cameras: [
       { name: 'raw', topic: '/cam_raw/image_raw', transport: 'raw' },
       { name: 'jpeg', topic: '/cam_jpeg/image_raw/compressed', transport: 'compressed' },
@@ -84,7 +85,7 @@ async function* counted(): AsyncGenerator<TimedInput> {
   }
 }
 
-console.log(`replaying ${seconds} s in real time through the pipeline (vit-bench backbone, sizes [224, 448], 2 cameras in one batch)…`);
+console.log(`replaying ${seconds} s in real time through the pipeline (vit-bench backbone, sizes [224, 448], 2 cameras in one batch, image.resize ${config.image.resize})…`);
 const wall = performance.now();
 await runOnClock(pipeline, counted(), { rate: 1 }, {});
 const rssEnd = process.memoryUsage().rss;
