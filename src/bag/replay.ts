@@ -3,7 +3,7 @@
 import { loadDecompressHandlers } from '@mcap/support';
 import type { Config } from '../config/config.js';
 import { UserError } from '../errors.js';
-import type { CompressedImageMsg, ImageMsg, JointStateMsg } from '../msgs/types.js';
+import { nsToTime, type CompressedImageMsg, type ImageMsg, type JointStateMsg } from '../msgs/types.js';
 import { runOnClock, schedulerFor, type TimedInput } from '../pipeline/clock.js';
 import { FeatureExtractor } from '../pipeline/extractor.js';
 import { ACTION_TYPES, actionMessage, diagnosticsMessage, featuresMessage } from '../pipeline/messages.js';
@@ -154,8 +154,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
           });
           previous = cmd.values;
           const at = toNs(cmd.at);
-          const stamp = { sec: Number(at / 1_000_000_000n), nanosec: Number(at % 1_000_000_000n) };
-          await w.write(actionCh, actionMessage(cmd, stamp, { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs }), at);
+          await w.write(actionCh, actionMessage(cmd, nsToTime(at), { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs }), at);
         },
         features: async (f) => {
           features++;
@@ -163,7 +162,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
         },
         metrics: async (m) => {
           const at = toNs(m.at);
-          await w.write(diagCh, diagnosticsMessage(m, { sec: Number(at / 1_000_000_000n), nanosec: Number(at % 1_000_000_000n) }, `${NODE_NAME}: pipeline`), at);
+          await w.write(diagCh, diagnosticsMessage(m, nsToTime(at), `${NODE_NAME}: pipeline`), at);
         },
       },
     );

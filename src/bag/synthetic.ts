@@ -1,7 +1,7 @@
 // Synthetic ROS 2 recordings for demos, tests and benchmarks: moving scenes from one or more cameras (raw rgb8 or
 // JPEG CompressedImage), joint states and recorded actions, written as `ros2 bag record -s mcap` would.
 import sharp from 'sharp';
-import type { CompressedImageMsg, ImageMsg, JointStateMsg } from '../msgs/types.js';
+import { nsToTime, type CompressedImageMsg, type ImageMsg, type JointStateMsg } from '../msgs/types.js';
 import { McapRosWriter } from './writer.js';
 
 export interface SyntheticCamera {
@@ -64,10 +64,6 @@ export function renderScene(width: number, height: number, t: number, cameraInde
   return px;
 }
 
-function stamp(ns: bigint) {
-  return { sec: Number(ns / 1_000_000_000n), nanosec: Number(ns % 1_000_000_000n) };
-}
-
 /** Writes the recording; returns the number of messages per topic. */
 export async function writeSyntheticRecording(o: SyntheticRecordingOptions): Promise<Map<string, number>> {
   const w = await McapRosWriter.create(o.file);
@@ -97,7 +93,7 @@ export async function writeSyntheticRecording(o: SyntheticRecordingOptions): Pro
       if (ev.kind === 'cam') {
         const c = o.cameras[ev.i];
         const pixels = renderScene(o.width, o.height, ev.t, ev.i, buf);
-        const header = { stamp: stamp(ns), frame_id: `${c.name}_optical_frame` };
+        const header = { stamp: nsToTime(ns), frame_id: `${c.name}_optical_frame` };
         if (c.transport === 'raw') {
           const msg: ImageMsg = { header, height: o.height, width: o.width, encoding: 'rgb8', is_bigendian: 0, step: o.width * 3, data: pixels };
           await w.write(camChannels[ev.i], msg, ns);
@@ -109,7 +105,7 @@ export async function writeSyntheticRecording(o: SyntheticRecordingOptions): Pro
         counts.set(c.topic, (counts.get(c.topic) ?? 0) + 1);
       } else if (ev.kind === 'joint' && o.joints && jointCh) {
         const msg: JointStateMsg = {
-          header: { stamp: stamp(ns), frame_id: '' },
+          header: { stamp: nsToTime(ns), frame_id: '' },
           name: o.joints.names,
           position: Float64Array.from(jointPositions(ev.t, nJoints)),
           velocity: Float64Array.from(jointVelocities(ev.t, nJoints)),

@@ -1,6 +1,6 @@
 // Pipeline outputs as ROS 2 messages: actions (three action interfaces), S2Features, and /diagnostics.
 // Shared by every transport, so a recording and a live node publish the same messages.
-import type { DiagnosticArrayMsg, Float64MultiArrayMsg, Header, JointTrajectoryMsg, S2FeaturesMsg, Time, TwistStampedMsg } from '../msgs/types.js';
+import { nsToTime, type DiagnosticArrayMsg, type Float64MultiArrayMsg, type Header, type JointTrajectoryMsg, type S2FeaturesMsg, type Time, type TwistStampedMsg } from '../msgs/types.js';
 import type { ActionCommand, CommandType } from './controller.js';
 import type { FeatureLayout } from './extractor.js';
 import type { MetricsSnapshot } from './metrics.js';
@@ -15,8 +15,7 @@ export const ACTION_TYPES: Record<ActionInterface, string> = {
 };
 
 export function msToTime(ms: number): Time {
-  const ns = BigInt(Math.round(ms * 1e6));
-  return { sec: Number(ns / 1_000_000_000n), nanosec: Number(ns % 1_000_000_000n) };
+  return nsToTime(BigInt(Math.round(ms * 1e6)));
 }
 
 function header(stamp: Time, frameId = ''): Header {

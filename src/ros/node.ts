@@ -10,7 +10,7 @@ import type { CompressedImageMsg, ImageMsg, JointStateMsg, S2FeaturesMsg, Time }
 import { ManualClock } from '../pipeline/clock.js';
 import type { ActionCommand } from '../pipeline/controller.js';
 import { FeatureExtractor } from '../pipeline/extractor.js';
-import { ACTION_TYPES, actionMessage, diagnosticsMessage, featureResultFromMessage, featuresMessage } from '../pipeline/messages.js';
+import { ACTION_TYPES, actionMessage, diagnosticsMessage, featureResultFromMessage, featuresMessage, msToTime } from '../pipeline/messages.js';
 import type { CameraFrame } from '../pipeline/operators.js';
 import { PolicyPipeline, type FeatureResult } from '../pipeline/pipeline.js';
 import { PolicyHead } from '../policy/head.js';
@@ -44,11 +44,6 @@ function rosValue(spec: ParamSpec, v: ParamValue): unknown {
 
 function stampOf(t: { sec: number | bigint; nanosec: number | bigint }): Time {
   return { sec: Number(t.sec), nanosec: Number(t.nanosec) };
-}
-
-function msToTime(ms: number): Time {
-  const ns = BigInt(Math.round(ms * 1e6));
-  return { sec: Number(ns / 1_000_000_000n), nanosec: Number(ns % 1_000_000_000n) };
 }
 
 /** A ROS name resolved for this node: '~/x' stays private to the node, others are used as given. */
