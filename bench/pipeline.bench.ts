@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { inputTopics, openRecording, recordingInputs } from '../src/bag/replay.js';
+import { inputTopics, openRecording, recordingInputs } from '../src/run/replay.js';
 import { writeSyntheticRecording } from '../src/bag/synthetic.js';
 import { loadConfig } from '../src/config/config.js';
 import { buildLinearPolicy } from '../src/models/policy.js';

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { MessageReader } from '@foxglove/rosmsg2-serialization';
-import { registeredDefinitions } from '../src/bag/definitions.js';
+import { registeredDefinitions } from '../src/msgs/definitions.js';
 import { loadRclnodejs } from '../src/ros/detect.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);

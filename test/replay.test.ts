@@ -4,7 +4,7 @@ import { strict as assert } from 'node:assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { McapRosReader } from '../src/bag/reader.js';
-import { replay } from '../src/bag/replay.js';
+import { replay } from '../src/run/replay.js';
 import { writeDemoKit, type DemoKit } from '../src/cli/make-demo.js';
 import { loadConfig, parseConfig } from '../src/config/config.js';
 import { readNpy } from '../src/io/npy.js';

@@ -2,7 +2,7 @@
 // the same actions as the combined pipeline on the same recording.
 import { strict as assert } from 'node:assert';
 import { Subject } from 'rxjs';
-import { inputTopics, openRecording, recordingInputs } from '../src/bag/replay.js';
+import { inputTopics, openRecording, recordingInputs } from '../src/run/replay.js';
 import { writeDemoKit } from '../src/cli/make-demo.js';
 import { loadConfig } from '../src/config/config.js';
 import type { JointStateMsg } from '../src/msgs/types.js';

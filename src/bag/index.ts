@@ -9,7 +9,7 @@ export {
   rosbag2DefinitionText,
   parseRos2Msg,
   registeredDefinitions,
-} from './definitions.js';
+} from '../msgs/definitions.js';
 export { defaultOfferedQos, serializeOfferedQos, parseOfferedQos, INFINITE_DURATION, type QosProfile, type QosDuration } from './qos.js';
 export { checkMessage, definitionMap, MessageShapeError } from './validate.js';
 export { locateCdrFault } from './cdr-locate.js';

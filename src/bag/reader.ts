@@ -6,7 +6,7 @@ import { MessageReader } from '@foxglove/rosmsg2-serialization';
 import type { MessageDefinition } from '@foxglove/message-definition';
 import { UserError } from '../errors.js';
 import { locateCdrFault } from './cdr-locate.js';
-import { canonicalType, parseRos2Msg, REGISTERED_TYPES, registeredDefinitions } from './definitions.js';
+import { canonicalType, parseRos2Msg, REGISTERED_TYPES, registeredDefinitions } from '../msgs/definitions.js';
 import { FileReadable } from './file-io.js';
 import type { KnownRosType, RosMessageTypes } from './messages.js';
 

@@ -5,7 +5,7 @@ import { LIBRARY_IDENTIFIER, McapWriter, type McapWriterOptions } from '@mcap/co
 import { MessageWriter } from '@foxglove/rosmsg2-serialization';
 import type { MessageDefinitionField } from '@foxglove/message-definition';
 import { UserError } from '../errors.js';
-import { canonicalType, parseRos2Msg, REGISTERED_TYPES, rosbag2DefinitionText } from './definitions.js';
+import { canonicalType, parseRos2Msg, REGISTERED_TYPES, rosbag2DefinitionText } from '../msgs/definitions.js';
 import { FileWritable } from './file-io.js';
 import type { MessageOf } from './messages.js';
 import { defaultOfferedQos, serializeOfferedQos, type QosProfile } from './qos.js';

@@ -1,6 +1,6 @@
 // `s2-policy extract`: S² features of every synchronised frame group of a recording, for training a policy.
 import { existsSync, readdirSync } from 'node:fs';
-import { extractFeatures } from '../bag/extract.js';
+import { extractFeatures } from '../run/extract.js';
 import { loadConfig } from '../config/config.js';
 import { UserError } from '../errors.js';
 import { parseFlags, required, str } from './args.js';

@@ -1,7 +1,7 @@
 // `s2-policy replay`: runs the node's pipeline over a ROS 2 MCAP recording and writes actions, S2Features and
 // /diagnostics (and optionally the inputs) to a new MCAP, on the recording's clock.
 import { existsSync } from 'node:fs';
-import { replay } from '../bag/replay.js';
+import { replay } from '../run/replay.js';
 import { loadConfig } from '../config/config.js';
 import { UserError } from '../errors.js';
 import { parseFlags, required, str } from './args.js';

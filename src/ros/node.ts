@@ -2,7 +2,7 @@
 // the replay uses, and publishes actions, S2Features and /diagnostics. The only module that imports rclnodejs.
 import { MessageReader } from '@foxglove/rosmsg2-serialization';
 import rclnodejs from 'rclnodejs';
-import { registeredDefinitions } from '../bag/definitions.js';
+import { registeredDefinitions } from '../msgs/definitions.js';
 import { Subject, asyncScheduler, type SchedulerLike, type Subscription as RxSubscription } from 'rxjs';
 import { parseConfig, type Config } from '../config/config.js';
 import { UserError } from '../errors.js';

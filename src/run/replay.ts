@@ -10,8 +10,8 @@ import { ACTION_TYPES, actionMessage, diagnosticsMessage, featuresMessage } from
 import type { MetricsSnapshot } from '../pipeline/metrics.js';
 import { PolicyPipeline } from '../pipeline/pipeline.js';
 import { PolicyHead } from '../policy/head.js';
-import { McapRosReader, type TopicInfo } from './reader.js';
-import { McapRosWriter, type RosChannel } from './writer.js';
+import { McapRosReader, type TopicInfo } from '../bag/reader.js';
+import { McapRosWriter, type RosChannel } from '../bag/writer.js';
 
 export const NODE_NAME = 's2_policy';
 
