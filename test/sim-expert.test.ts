@@ -112,6 +112,6 @@ describe('sim: episode path plot', () => {
       (err: Error) => err instanceof UserError && err.message === 'renderEpisodesPng: paths[1].points[1] must be a finite [u, v], got [NaN, 3]',
     );
     const missing = join(dir, 'no-such-folder', 'p.png');
-    await assert.rejects(renderEpisodesPng(missing, small, [e]), (err: Error) => err instanceof UserError && err.message === `${missing}: cannot write the PNG (ENOENT)`);
+    await assert.rejects(renderEpisodesPng(missing, small, [e]), (err: Error) => err instanceof UserError && err.message === `${missing}: cannot write: folder ${join(dir, 'no-such-folder')} does not exist`);
   });
 });

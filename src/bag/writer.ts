@@ -5,6 +5,7 @@ import { LIBRARY_IDENTIFIER, McapWriter, type McapWriterOptions } from '@mcap/co
 import { MessageWriter } from '@foxglove/rosmsg2-serialization';
 import type { MessageDefinitionField } from '@foxglove/message-definition';
 import { UserError } from '../errors.js';
+import { AtomicFile } from '../io/atomic.js';
 import { canonicalType, parseRos2Msg, REGISTERED_TYPES, rosbag2DefinitionText } from '../msgs/definitions.js';
 import { FileWritable } from './file-io.js';
 import type { MessageOf } from './messages.js';
@@ -58,15 +59,21 @@ export class McapRosWriter {
     private readonly handle: FileHandle,
     private readonly mcap: McapWriter,
     private readonly rosDistro: string | undefined,
+    private readonly output: AtomicFile,
   ) {}
 
-  /** Creates (or truncates) `file` and writes the MCAP header. */
+  /**
+   * Starts writing `file` and writes the MCAP header. The recording is written under a temporary name beside `file`
+   * and takes its place on close(); abort() (or a failed close) removes it, leaving an existing `file` untouched.
+   */
   static async create(file: string, options: McapRosWriterOptions = {}): Promise<McapRosWriter> {
+    const output = AtomicFile.begin(file);
     let handle: FileHandle;
     try {
-      handle = await open(file, 'w');
+      handle = await open(output.tmp, 'wx');
     } catch (e) {
-      throw new UserError(`${file}: cannot create: ${(e as Error).message}`);
+      output.abort();
+      throw new UserError(`${file}: cannot create: ${(e as Error).message.split('\n')[0]}`);
     }
     const mcap = new McapWriter({
       writable: new FileWritable(handle),
@@ -75,8 +82,13 @@ export class McapRosWriter {
       // libmcap numbers channels from 1; 0 reads as "no channel" in some tools.
       startChannelId: 1,
     });
-    const writer = new McapRosWriter(file, handle, mcap, options.rosDistro ?? process.env.ROS_DISTRO);
-    await writer.serial(() => mcap.start({ profile: 'ros2', library: `s2_policy; ${LIBRARY_IDENTIFIER}` }));
+    const writer = new McapRosWriter(file, handle, mcap, options.rosDistro ?? process.env.ROS_DISTRO, output);
+    try {
+      await writer.serial(() => mcap.start({ profile: 'ros2', library: `s2_policy; ${LIBRARY_IDENTIFIER}` }));
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
     return writer;
   }
 
@@ -138,10 +150,14 @@ export class McapRosWriter {
     await this.append(this.channelState(channel), channel.id, cdr, logTime, publishTime);
   }
 
-  /** Writes the metadata record, the summary (schemas, channels, statistics, chunk index) and footer; closes the file. */
+  /**
+   * Writes the metadata record, the summary (schemas, channels, statistics, chunk index) and footer, closes the file
+   * and renames it into place. When any write failed, the file is removed instead and the failure rethrown.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    let ok = false;
     try {
       await this.serial(async () => {
         // A 'rosbag2' record without serialized_metadata makes Jazzy+ read offered_qos_profiles as the integer form
@@ -151,9 +167,21 @@ export class McapRosWriter {
         await this.mcap.addMetadata({ name: 'rosbag2', metadata });
         await this.mcap.end();
       });
+      ok = true;
     } finally {
       await this.handle.close();
+      if (ok) this.output.commit();
+      else this.output.abort();
     }
+  }
+
+  /** Stops writing and removes the unfinished file; an existing file at the target is left as it was. */
+  async abort(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.tail.catch(() => undefined);
+    await this.handle.close();
+    this.output.abort();
   }
 
   private channelState(channel: RosChannel): ChannelState {

@@ -1,4 +1,5 @@
 // Flag parsing shared by the commands: strict (unknown flags are errors) and typed, with one-line errors.
+import { readdirSync, statSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../errors.js';
 import type { S2Options, Size } from '../s2/plan.js';
@@ -98,4 +99,19 @@ export function s2OptionsFromFlags(flags: Flags): S2Options {
     o.splitMode = mode;
   }
   return o;
+}
+
+/**
+ * Output folders are replaced whole on success: an existing folder with files in it is refused unless --force, so
+ * that a mistyped --out cannot swallow an unrelated folder.
+ */
+export function refuseNonEmpty(dir: string, force: boolean, command: string): void {
+  let entries: string[];
+  try {
+    if (!statSync(dir).isDirectory()) return;
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  if (entries.length > 0 && !force) throw new UserError(`${command}: --out ${dir} is not empty; pass --force to replace it (the whole folder is replaced)`);
 }

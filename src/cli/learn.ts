@@ -1,10 +1,11 @@
 // `s2-policy sim collect`, `s2-policy fit` and `s2-policy eval`: demonstrations in the simulation, a linear head by
 // ridge regression (the linear-probe protocol), and closed-loop success of single scale versus S².
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { configToParams, stringifyParamsFile } from '../ros/params.js';
 import { UserError } from '../errors.js';
+import { withAtomicDir, writeFileAtomic } from '../io/atomic.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { writePresetModel } from '../models/write.js';
 import { FeatureExtractor } from '../pipeline/extractor.js';
@@ -12,7 +13,7 @@ import { fitPolicy, writePolicy } from '../policy/fit.js';
 import { PolicyHead } from '../policy/head.js';
 import { collectDemos, ensureDemoModels, runClosedLoop, simConfig, type EpisodeResult } from '../sim/closed-loop.js';
 import { DEMO_SIZES, summaryTable } from './start.js';
-import { int, numberList, parseFlags, required, sizeList, str } from './args.js';
+import { int, numberList, parseFlags, refuseNonEmpty, required, sizeList, str } from './args.js';
 
 export const SIM_HELP = `usage: s2-policy sim collect --out DIR [--episodes N] [--seed S] [--img-sizes 96x128,192x256] [--force]
        s2-policy sim models --out DIR   (demo models + a ROS 2 parameter file for launch/sim.launch.py)`;
@@ -34,7 +35,7 @@ export async function simCommand(argv: string[]): Promise<number> {
     const c = models.config;
     c.control.action_topic = '/s2_policy/actions';
     const file = join(out, 'sim_params.yaml');
-    writeFileSync(file, stringifyParamsFile(configToParams(c), ['s2_policy'], '# s2_policy parameters for launch/sim.launch.py (demo models, not pretrained)\n'));
+    writeFileAtomic(file, stringifyParamsFile(configToParams(c), ['s2_policy'], '# s2_policy parameters for launch/sim.launch.py (demo models, not pretrained)\n'));
     console.log(`wrote ${file}`);
     return 0;
   }
@@ -45,26 +46,30 @@ export async function simCommand(argv: string[]): Promise<number> {
   const flags = parseFlags('sim collect', rest, { out: { type: 'string' }, episodes: { type: 'string' }, seed: { type: 'string' }, 'img-sizes': { type: 'string' }, force: { type: 'boolean' } });
   const out = required(flags, 'out', 'sim collect');
   if (existsSync(join(out, 'features.npy')) && !flags.force) throw new UserError(`sim collect: ${out} already holds demonstrations; pass --force to overwrite`);
-  mkdirSync(out, { recursive: true });
+  refuseNonEmpty(out, Boolean(flags.force), 'sim collect');
   const sizes = pairs(str(flags, 'img-sizes'));
-  const config = simConfig(out, { sizes });
-  writePresetModel('convnet-tiny', config.backbone.model);
-  const extractor = await FeatureExtractor.create(config);
-  try {
-    const episodes = int(flags, 'episodes') ?? 24;
-    const seed = int(flags, 'seed', 0) ?? 1000;
-    const d = await collectDemos(extractor, episodes, seed, (e) => process.stderr.write(`\rcollected episode ${e + 1}/${episodes}`));
-    process.stderr.write('\n');
-    writeNpy(join(out, 'features.npy'), { dims: [d.rows, d.featureDim], data: d.features });
-    writeNpy(join(out, 'state.npy'), { dims: [d.rows, 2], data: d.state });
-    writeNpy(join(out, 'actions.npy'), { dims: [d.rows, 2], data: d.actions });
-    writeNpy(join(out, 'episodes.npy'), { dims: [d.rows], data: Float32Array.from(d.episodes) });
-    writeFileSync(join(out, 'index.json'), JSON.stringify({ generator: 's2-policy sim collect', episodes, seed, rows: d.rows, featureDim: d.featureDim, sizes, backbone: 'convnet-tiny', pool: config.features.pool }, null, 2));
-    console.log(`wrote ${d.rows} steps of ${episodes} expert episodes (${d.featureDim} features each) to ${out}`);
-    return 0;
-  } finally {
-    await extractor.release();
-  }
+  const episodes = int(flags, 'episodes') ?? 24;
+  const seed = int(flags, 'seed', 0) ?? 1000;
+  // Written into a fresh folder that takes the place of --out only when complete.
+  const d = await withAtomicDir(out, async (tmp) => {
+    const config = simConfig(tmp, { sizes });
+    writePresetModel('convnet-tiny', config.backbone.model);
+    const extractor = await FeatureExtractor.create(config);
+    try {
+      const d = await collectDemos(extractor, episodes, seed, (e) => process.stderr.write(`\rcollected episode ${e + 1}/${episodes}`));
+      process.stderr.write('\n');
+      writeNpy(join(tmp, 'features.npy'), { dims: [d.rows, d.featureDim], data: d.features });
+      writeNpy(join(tmp, 'state.npy'), { dims: [d.rows, 2], data: d.state });
+      writeNpy(join(tmp, 'actions.npy'), { dims: [d.rows, 2], data: d.actions });
+      writeNpy(join(tmp, 'episodes.npy'), { dims: [d.rows], data: Float32Array.from(d.episodes) });
+      writeFileAtomic(join(tmp, 'index.json'), JSON.stringify({ generator: 's2-policy sim collect', episodes, seed, rows: d.rows, featureDim: d.featureDim, sizes, backbone: 'convnet-tiny', pool: config.features.pool }, null, 2));
+      return d;
+    } finally {
+      await extractor.release();
+    }
+  }, '--out');
+  console.log(`wrote ${d.rows} steps of ${episodes} expert episodes (${d.featureDim} features each) to ${out}`);
+  return 0;
 }
 
 export function fitCommand(argv: string[]): number {
@@ -127,7 +132,7 @@ async function barChart(file: string, rows: EvalRow[]): Promise<void> {
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><rect width="100%" height="100%" fill="white"/>
 <text x="${W / 2}" y="28" font-size="16" text-anchor="middle" font-family="sans-serif">closed-loop success (95% interval), same backbone and demos</text>
 <line x1="40" x2="${W - 20}" y1="300" y2="300" stroke="black"/>${bars}</svg>`;
-  await sharp(Buffer.from(svg)).png().toFile(file);
+  writeFileAtomic(file, await sharp(Buffer.from(svg)).png().toBuffer());
 }
 
 export async function evalCommand(argv: string[]): Promise<number> {
@@ -172,7 +177,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   mkdirSync(out, { recursive: true });
   const png = join(out, 'eval.png');
   await barChart(png, rows);
-  writeFileSync(join(out, 'eval.json'), JSON.stringify(rows.map((r) => ({ name: r.name, sizes: r.sizes, success: r.success, interval: r.interval, meanDistance: r.meanDistance, seeds: r.results.map((x) => x.seed), successes: r.results.map((x) => x.success) })), null, 2));
+  writeFileAtomic(join(out, 'eval.json'), JSON.stringify(rows.map((r) => ({ name: r.name, sizes: r.sizes, success: r.success, interval: r.interval, meanDistance: r.meanDistance, seeds: r.results.map((x) => x.seed), successes: r.results.map((x) => x.success) })), null, 2));
   console.log(`bar chart: ${png}`);
   return 0;
 }

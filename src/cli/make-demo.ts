@@ -1,17 +1,18 @@
 // `s2-policy make-demo`: a complete, deterministic demo kit in one folder — backbone, linear policy head with its
 // statistics, a config, and a two-camera recording (one raw, one JPEG, joint states, recorded actions) in which the
 // compressed camera stops part-way (to show the watchdog).
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { writeSyntheticRecording } from '../bag/synthetic.js';
 import { parseConfig } from '../config/config.js';
 import { UserError } from '../errors.js';
+import { withAtomicDir, writeFileAtomic } from '../io/atomic.js';
 import { buildLinearPolicy } from '../models/policy.js';
 import { writePresetModel } from '../models/write.js';
 import { seededRandom } from '../models/zoo.js';
 import { FeatureExtractor } from '../pipeline/extractor.js';
-import { int, parseFlags, required } from './args.js';
+import { int, parseFlags, refuseNonEmpty, required } from './args.js';
 
 export const MAKE_DEMO_HELP = `usage: s2-policy make-demo --out DIR [--duration S] [--width W] [--height H] [--force]`;
 
@@ -57,8 +58,31 @@ export function demoConfig(): Record<string, unknown> {
   };
 }
 
+/** Writes the kit into a fresh folder that replaces `dir` whole when complete (nothing is left on failure). */
 export async function writeDemoKit(dir: string, o: DemoOptions = {}): Promise<DemoKit> {
-  mkdirSync(dir, { recursive: true });
+  const final: DemoKit = {
+    dir,
+    config: join(dir, 'config.yaml'),
+    recording: join(dir, 'demo.mcap'),
+    backbone: join(dir, 'backbone.onnx'),
+    policy: join(dir, 'policy.onnx'),
+  };
+  checkDemoSize(o);
+  await withAtomicDir(dir, (tmp) => fillDemoKit(tmp, o), '--out');
+  return final;
+}
+
+/** make-demo's image size limit, checked before anything is allocated. */
+export const DEMO_MAX_SIDE = 4096;
+
+function checkDemoSize(o: DemoOptions): void {
+  for (const [flag, v] of [['--width', o.width], ['--height', o.height]] as const) {
+    if (v !== undefined && v > DEMO_MAX_SIDE) throw new UserError(`make-demo: ${flag} ${v} exceeds the limit of ${DEMO_MAX_SIDE} pixels`);
+  }
+  if (o.durationS !== undefined && o.durationS > 600) throw new UserError(`make-demo: --duration ${o.durationS} exceeds the limit of 600 s`);
+}
+
+async function fillDemoKit(dir: string, o: DemoOptions): Promise<void> {
   const kit: DemoKit = {
     dir,
     config: join(dir, 'config.yaml'),
@@ -68,7 +92,7 @@ export async function writeDemoKit(dir: string, o: DemoOptions = {}): Promise<De
   };
   writePresetModel('vit-tiny', kit.backbone);
   const raw = demoConfig();
-  writeFileSync(kit.config, `# s2_policy demo: project-made backbone (not pretrained) and a random linear policy head.\n${stringify(raw)}`);
+  writeFileAtomic(kit.config, `# s2_policy demo: project-made backbone (not pretrained) and a random linear policy head.\n${stringify(raw)}`);
 
   // The policy's input size follows from the S² layout: build the feature extractor once to read it.
   const probe = parseConfig({ ...raw, policy: { ...(raw.policy as object), model: 'unused.onnx' } }, kit.config, dir);
@@ -81,8 +105,8 @@ export async function writeDemoKit(dir: string, o: DemoOptions = {}): Promise<De
   const rand = seededRandom(42);
   const weight = Float32Array.from({ length: (featureDim + stateDim) * chunk * actionDim }, () => (rand() * 2 - 1) * (0.5 / Math.sqrt(featureDim)));
   const bias = Float32Array.from({ length: chunk * actionDim }, () => (rand() * 2 - 1) * 0.05);
-  writeFileSync(kit.policy, buildLinearPolicy({ featureDim, stateDim, chunk, actionDim, weight, bias }).serialize());
-  writeFileSync(
+  writeFileAtomic(kit.policy, buildLinearPolicy({ featureDim, stateDim, chunk, actionDim, weight, bias }).serialize());
+  writeFileAtomic(
     join(dir, 'policy.stats.json'),
     JSON.stringify(
       {
@@ -108,7 +132,6 @@ export async function writeDemoKit(dir: string, o: DemoOptions = {}): Promise<De
     joints: { topic: '/joint_states', names: ['joint1', 'joint2'], rateHz: 50 },
     actions: { topic: '/teleop/joint_velocity', rateHz: 20 },
   });
-  return kit;
 }
 
 export async function makeDemoCommand(argv: string[]): Promise<number> {
@@ -126,6 +149,7 @@ export async function makeDemoCommand(argv: string[]): Promise<number> {
   }
   const out = required(flags, 'out', 'make-demo');
   if (existsSync(join(out, 'config.yaml')) && !flags.force) throw new UserError(`make-demo: ${out} already holds a demo; pass --force to overwrite`);
+  refuseNonEmpty(out, Boolean(flags.force), 'make-demo');
   const kit = await writeDemoKit(out, { durationS: int(flags, 'duration'), width: int(flags, 'width'), height: int(flags, 'height') });
   console.log(`wrote ${kit.config}, ${kit.recording}, ${kit.backbone}, ${kit.policy} (+ policy.stats.json)`);
   return 0;

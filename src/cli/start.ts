@@ -88,6 +88,7 @@ export async function startCommand(argv: string[]): Promise<number> {
   if (transport === 'replay') {
     console.log('transport: replay (the demo recording through the pipeline)');
     const { writeDemoKit } = await import('./make-demo.js');
+    mkdirSync(out, { recursive: true });
     const kit = await writeDemoKit(join(out, 'demo'));
     const { replayCommand } = await import('./replay.js');
     return replayCommand(['--bag', kit.recording, '--config', kit.config, '--out', join(out, 'demo', 'out.mcap'), '--force']);

@@ -1,7 +1,8 @@
 // NumPy .npy files (format 1.0/2.0/3.0): float32 read/write, C order, little-endian.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Tensor } from '../s2/tensor.js';
 import { UserError } from '../errors.js';
+import { writeFileAtomic } from './atomic.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
@@ -28,12 +29,13 @@ export function encodeArray(dims: readonly number[], data: Float32Array | BigInt
   return out;
 }
 
+/** Writes a .npy atomically (temporary name, then rename). */
 export function writeNpy(file: string, t: Tensor): void {
-  writeFileSync(file, encodeNpy(t));
+  writeFileAtomic(file, encodeNpy(t));
 }
 
 export function writeArray(file: string, dims: readonly number[], data: Float32Array | BigInt64Array): void {
-  writeFileSync(file, encodeArray(dims, data));
+  writeFileAtomic(file, encodeArray(dims, data));
 }
 
 /** Parses a .npy holding float32 data; `file` only names the source in error messages. */

@@ -1,6 +1,7 @@
 // Fits a linear policy head by ridge regression on S² features (the paper's linear-probe protocol, applied to
 // behaviour cloning): standardise, choose λ on held-out episodes, solve in closed form, write ONNX + statistics.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { buildLinearPolicy } from '../models/policy.js';
@@ -581,7 +582,7 @@ export function writePolicy(out: string | { model: string; stats?: string }, fit
   const bytes = buildLinearPolicy({ featureDim, stateDim, chunk, actionDim, weight, bias }).serialize();
   mkdirSync(dirname(model), { recursive: true });
   mkdirSync(dirname(stats), { recursive: true });
-  writeFileSync(model, bytes);
-  writeFileSync(stats, JSON.stringify(fit.stats, null, 1) + '\n');
+  writeFileAtomic(model, bytes);
+  writeFileAtomic(stats, JSON.stringify(fit.stats, null, 1) + '\n');
   return { model, stats };
 }

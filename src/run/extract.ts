@@ -1,16 +1,17 @@
 // Feature extraction for training: every synchronised camera group of a recording through ingestion and S² (no
 // frame dropped for speed), with the joint state and recorded action aligned to each group, written as .npy files
 // plus a JSON index.
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Subject } from 'rxjs';
 import type { Config } from '../config/config.js';
 import { UserError } from '../errors.js';
+import { withAtomicDir, writeFileAtomic } from '../io/atomic.js';
 import { writeArray } from '../io/npy.js';
 import type { Float64MultiArrayMsg, JointStateMsg, JointTrajectoryMsg, TwistStampedMsg } from '../msgs/types.js';
 import { timeToNs } from '../msgs/types.js';
 import { FeatureExtractor, type CameraInput } from '../pipeline/extractor.js';
 import { syncCameras, type CameraFrame } from '../pipeline/operators.js';
+import type { McapRosReader } from './reader.js';
 import { inputTopics, openRecording } from './replay.js';
 
 const ACTION_TOPIC_TYPES = ['std_msgs/msg/Float64MultiArray', 'trajectory_msgs/msg/JointTrajectory', 'geometry_msgs/msg/TwistStamped'];
@@ -61,6 +62,14 @@ function latestAtOrBefore<T>(samples: { t: bigint; v: T }[], t: bigint): T | und
 
 export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary> {
   const reader = await openRecording(o.bag);
+  try {
+    return await extractFrom(reader, o);
+  } finally {
+    await reader.close();
+  }
+}
+
+async function extractFrom(reader: McapRosReader, o: ExtractOptions): Promise<ExtractSummary> {
   const allTopics = await reader.topics();
   const topics = inputTopics(o.config, allTopics, o.bag);
   let actionType: string | undefined;
@@ -158,56 +167,57 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
     sub.unsubscribe();
 
     if (feats.length === 0) throw new UserError(`${o.bag}: no synchronised camera group could be extracted (dropped: ${JSON.stringify(dropped)})`);
-    mkdirSync(o.out, { recursive: true });
+    // Written into a fresh folder that takes the place of --out only when complete.
     const d = feats[0].length;
     const files: string[] = [];
-    const put = (name: string, dims: number[], data: Float32Array | BigInt64Array) => {
-      writeArray(join(o.out, name), dims, data);
-      files.push(name);
-    };
-    const all = new Float32Array(feats.length * d);
-    feats.forEach((f, i) => all.set(f, i * d));
-    put('features.npy', [feats.length, d], all);
-    put('stamps_ns.npy', [stamps.length], BigInt64Array.from(stamps));
-    put('log_times_ns.npy', [logTimes.length], BigInt64Array.from(logTimes));
-    if (states.length > 0) {
-      const s = new Float32Array(states.length * jointNames.length);
-      states.forEach((x, i) => s.set(x, i * jointNames.length));
-      put('state.npy', [states.length, jointNames.length], s);
-    }
-    if (acts.length > 0) {
-      const a = acts[0].length;
-      if (acts.some((x) => x.length !== a)) throw new UserError(`${o.bag}: recorded actions on ${o.actionsTopic} change length`);
-      put('actions.npy', [acts.length, a], Float32Array.from(acts.flat()));
-    }
-    const L = extractor.layout;
-    const index = {
-      generator: 's2-policy extract',
-      bag: o.bag,
-      config: o.configFile,
-      frames: feats.length,
-      files,
-      features: { file: 'features.npy', shape: [feats.length, d], cameras, per_camera: L.perCamera, pooling: L.pooling },
-      s2: {
-        backbone: o.config.backbone.model,
-        scale_sizes: L.scaleSizes,
-        num_prefix_tokens: L.numPrefixTokens,
-        grid: [L.gridHeight, L.gridWidth],
-        channels: L.channels,
-        output_shape: L.outputShape,
-        options: extractor.options,
-      },
-      image: o.config.image,
-      state: states.length > 0 ? { file: 'state.npy', joints: jointNames, aligned: 'latest joint state at or before the group header stamp' } : null,
-      actions: acts.length > 0 ? { file: 'actions.npy', topic: o.actionsTopic, type: actionType, aligned: 'latest action at or before the group log time' } : null,
-      stamps: { file: 'stamps_ns.npy', meaning: 'newest header stamp of each camera group, ns' },
-      dropped,
-    };
-    writeFileSync(join(o.out, 'index.json'), JSON.stringify(index, null, 2));
-    files.push('index.json');
+    await withAtomicDir(o.out, (dir) => {
+      const put = (name: string, dims: number[], data: Float32Array | BigInt64Array) => {
+        writeArray(join(dir, name), dims, data);
+        files.push(name);
+      };
+      const all = new Float32Array(feats.length * d);
+      feats.forEach((f, i) => all.set(f, i * d));
+      put('features.npy', [feats.length, d], all);
+      put('stamps_ns.npy', [stamps.length], BigInt64Array.from(stamps));
+      put('log_times_ns.npy', [logTimes.length], BigInt64Array.from(logTimes));
+      if (states.length > 0) {
+        const s = new Float32Array(states.length * jointNames.length);
+        states.forEach((x, i) => s.set(x, i * jointNames.length));
+        put('state.npy', [states.length, jointNames.length], s);
+      }
+      if (acts.length > 0) {
+        const a = acts[0].length;
+        if (acts.some((x) => x.length !== a)) throw new UserError(`${o.bag}: recorded actions on ${o.actionsTopic} change length`);
+        put('actions.npy', [acts.length, a], Float32Array.from(acts.flat()));
+      }
+      const L = extractor.layout;
+      const index = {
+        generator: 's2-policy extract',
+        bag: o.bag,
+        config: o.configFile,
+        frames: feats.length,
+        files,
+        features: { file: 'features.npy', shape: [feats.length, d], cameras, per_camera: L.perCamera, pooling: L.pooling },
+        s2: {
+          backbone: o.config.backbone.model,
+          scale_sizes: L.scaleSizes,
+          num_prefix_tokens: L.numPrefixTokens,
+          grid: [L.gridHeight, L.gridWidth],
+          channels: L.channels,
+          output_shape: L.outputShape,
+          options: extractor.options,
+        },
+        image: o.config.image,
+        state: states.length > 0 ? { file: 'state.npy', joints: jointNames, aligned: 'latest joint state at or before the group header stamp' } : null,
+        actions: acts.length > 0 ? { file: 'actions.npy', topic: o.actionsTopic, type: actionType, aligned: 'latest action at or before the group log time' } : null,
+        stamps: { file: 'stamps_ns.npy', meaning: 'newest header stamp of each camera group, ns' },
+        dropped,
+      };
+      writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 2));
+      files.push('index.json');
+    }, '--out');
     return { frames: feats.length, featureDim: d, dropped, files };
   } finally {
-    await reader.close();
     await extractor.release();
   }
 }

@@ -93,11 +93,20 @@ export interface ReplaySummary {
 
 export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   const reader = await openRecording(o.bag);
+  try {
+    return await replayFrom(reader, o);
+  } finally {
+    await reader.close();
+  }
+}
+
+async function replayFrom(reader: McapRosReader, o: ReplayOptions): Promise<ReplaySummary> {
   const topics = inputTopics(o.config, await reader.topics(), o.bag, o.topics);
   const { start: startNs, end: endNs } = reader.timeRange ?? { start: 0n, end: 0n };
   const extractor = await FeatureExtractor.create(o.config);
   let head: PolicyHead | undefined;
   let writer: McapRosWriter | undefined;
+  let finished = false;
   try {
     head = await PolicyHead.load({
       model: o.config.policy.model,
@@ -167,6 +176,8 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
       },
     );
     const metrics = pipeline.metrics.snapshot(pipeline.scheduler.now());
+    await w.close();
+    finished = true;
     return {
       messagesIn,
       actions,
@@ -179,8 +190,8 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
       actionLimitsRespected: withinLimits,
     };
   } finally {
-    await writer?.close();
-    await reader.close();
+    // A failed replay leaves no output: the unfinished recording is removed (an existing --out stays as it was).
+    if (!finished) await writer?.abort();
     await extractor.release();
     await head?.release();
   }

@@ -1,6 +1,7 @@
 // The simulation in a closed loop with the node's real pipeline (ingestion, S², policy head, control-rate actions,
 // watchdog) on a virtual clock, plus demonstration collection with the scripted expert and the demo models.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
 import { join } from 'node:path';
 import { parseConfig, type Config } from '../config/config.js';
 import { writePresetModel } from '../models/write.js';
@@ -198,7 +199,7 @@ export async function ensureDemoModels(dir: string, o: SimModelOptions & { episo
     const trainSeconds = (performance.now() - t0) / 1000;
     log?.(`fitted a linear head on ${demos.rows} steps × ${demos.featureDim} features (λ = ${fit.lambda}, ${fit.selection.note}) in ${trainSeconds.toFixed(1)} s`);
     const slim = { ...fit, weight: [], bias: [] };
-    writeFileSync(stamp, JSON.stringify({ key, fit: slim, trainSeconds }));
+    writeFileAtomic(stamp, JSON.stringify({ key, fit: slim, trainSeconds }));
     return { dir, config: simConfig(dir, o), fit, trainSeconds };
   } finally {
     await extractor.release();

@@ -1,5 +1,5 @@
 // Path plots: end-effector paths of several episodes drawn over a scene, written as a PNG.
-import { writeFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../io/atomic.js';
 import sharp from 'sharp';
 import { UserError } from '../errors.js';
 import { fillCapsule, fillDisc, fillRing, type Canvas, type Rgb } from './raster.js';
@@ -49,11 +49,6 @@ export async function renderEpisodesPng(file: string, sim: TabletopSim, paths: r
     }
   }
   const png = await sharp(data, { raw: { width: c.width, height: c.height, channels: 3 } }).png().toBuffer();
-  try {
-    await writeFile(file, png);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new UserError(`${file}: cannot write the PNG (${err.code ?? err.message.split('\n')[0]})`);
-  }
+  writeFileAtomic(file, png);
   return file;
 }
