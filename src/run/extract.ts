@@ -11,7 +11,7 @@ import type { Float64MultiArrayMsg, JointStateMsg, JointTrajectoryMsg, TwistStam
 import { timeToNs } from '../msgs/types.js';
 import { FeatureExtractor, type CameraInput } from '../pipeline/extractor.js';
 import { syncCameras, type CameraFrame } from '../pipeline/operators.js';
-import type { McapRosReader } from './reader.js';
+import type { McapRosReader } from '../bag/reader.js';
 import { inputTopics, openRecording } from './replay.js';
 
 const ACTION_TOPIC_TYPES = ['std_msgs/msg/Float64MultiArray', 'trajectory_msgs/msg/JointTrajectory', 'geometry_msgs/msg/TwistStamped'];
