@@ -71,7 +71,11 @@ export class OnnxBackbone implements Backbone {
   static async load(file: string, options: BackboneOptions = {}): Promise<OnnxBackbone> {
     if (!existsSync(file)) throw new ModelError(`${file}: no such model file`);
     if (!statSync(file).isFile()) throw new ModelError(`${file}: not a file`);
-    const bytes = readFileSync(file);
+    return OnnxBackbone.fromBytes(readFileSync(file), file, options);
+  }
+
+  /** A model already in memory; `file` names it in messages. */
+  static async fromBytes(bytes: Uint8Array, file: string, options: BackboneOptions = {}): Promise<OnnxBackbone> {
     let metadata: Record<string, string>;
     try {
       metadata = readOnnxMetadata(bytes, file);

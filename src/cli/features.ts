@@ -1,6 +1,8 @@
 // `s2-policy features`: S² features of a .npy batch or an image file, written as a float32 .npy.
 import { UserError } from '../errors.js';
 import { OnnxBackbone } from '../backbone/onnx-backbone.js';
+import { compiledInfo } from '../compile/compile.js';
+import { CompiledS2 } from '../compile/engine.js';
 import { resolveS2Options } from '../backbone/resolve.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { loadStillImage, type StillSize } from '../image/still.js';
@@ -14,7 +16,8 @@ export const FEATURES_HELP = `usage: s2-policy features --model M.onnx (--input 
          [--max-split-size N] [--num-prefix-token K] [--output-shape bnc|bchw] [--resize-output-to-idx I]
          [--split-mode resize|pad] [--max-batch N] [--threads N] [--provider cpu|cuda|tensorrt]
          [--input-name NAME] [--output-name NAME]
-       with --image: [--size N | --size HxW] [--preset imagenet|clip|none | --mean a,b,c --std a,b,c]`;
+       with --image: [--size N | --size HxW] [--preset imagenet|clip|none | --mean a,b,c --std a,b,c]
+       a compiled model (s2-policy compile) runs as it is, without S² flags`;
 
 export function backboneOptions(flags: Flags): { threads?: number; executionProviders?: string[]; inputName?: string; outputName?: string } {
   const provider = str(flags, 'provider');
@@ -63,23 +66,37 @@ export async function featuresCommand(argv: string[]): Promise<number> {
   const imageFile = str(flags, 'image');
   if ((inputFile === undefined) === (imageFile === undefined)) throw new UserError('features: give exactly one of --input x.npy or --image photo.jpg');
   const options = s2OptionsFromFlags(flags);
-  if (options.scales === undefined && options.imgSizes === undefined) throw new UserError('features: one of --scales or --img-sizes is required');
 
   const backbone = await OnnxBackbone.load(modelFile, backboneOptions(flags));
   try {
+    const compiled = compiledInfo(backbone.metadata, modelFile);
+    if (compiled) {
+      const given = Object.keys(S2_FLAGS).filter((k) => flags[k] !== undefined);
+      if (given.length > 0) throw new UserError(`features: ${modelFile} is a compiled S² model (its S² options are built in); drop --${given[0]}`);
+    } else if (options.scales === undefined && options.imgSizes === undefined) {
+      throw new UserError('features: one of --scales or --img-sizes is required');
+    }
     let input: Tensor;
     if (inputFile !== undefined) {
       input = readNpy(inputFile);
       if (input.dims.length !== 4) throw new UserError(`${inputFile}: expected a 4-D float32 N×C×H×W array, got shape (${input.dims.join(', ')})`);
     } else {
       const sizeText = str(flags, 'size');
-      let size: StillSize = backbone.nativeSize;
+      let size: StillSize = compiled ? compiled.inputSize : backbone.nativeSize;
       if (sizeText !== undefined) {
         const parsed = sizeList(sizeText, 'size');
         if (parsed.length !== 1) throw new UserError(`--size takes one size, got '${sizeText}'`);
         size = typeof parsed[0] === 'number' ? parsed[0] : [parsed[0][0], parsed[0][1]];
       }
       input = await loadStillImage(imageFile as string, size, normalizationFor(flags, backbone.metadata, modelFile));
+    }
+    if (compiled) {
+      const engine = CompiledS2.of(backbone);
+      engine.assertInput(input.dims, inputFile ?? (imageFile as string));
+      const out = await engine.forward(input);
+      writeNpy(outFile, out);
+      console.log(`wrote ${outFile}: float32 (${out.dims.join(', ')}) [compiled S², ${compiled.outputShape}, ${compiled.numPrefixToken} prefix tokens]`);
+      return 0;
     }
     const { options: resolved } = await resolveS2Options(backbone, options, input.dims);
     const out = await multiscaleForward(backbone, input, resolved);

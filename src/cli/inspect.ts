@@ -3,6 +3,7 @@ import { UserError } from '../errors.js';
 import { OnnxBackbone } from '../backbone/onnx-backbone.js';
 import { resolveS2Options } from '../backbone/resolve.js';
 import { countCalls } from '../s2/plan.js';
+import { COMPILED_KEY, compiledInfo, type CompiledInfo } from '../compile/compile.js';
 import { backboneOptions } from './features.js';
 import { MODEL_FLAGS, S2_FLAGS, int, parseFlags, required, s2OptionsFromFlags, str } from './args.js';
 
@@ -25,7 +26,14 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     console.log(`batch      ${backbone.fixedBatch === undefined ? 'dynamic' : `fixed ${backbone.fixedBatch}`}`);
     const fixed = backbone.fixedSize;
     console.log(`input size ${fixed ? `fixed ${fixed[0]}×${fixed[1]}` : `dynamic${backbone.nativeSize ? ` (metadata s2.image_size ${backbone.nativeSize})` : ''}`}`);
-    for (const [k, v] of Object.entries(backbone.metadata)) console.log(`metadata   ${k} = ${v}`);
+    const compiled = compiledInfo(backbone.metadata, modelFile);
+    for (const [k, v] of Object.entries(backbone.metadata)) if (k !== COMPILED_KEY) console.log(`metadata   ${k} = ${v}`);
+    if (compiled) {
+      const given = Object.keys(S2_FLAGS).filter((k) => flags[k] !== undefined);
+      if (given.length > 0) throw new UserError(`inspect: ${modelFile} is a compiled S² model (its S² options are built in); drop --${given[0]}`);
+      describeCompiled(compiled);
+      return 0;
+    }
 
     const options = s2OptionsFromFlags(flags);
     const sizeText = str(flags, 'input-size');
@@ -85,4 +93,15 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   } finally {
     await backbone.release();
   }
+}
+
+function describeCompiled(c: CompiledInfo): void {
+  console.log(`compiled   S² of ${c.backbone}: input ${c.input} [batch, ${c.channels}, ${c.inputSize[0]}, ${c.inputSize[1]}] -> ${c.output} [${c.outputDims.join(', ')}]`);
+  console.log(`S² options ${JSON.stringify(c.options)}`);
+  console.log(`S² layout  ${c.outputShape}, ${c.numPrefixToken} prefix tokens, max split size ${c.maxSplitSize}${c.splitMode ? `, split mode ${c.splitMode}` : ''}, pooled to scale ${c.resizeOutputToIdx}`);
+  c.scales.forEach((s, i) => {
+    const resized = s.splitSize[0] !== s.size[0] || s.splitSize[1] !== s.size[1] ? ` -> ${c.splitMode === 'pad' ? 'padded' : 'resized'} to ${s.splitSize[0]}×${s.splitSize[1]}` : '';
+    console.log(`scale ${i}    ${s.size[0]}×${s.size[1]}${resized}: ${s.numSplit[0]}×${s.numSplit[1]} crops of ${s.cropSize[0]}×${s.cropSize[1]}`);
+  });
+  console.log(`backbone   inlined for ${c.backboneCalls} crop size${c.backboneCalls === 1 ? '' : 's'}, all crops of a size in one pass`);
 }

@@ -1,6 +1,7 @@
 // The s2-policy command line: dispatches to the commands and turns user errors into one-line messages.
 import { UserError } from '../errors.js';
 import { S2OptionError } from '../s2/plan.js';
+import { COMPILE_HELP, compileCommand } from './compile.js';
 import { EXTRACT_HELP, extractCommand } from './extract.js';
 import { FEATURES_HELP, featuresCommand } from './features.js';
 import { INSPECT_HELP, inspectCommand } from './inspect.js';
@@ -17,6 +18,7 @@ commands:
   start        the default main job: closed loop with the built-in simulation (or the ROS 2 node when sourced)
   features     S² features of a .npy batch or an image, written as .npy
   inspect      a model's inputs, outputs, layout, and the S² plan for given scales
+  compile      one ONNX model computing the S² features of a backbone (runs in any onnxruntime, Triton, …)
   make-model   write one of the project's deterministic test backbones
   make-demo    write a demo kit: backbone, policy head, config and a two-camera recording
   replay       run the pipeline over a ROS 2 MCAP recording, writing actions and features to MCAP
@@ -29,6 +31,8 @@ commands:
 ${FEATURES_HELP}
 
 ${INSPECT_HELP}
+
+${COMPILE_HELP}
 
 ${MAKE_MODEL_HELP}
 
@@ -63,6 +67,8 @@ export async function run(argv: string[]): Promise<number> {
         return await featuresCommand(rest);
       case 'inspect':
         return await inspectCommand(rest);
+      case 'compile':
+        return await compileCommand(rest);
       case 'make-model':
         return makeModelCommand(rest);
       case 'make-demo':
@@ -88,7 +94,7 @@ export async function run(argv: string[]): Promise<number> {
         console.log(HELP);
         return command === undefined ? 2 : 0;
       default:
-        throw new UserError(`unknown command '${command}' (commands: features, inspect, make-model, make-demo, replay, extract, ros, start, sim, fit, eval; see s2-policy --help)`);
+        throw new UserError(`unknown command '${command}' (commands: features, inspect, compile, make-model, make-demo, replay, extract, ros, start, sim, fit, eval; see s2-policy --help)`);
     }
   } catch (e) {
     if (e instanceof UserError || e instanceof S2OptionError) {

@@ -1,0 +1,146 @@
+// `compileS2`: one ONNX model computing what multiscaleForward computes for a backbone and S² options — the S²
+// graph of s2-graph.ts with the backbone's graph inlined once per crop size (weights shared between copies).
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { OnnxBackbone, ModelError, type BackboneOptions } from '../backbone/onnx-backbone.js';
+import { resolveS2Options } from '../backbone/resolve.js';
+import type { S2Options, S2Plan } from '../s2/plan.js';
+import { encodeNode, OnnxStructureError, parseOnnxModel, pruneTo, renamed, writeOnnxModel, type OnnxModelParts } from './onnx-model.js';
+import { BACKBONE_PLACEHOLDER, buildS2Graph, COMPILED_INPUT, COMPILED_OUTPUT } from './s2-graph.js';
+import type { Dim } from '../models/onnx-graph.js';
+
+/** Metadata key holding the compiled S² description (JSON); its presence marks a compiled model. */
+export const COMPILED_KEY = 's2.compiled';
+
+/** Lowest default-domain opset of a backbone the compiler takes; the compiled model has max(17, backbone's). */
+const MIN_BACKBONE_OPSET = 13;
+
+export interface CompiledInfo {
+  version: 1;
+  backbone: string;
+  inputSize: [number, number];
+  channels: number;
+  options: S2Options;
+  scales: { size: [number, number]; numSplit: [number, number]; splitSize: [number, number]; cropSize: [number, number] }[];
+  splitMode: S2Plan['splitMode'] | null;
+  maxSplitSize: number;
+  outputShape: 'bnc' | 'bchw';
+  numPrefixToken: number;
+  resizeOutputToIdx: number;
+  input: string;
+  output: string;
+  outputDims: Dim[];
+  backboneCalls: number;
+}
+
+export interface CompiledModel {
+  bytes: Uint8Array;
+  info: CompiledInfo;
+  plan: S2Plan;
+}
+
+/** Reads the compiled description of a model's metadata, or undefined for any other model. */
+export function compiledInfo(metadata: Record<string, string>, file: string): CompiledInfo | undefined {
+  const text = metadata[COMPILED_KEY];
+  if (text === undefined) return undefined;
+  try {
+    const info = JSON.parse(text) as CompiledInfo;
+    if (info.version !== 1 || !Array.isArray(info.inputSize)) throw new Error('unknown version');
+    return info;
+  } catch {
+    throw new ModelError(`${file}: metadata ${COMPILED_KEY} is not a compiled S² description this version reads`);
+  }
+}
+
+/** Compiles a loaded backbone (its file is read again for the graph) for base images of inputSize. */
+export async function compileLoaded(backbone: OnnxBackbone, options: S2Options, inputSize: [number, number]): Promise<CompiledModel> {
+  const file = backbone.file;
+  if (compiledInfo(backbone.metadata, file)) throw new ModelError(`${file}: is already a compiled S² model; compile the plain backbone`);
+  if (options.maxBatch !== undefined) throw new ModelError('compile: maxBatch cannot be compiled (the graph runs all crops of one size in one pass)');
+  if (backbone.fixedBatch !== undefined) {
+    throw new ModelError(`${file}: the backbone has a fixed batch of ${backbone.fixedBatch}; compile needs a dynamic batch axis (re-export it with a dynamic batch)`);
+  }
+  const channels = backbone.inputChannels ?? 3;
+  const { options: resolved, plan, layouts } = await resolveS2Options(backbone, options, [1, channels, inputSize[0], inputSize[1]]);
+
+  let model: OnnxModelParts;
+  try {
+    model = parseOnnxModel(readFileSync(file));
+  } catch (e) {
+    if (e instanceof OnnxStructureError) throw new ModelError(`${file}: ${e.message}`);
+    throw new ModelError(`${file}: cannot read the ONNX graph (${(e as Error).message.split('\n')[0]})`);
+  }
+  const opset = model.opsets.find((o) => o.domain === '')?.version ?? 17;
+  if (opset < MIN_BACKBONE_OPSET) throw new ModelError(`${file}: the backbone uses opset ${opset}; compile needs opset ≥ ${MIN_BACKBONE_OPSET} (re-export at opset 17)`);
+
+  const s2 = buildS2Graph(plan, layouts);
+  const own = parseOnnxModel(s2.graph.serialize()).graph;
+
+  const bb = model.graph;
+  const initNames = new Set(bb.initializers.map((i) => i.name));
+  const kept = pruneTo(bb.nodes, backbone.outputName);
+  const used = new Set<string>();
+  for (const n of kept) for (const i of n.inputs) if (initNames.has(i)) used.add(i);
+  const weightName = (n: string) => `backbone/${n}`;
+
+  const nodes: Uint8Array[] = [];
+  let call = 0;
+  for (const n of own.nodes) {
+    if (n.opType !== BACKBONE_PLACEHOLDER) {
+      nodes.push(encodeNode(n, (v) => v, ''));
+      continue;
+    }
+    const c = s2.calls[call++];
+    const scope = `backbone@${c.key.replace('×', 'x')}/`;
+    const rename = (v: string): string =>
+      v === backbone.inputName ? c.cropsName : v === backbone.outputName ? c.outputName : initNames.has(v) ? weightName(v) : scope + v;
+    for (const k of kept) nodes.push(encodeNode(k, rename, scope));
+  }
+  const initializers = [
+    ...own.initializers.map((i) => i.raw),
+    ...bb.initializers.filter((i) => used.has(i.name)).map((i) => renamed(i.raw, 8, weightName(i.name))),
+  ];
+
+  const backboneKeys = Object.fromEntries(Object.entries(backbone.metadata).filter(([k]) => k.startsWith('s2.')));
+  const info: CompiledInfo = {
+    version: 1,
+    backbone: basename(file),
+    inputSize,
+    channels,
+    options: resolved,
+    scales: plan.scales.map((s) => ({ size: s.size, numSplit: s.numSplit, splitSize: s.splitSize, cropSize: s.cropSize })),
+    splitMode: plan.splitMode ?? null,
+    maxSplitSize: plan.maxSplitSize,
+    outputShape: plan.outputShape,
+    numPrefixToken: plan.numPrefixToken,
+    resizeOutputToIdx: plan.resizeOutputToIdx,
+    input: COMPILED_INPUT,
+    output: COMPILED_OUTPUT,
+    outputDims: s2.outputDims,
+    backboneCalls: s2.calls.length,
+  };
+  const opsets = model.opsets.filter((o) => o.domain !== '');
+  opsets.unshift({ domain: '', version: Math.max(17, opset) });
+  const bytes = writeOnnxModel({
+    irVersion: Math.max(8, model.irVersion),
+    opsets,
+    functions: model.functions,
+    metadata: { ...backboneKeys, [COMPILED_KEY]: JSON.stringify(info) },
+    graphName: `s2_${bb.name || 'backbone'}`,
+    nodes,
+    initializers,
+    inputs: own.inputs.map((i) => i.raw),
+    outputs: own.outputs.map((o) => o.raw),
+  });
+  return { bytes, info, plan };
+}
+
+/** Loads the backbone, compiles it, and releases it. */
+export async function compileS2(file: string, options: S2Options, inputSize: [number, number], backboneOptions: BackboneOptions = {}): Promise<CompiledModel> {
+  const backbone = await OnnxBackbone.load(file, { ...backboneOptions, outputShape: options.outputShape, numPrefixToken: options.numPrefixToken });
+  try {
+    return await compileLoaded(backbone, options, inputSize);
+  } finally {
+    await backbone.release();
+  }
+}

@@ -1,0 +1,103 @@
+// Running a compiled S² model: one onnxruntime call per base-image batch, and the check that it computes what the
+// JavaScript engine (multiscaleForward over the plain backbone) computes.
+import { ModelError, OnnxBackbone, type BackboneOptions } from '../backbone/onnx-backbone.js';
+import { multiscaleForward } from '../s2/multiscale.js';
+import type { S2Options } from '../s2/plan.js';
+import type { Tensor } from '../s2/tensor.js';
+import { compiledInfo, type CompiledInfo } from './compile.js';
+
+export class CompiledS2 {
+  private constructor(
+    readonly model: OnnxBackbone,
+    readonly info: CompiledInfo,
+  ) {}
+
+  /** Wraps a loaded model; throws a one-line error when it is not a compiled S² model. */
+  static of(model: OnnxBackbone): CompiledS2 {
+    const info = compiledInfo(model.metadata, model.file);
+    if (!info) throw new ModelError(`${model.file}: not a compiled S² model (no ${'s2.compiled'} metadata)`);
+    return new CompiledS2(model, info);
+  }
+
+  static async load(file: string, options: BackboneOptions = {}): Promise<CompiledS2> {
+    const model = await OnnxBackbone.load(file, options);
+    try {
+      return CompiledS2.of(model);
+    } catch (e) {
+      await model.release();
+      throw e;
+    }
+  }
+
+  static async fromBytes(bytes: Uint8Array, name: string, options: BackboneOptions = {}): Promise<CompiledS2> {
+    const model = await OnnxBackbone.fromBytes(bytes, name, options);
+    try {
+      return CompiledS2.of(model);
+    } catch (e) {
+      await model.release();
+      throw e;
+    }
+  }
+
+  /** Checks that a base-image batch fits the compiled input (any batch, fixed channels and size). */
+  assertInput(dims: readonly number[], what: string): void {
+    const [h, w] = this.info.inputSize;
+    const c = this.info.channels;
+    if (dims.length !== 4 || dims[1] !== c || dims[2] !== h || dims[3] !== w || dims[0] < 1) {
+      throw new ModelError(`${what} is [${dims.join(', ')}]; the compiled model ${this.model.file} takes B×${c}×${h}×${w}`);
+    }
+  }
+
+  /** S² features of a B×C×H×W batch in one onnxruntime call. The input's buffer may be handed to the worker. */
+  async forward(input: Tensor): Promise<Tensor> {
+    this.assertInput(input.dims, 'input');
+    return this.model.forward(input);
+  }
+
+  release(): Promise<void> {
+    return this.model.release();
+  }
+}
+
+export interface CheckResult {
+  maxError: number;
+  rms: number;
+  /** The acceptance bound, rel × RMS of the JavaScript engine's output. */
+  bound: number;
+  ok: boolean;
+}
+
+/** A reproducible pseudo-random batch in [-2, 2). */
+export function randomBatch(dims: number[], seed = 1234567): Tensor {
+  const n = dims.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = (s / 4294967296 - 0.5) * 4;
+  }
+  return { dims, data };
+}
+
+/**
+ * Runs the compiled model and the JavaScript engine (over `backbone`, the plain model) on one random batch and
+ * compares them: max |difference| ≤ rel × RMS of the JavaScript output.
+ */
+export async function checkCompiled(compiled: CompiledS2, backbone: OnnxBackbone, options: S2Options, batch: number, rel = 1e-4): Promise<CheckResult> {
+  const [h, w] = compiled.info.inputSize;
+  const input = randomBatch([batch, compiled.info.channels, h, w]);
+  const reference = await multiscaleForward(backbone, input, options);
+  const got = await compiled.forward({ dims: input.dims, data: input.data.slice() });
+  if (got.dims.join(',') !== reference.dims.join(',')) {
+    return { maxError: Infinity, rms: 0, bound: 0, ok: false };
+  }
+  let maxError = 0;
+  let ss = 0;
+  for (let i = 0; i < got.data.length; i++) {
+    maxError = Math.max(maxError, Math.abs(got.data[i] - reference.data[i]));
+    ss += reference.data[i] * reference.data[i];
+  }
+  const rms = Math.sqrt(ss / reference.data.length);
+  const bound = rel * rms;
+  return { maxError, rms, bound, ok: maxError <= bound && Number.isFinite(maxError) };
+}

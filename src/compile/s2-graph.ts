@@ -1,0 +1,177 @@
+// The S² steps around the backbone as ONNX operators: per scale one resize (two constant matrix products that
+// also fold in the second resize or zero padding of any-shape splitting), the chessboard split (Reshape,
+// Transpose), one backbone call per crop size (a placeholder node the compiler replaces by the inlined backbone),
+// merge, area pooling (constant matrix products that also crop padded features), prefix averaging, concatenation.
+import type { Layout } from '../backbone/layout.js';
+import { OnnxGraph, type Dim } from '../models/onnx-graph.js';
+import type { S2Plan, ScalePlan } from '../s2/plan.js';
+import { areaMatrix, bicubicMatrix, isIdentity, multiply, padRows, toFloat32, type Matrix } from './matrices.js';
+
+/** The op type of the node standing for one inlined backbone call. */
+export const BACKBONE_PLACEHOLDER = 'S2BackbonePlaceholder';
+
+export const COMPILED_INPUT = 'image';
+export const COMPILED_OUTPUT = 'features';
+
+export interface BackboneCall {
+  /** Crop size 'h×w'. */
+  key: string;
+  cropsName: string;
+  outputName: string;
+}
+
+export interface S2Graph {
+  graph: OnnxGraph;
+  calls: BackboneCall[];
+  outputDims: Dim[];
+}
+
+/** The matrix taking one axis of the input to a scale's split size: bicubic resize, then resize again or pad. */
+export function scaleAxisMatrix(inSize: number, size: number, splitSize: number, splitMode: S2Plan['splitMode']): Matrix {
+  const first = bicubicMatrix(inSize, size);
+  if (splitSize === size) return first;
+  return splitMode === 'pad' ? padRows(first, splitSize) : multiply(bicubicMatrix(size, splitSize), first);
+}
+
+/** The part of a merged feature grid that covers the unpadded image, with the same float expression as multiscale.ts. */
+function validExtent(plan: S2Plan, s: ScalePlan, fh: number, fw: number): [number, number] {
+  if (plan.splitMode !== 'pad') return [fh, fw];
+  return [Math.ceil((s.size[0] / s.splitSize[0]) * fh), Math.ceil((s.size[1] / s.splitSize[1]) * fw)];
+}
+
+export function buildS2Graph(plan: S2Plan, layouts: Map<string, Layout>): S2Graph {
+  const g = new OnnxGraph('s2');
+  const [H, W] = plan.inputSize;
+  const C = plan.channels;
+  const x = g.input(COMPILED_INPUT, ['batch', C, H, W]);
+
+  // Resize and split every scale; crops of one size are stacked on the batch axis for a single backbone call.
+  interface Member {
+    scale: number;
+    crops: string;
+    n: number;
+  }
+  const groups = new Map<string, Member[]>();
+  plan.scales.forEach((s, i) => {
+    const [sh, sw] = s.splitSize;
+    const mh = scaleAxisMatrix(H, s.size[0], sh, plan.splitMode);
+    const mw = scaleAxisMatrix(W, s.size[1], sw, plan.splitMode);
+    let y = x;
+    // Width first, then height: the order resize.ts uses.
+    if (!isIdentity(mw)) y = g.op('MatMul', [y, g.weight(`s2_scale${i}_resize_w`, [W, sw], toFloat32(mw, true))]);
+    if (!isIdentity(mh)) y = g.op('MatMul', [g.weight(`s2_scale${i}_resize_h`, [sh, H], toFloat32(mh)), y]);
+    const [nh, nw] = s.numSplit;
+    const [ch, cw] = s.cropSize;
+    if (nh * nw > 1) {
+      // Crop (i, j) of image b goes to batch index (i·nw + j)·B + b, as chessboard.ts orders them.
+      const six = g.op('Reshape', [y, g.ints([-1, C, nh, ch, nw, cw])]);
+      const t = g.op('Transpose', [six], { perm: [2, 4, 0, 1, 3, 5] });
+      y = g.op('Reshape', [t, g.ints([-1, C, ch, cw])]);
+    }
+    const key = `${ch}×${cw}`;
+    const list = groups.get(key) ?? [];
+    list.push({ scale: i, crops: y, n: nh * nw });
+    groups.set(key, list);
+  });
+
+  const calls: BackboneCall[] = [];
+  const perScale = new Array<{ out: string; offset: number; total: number }>(plan.scales.length);
+  let k = 0;
+  for (const [key, members] of groups) {
+    const crops = members.length === 1 ? members[0].crops : g.op('Concat', members.map((m) => m.crops), { axis: 0 });
+    const outputName = `backbone_out_${k}`;
+    g.op(BACKBONE_PLACEHOLDER, [crops], {}, outputName);
+    calls.push({ key, cropsName: crops, outputName });
+    const total = members.reduce((a, m) => a + m.n, 0);
+    let offset = 0;
+    for (const m of members) {
+      perScale[m.scale] = { out: outputName, offset, total };
+      offset += m.n;
+    }
+    k++;
+  }
+
+  const layoutOf = (s: ScalePlan): Layout => {
+    const l = layouts.get(`${s.cropSize[0]}×${s.cropSize[1]}`);
+    if (!l) throw new Error(`no layout for crop size ${s.cropSize[0]}×${s.cropSize[1]}`);
+    return l;
+  };
+  // Feature-grid sizes per scale, and the pooled size every scale goes to.
+  const grids = plan.scales.map((s) => {
+    const l = layoutOf(s);
+    const fh = l.grid[0] * s.numSplit[0];
+    const fw = l.grid[1] * s.numSplit[1];
+    return { l, fh, fw, valid: validExtent(plan, s, fh, fw) };
+  });
+  const [oH, oW] = grids[plan.resizeOutputToIdx].valid;
+
+  /** This scale's rows of its backbone call's output, reshaped to [n, B, …per-crop dims]. */
+  const scaleRows = (i: number, perCrop: number[]): string => {
+    const { out, offset, total } = perScale[i];
+    const n = plan.scales[i].numSplit[0] * plan.scales[i].numSplit[1];
+    const r = g.op('Reshape', [out, g.ints([total, -1, ...perCrop])]);
+    return n === total ? r : g.op('Slice', [r, g.ints([offset]), g.ints([offset + n]), g.ints([0])]);
+  };
+
+  const bnc = plan.outputShape === 'bnc';
+  const P = plan.numPrefixToken;
+  const spatial: string[] = [];
+  const prefixes: string[] = [];
+  let channels = 0;
+  plan.scales.forEach((s, i) => {
+    const { l, fh, fw, valid } = grids[i];
+    const [nh, nw] = s.numSplit;
+    const n = nh * nw;
+    const D = l.channels;
+    channels += D;
+    const [gh, gw] = l.grid;
+    const ph = areaMatrix(fh, valid[0], oH);
+    const pw = areaMatrix(fw, valid[1], oW);
+    if (bnc) {
+      const T = P + gh * gw;
+      const rowsT = scaleRows(i, [T, D]); // [n, B, T, D]
+      if (P > 0) {
+        const pre = g.op('Slice', [rowsT, g.ints([0]), g.ints([P]), g.ints([2])]);
+        const sum = g.op('ReduceSum', [pre, g.ints([0])], { keepdims: 0 }); // [B, P, D]
+        prefixes.push(n === 1 ? sum : g.op('Div', [sum, g.scalar(n)]));
+      }
+      const sp = P > 0 ? g.op('Slice', [rowsT, g.ints([P]), g.ints([T]), g.ints([2])]) : rowsT;
+      // Channels-last grid [B, fh, fw, D].
+      let grid: string;
+      if (n === 1) grid = g.op('Reshape', [sp, g.ints([-1, gh, gw, D])]);
+      else {
+        const six = g.op('Reshape', [sp, g.ints([nh, nw, -1, gh, gw, D])]);
+        grid = g.op('Reshape', [g.op('Transpose', [six], { perm: [2, 0, 3, 1, 4, 5] }), g.ints([-1, fh, fw, D])]);
+      }
+      if (!isIdentity(pw)) grid = g.op('MatMul', [g.weight(`s2_scale${i}_pool_w`, [oW, fw], toFloat32(pw)), grid]); // [B, fh, oW, D]
+      let flat = g.op('Reshape', [grid, g.ints([-1, fh, oW * D])]);
+      if (!isIdentity(ph)) flat = g.op('MatMul', [g.weight(`s2_scale${i}_pool_h`, [oH, fh], toFloat32(ph)), flat]); // [B, oH, oW·D]
+      spatial.push(g.op('Reshape', [flat, g.ints([-1, oH * oW, D])]));
+    } else {
+      const rowsM = scaleRows(i, [D, gh, gw]); // [n, B, D, gh, gw]
+      let map: string;
+      if (n === 1) map = g.op('Reshape', [rowsM, g.ints([-1, D, gh, gw])]);
+      else {
+        const six = g.op('Reshape', [rowsM, g.ints([nh, nw, -1, D, gh, gw])]);
+        map = g.op('Reshape', [g.op('Transpose', [six], { perm: [2, 3, 0, 4, 1, 5] }), g.ints([-1, D, fh, fw])]);
+      }
+      if (!isIdentity(pw)) map = g.op('MatMul', [map, g.weight(`s2_scale${i}_pool_w`, [fw, oW], toFloat32(pw, true))]);
+      if (!isIdentity(ph)) map = g.op('MatMul', [g.weight(`s2_scale${i}_pool_h`, [oH, fh], toFloat32(ph)), map]);
+      spatial.push(map);
+    }
+  });
+
+  const cat = (xs: string[], axis: number, name?: string): string => (xs.length === 1 && name === undefined ? xs[0] : g.op(xs.length === 1 ? 'Identity' : 'Concat', xs, xs.length === 1 ? {} : { axis }, name));
+  let outputDims: Dim[];
+  if (bnc) {
+    const sp = cat(spatial, 2);
+    if (P > 0) cat([cat(prefixes, 2), sp], 1, COMPILED_OUTPUT);
+    else cat([sp], 2, COMPILED_OUTPUT);
+    outputDims = ['batch', P + oH * oW, channels];
+  } else {
+    cat(spatial, 1, COMPILED_OUTPUT);
+    outputDims = ['batch', channels, oH, oW];
+  }
+  g.output(COMPILED_OUTPUT, outputDims);
+  return { graph: g, calls, outputDims };
+}

@@ -1,0 +1,254 @@
+// The compiled S² model against the PyTorch golden cases (library and CLI), against the JavaScript engine on
+// generated plans, its structure (standard operators, one backbone copy per crop size) and its refusals.
+import { strict as assert } from 'node:assert';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { OnnxBackbone } from '../src/backbone/onnx-backbone.js';
+import { compileLoaded, compileS2 } from '../src/compile/compile.js';
+import { CompiledS2, checkCompiled } from '../src/compile/engine.js';
+import { parseOnnxModel } from '../src/compile/onnx-model.js';
+import { readNpy } from '../src/io/npy.js';
+import type { S2Options, Size } from '../src/s2/plan.js';
+import type { PresetName } from '../src/models/zoo.js';
+import { GOLDEN, cli, maxAbsDiff, modelPath, rms, tempDir } from './helpers/util.js';
+
+interface GoldenCase {
+  name: string;
+  preset: PresetName;
+  input: string;
+  output: string;
+  options: {
+    imgSizes?: (number | [number, number])[];
+    scales?: number[];
+    maxSplitSize: number | null;
+    numPrefixToken: number;
+    outputShape: 'bnc' | 'bchw';
+    resizeOutputToIdx: number;
+    splitMode: 'resize' | 'pad' | null;
+  };
+}
+
+const cases = (JSON.parse(readFileSync(join(GOLDEN, 'index.json'), 'utf8')) as { s2: GoldenCase[] }).s2;
+const load = (f: string) => readNpy(join(GOLDEN, f));
+
+function assertClose(actual: Float32Array, expected: Float32Array, what: string, rel = 1e-4): void {
+  const err = maxAbsDiff(actual, expected);
+  const bound = rel * rms(expected);
+  assert.ok(err <= bound, `${what}: max error ${err.toExponential(3)} > ${bound.toExponential(3)} (${rel} × RMS)`);
+}
+
+function toOptions(o: GoldenCase['options']): S2Options {
+  const out: S2Options = { resizeOutputToIdx: o.resizeOutputToIdx };
+  if (o.imgSizes) out.imgSizes = o.imgSizes.map((s): Size => (typeof s === 'number' ? s : [s[0], s[1]]));
+  if (o.scales) out.scales = o.scales;
+  if (o.maxSplitSize !== null) out.maxSplitSize = o.maxSplitSize;
+  if (o.splitMode !== null) out.splitMode = o.splitMode;
+  return out;
+}
+
+/** Default-domain operators of opset 17 that a compiled project backbone may contain. */
+const STANDARD = new Set(['MatMul', 'Reshape', 'Transpose', 'Slice', 'Concat', 'ReduceSum', 'Div', 'Identity', 'Add', 'Mul', 'Erf', 'Softmax', 'Conv', 'Relu', 'LayerNormalization', 'Expand', 'Shape', 'Gather', 'Unsqueeze', 'Sqrt', 'ReduceMean', 'Constant', 'Split', 'Flatten']);
+
+describe('compiled S² model', () => {
+  describe('reproduces the golden cases (library)', () => {
+    for (const c of cases) {
+      it(c.name, async () => {
+        const x = load(c.input);
+        // Layout and prefix tokens are left to detection, as compile does for a user.
+        const m = await compileS2(modelPath(c.preset), toOptions(c.options), [x.dims[2], x.dims[3]]);
+        assert.equal(m.info.outputShape, c.options.outputShape);
+        assert.equal(m.info.numPrefixToken, c.options.numPrefixToken);
+        const engine = await CompiledS2.fromBytes(m.bytes, c.name);
+        try {
+          const got = await engine.forward(x);
+          const y = load(c.output);
+          assert.deepEqual(got.dims, y.dims);
+          assertClose(got.data, y.data, c.name);
+        } finally {
+          await engine.release();
+        }
+      });
+    }
+  });
+
+  describe('s2-policy compile, then features on the compiled model, reproduce the golden cases', () => {
+    for (const c of cases) {
+      it(c.name, () => {
+        const dir = tempDir();
+        const model = join(dir, 's2.onnx');
+        const out = join(dir, 'y.npy');
+        const x = load(c.input);
+        const o = c.options;
+        const args = ['compile', '--model', modelPath(c.preset), '--out', model, '--input-size', `${x.dims[2]}x${x.dims[3]}`];
+        if (o.imgSizes) args.push('--img-sizes', o.imgSizes.map((s) => (typeof s === 'number' ? String(s) : `${s[0]}x${s[1]}`)).join(','));
+        if (o.scales) args.push('--scales', o.scales.join(','));
+        if (o.maxSplitSize !== null) args.push('--max-split-size', String(o.maxSplitSize));
+        if (o.splitMode !== null) args.push('--split-mode', o.splitMode);
+        if (o.resizeOutputToIdx !== 0) args.push('--resize-output-to-idx', String(o.resizeOutputToIdx));
+        const r = cli(args);
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, /checked against the S² engine/);
+        const f = cli(['features', '--model', model, '--input', join(GOLDEN, c.input), '--out', out]);
+        assert.equal(f.status, 0, f.stderr);
+        const got = readNpy(out);
+        const y = load(c.output);
+        assert.deepEqual(got.dims, y.dims);
+        assertClose(got.data, y.data, c.name);
+      });
+    }
+  });
+
+  describe('equals the JavaScript engine on generated plans', () => {
+    it('ConvNet (bchw): any sizes, resize and pad splitting, any pooled scale, batch 1–3', async () => {
+      const bb = await OnnxBackbone.load(modelPath('convnet-tiny'));
+      try {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.record({
+              h: fc.integer({ min: 12, max: 40 }),
+              w: fc.integer({ min: 12, max: 40 }),
+              sizes: fc.array(fc.tuple(fc.integer({ min: 8, max: 90 }), fc.integer({ min: 8, max: 90 })), { minLength: 1, maxLength: 3 }),
+              split: fc.integer({ min: 10, max: 40 }),
+              mode: fc.constantFrom('resize' as const, 'pad' as const),
+              idx: fc.nat(),
+              batch: fc.integer({ min: 1, max: 3 }),
+            }),
+            async (p) => {
+              const options: S2Options = { imgSizes: p.sizes.map(([a, b]) => [a, b] as const), maxSplitSize: p.split, splitMode: p.mode, resizeOutputToIdx: p.idx % p.sizes.length };
+              const m = await compileLoaded(bb, options, [p.h, p.w]);
+              const engine = await CompiledS2.fromBytes(m.bytes, 'generated');
+              try {
+                const r = await checkCompiled(engine, bb, m.info.options, p.batch);
+                assert.ok(r.ok, `${JSON.stringify(p)}: max error ${r.maxError} > ${r.bound}`);
+              } finally {
+                await engine.release();
+              }
+            },
+          ),
+          { numRuns: 12, seed: 11 },
+        );
+      } finally {
+        await bb.release();
+      }
+    });
+
+    it('ViT (bnc, 5 prefix tokens): square and any-shape sizes around the 32-pixel crop', async () => {
+      const bb = await OnnxBackbone.load(modelPath('vit-tiny-reg'));
+      try {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.record({
+              h: fc.integer({ min: 16, max: 48 }),
+              w: fc.integer({ min: 16, max: 48 }),
+              sizes: fc.array(fc.tuple(fc.integer({ min: 16, max: 100 }), fc.integer({ min: 16, max: 100 })), { minLength: 1, maxLength: 3 }),
+              mode: fc.constantFrom('resize' as const, 'pad' as const),
+              idx: fc.nat(),
+              batch: fc.integer({ min: 1, max: 2 }),
+            }),
+            async (p) => {
+              const options: S2Options = { imgSizes: p.sizes.map(([a, b]) => [a, b] as const), maxSplitSize: 32, splitMode: p.mode, resizeOutputToIdx: p.idx % p.sizes.length };
+              const m = await compileLoaded(bb, options, [p.h, p.w]);
+              const engine = await CompiledS2.fromBytes(m.bytes, 'generated');
+              try {
+                const r = await checkCompiled(engine, bb, m.info.options, p.batch);
+                assert.ok(r.ok, `${JSON.stringify(p)}: max error ${r.maxError} > ${r.bound}`);
+              } finally {
+                await engine.release();
+              }
+            },
+          ),
+          { numRuns: 10, seed: 12 },
+        );
+      } finally {
+        await bb.release();
+      }
+    });
+  });
+
+  describe('structure', () => {
+    it('standard operators at opset ≥ 17, the backbone once per crop size with its weights stored once', async () => {
+      // Scales 0.5, 1, 1.5 of a 32-pixel input: crops of 16, 32 and 24 pixels, three backbone copies.
+      const file = modelPath('convnet-tiny');
+      const m = await compileS2(file, { scales: [0.5, 1, 1.5] }, [32, 32]);
+      const parts = parseOnnxModel(m.bytes);
+      assert.ok((parts.opsets.find((o) => o.domain === '')?.version ?? 0) >= 17);
+      for (const n of parts.graph.nodes) {
+        assert.equal(n.domain, '', `${n.opType} is in domain '${n.domain}'`);
+        assert.ok(STANDARD.has(n.opType), `non-standard or unexpected operator ${n.opType}`);
+      }
+      const backbone = parseOnnxModel(readFileSync(file)).graph;
+      const convs = (nodes: { opType: string }[]) => nodes.filter((n) => n.opType === 'Conv').length;
+      assert.equal(convs(parts.graph.nodes), 3 * convs(backbone.nodes));
+      const weights = parts.graph.initializers.filter((i) => i.name.startsWith('backbone/')).length;
+      assert.equal(weights, backbone.initializers.length);
+      assert.equal(parts.graph.inputs.length, 1);
+      assert.equal(parts.graph.outputs.length, 1);
+      assert.equal(m.info.backboneCalls, 3);
+      assert.ok(parts.metadata['s2.compiled'] !== undefined);
+    });
+
+    it('drops outputs of the backbone that S² does not use (vit-tiny has a second, pooled output)', async () => {
+      const m = await compileS2(modelPath('vit-tiny'), { scales: [1, 2] }, [32, 32]);
+      const engine = await CompiledS2.fromBytes(m.bytes, 'vit-tiny');
+      try {
+        assert.deepEqual(engine.model.outputs.map((o) => o.name), ['features']);
+        assert.deepEqual(engine.model.inputs[0].dims, ['batch', 3, 32, 32]);
+      } finally {
+        await engine.release();
+      }
+    });
+  });
+
+  describe('command line', () => {
+    it('refuses a fixed-batch backbone, --max-batch, S² flags on a compiled model, and a compiled model as backbone', () => {
+      const dir = tempDir();
+      const out = join(dir, 'c.onnx');
+      let r = cli(['compile', '--model', modelPath('vit-tiny-b1'), '--scales', '1,2', '--out', out]);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /^s2-policy: .*fixed batch of 1; compile needs a dynamic batch axis/);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+      assert.ok(!existsSync(out), 'no output after a failed compile');
+      r = cli(['compile', '--model', modelPath('vit-tiny'), '--scales', '1,2', '--max-batch', '2', '--out', out]);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /--max-batch cannot be compiled/);
+      r = cli(['compile', '--model', modelPath('vit-tiny'), '--out', out]);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /one of --scales or --img-sizes is required/);
+
+      r = cli(['compile', '--model', modelPath('vit-tiny'), '--scales', '1,2', '--out', out]);
+      assert.equal(r.status, 0, r.stderr);
+      const size = statSync(out).size;
+      r = cli(['features', '--model', out, '--scales', '1,2', '--input', join(GOLDEN, cases[0].input), '--out', join(dir, 'y.npy')]);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /^s2-policy: features: .* is a compiled S² model .*drop --scales\n$/);
+      r = cli(['compile', '--model', out, '--scales', '1,2', '--out', join(dir, 'd.onnx')]);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /already a compiled S² model/);
+      assert.equal(statSync(out).size, size, 'inputs are not modified');
+    });
+
+    it('features refuses an input the compiled model does not take, in one line', () => {
+      const dir = tempDir();
+      const out = join(dir, 'c.onnx');
+      // Golden input of 48×64 against a model compiled for 32×32.
+      assert.equal(cli(['compile', '--model', modelPath('vit-tiny'), '--scales', '1,2', '--out', out]).status, 0);
+      const input = cases.find((c) => c.name === 'vit_anyshape_pad_48x64')?.input as string;
+      const r = cli(['features', '--model', out, '--input', join(GOLDEN, input), '--out', join(dir, 'y.npy')]);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /^s2-policy: .*is \[1, 3, 48, 64\]; the compiled model .* takes B×3×32×32\n$/);
+      assert.ok(!existsSync(join(dir, 'y.npy')));
+    });
+
+    it('inspect describes a compiled model', () => {
+      const dir = tempDir();
+      const out = join(dir, 'c.onnx');
+      assert.equal(cli(['compile', '--model', modelPath('vit-tiny'), '--img-sizes', '32,64,96', '--out', out]).status, 0);
+      const r = cli(['inspect', '--model', out]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /compiled +S² of vit-tiny\.onnx: input image \[batch, 3, 32, 32\] -> features \[batch, 17, 72\]/);
+      assert.match(r.stdout, /scale 2 +96×96: 3×3 crops of 32×32/);
+      assert.match(r.stdout, /metadata +s2\.num_prefix_tokens = 1/);
+    });
+  });
+});
