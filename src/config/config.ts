@@ -44,6 +44,8 @@ export const configSchema = z.strictObject({
       resize_output_to_idx: z.number().int().min(0).default(0),
       split_mode: z.enum(['resize', 'pad']).optional(),
       max_batch: posInt.optional(),
+      /** compiled: S² inside one ONNX model built at start-up (checked against js); js: multiscaleForward. */
+      engine: z.enum(['compiled', 'js']).default('compiled'),
     })
     .refine((s) => (s.scales === undefined) !== (s.img_sizes === undefined), { message: 'give exactly one of scales or img_sizes' }),
   image: z.strictObject({

@@ -1,6 +1,8 @@
 // From camera frames to per-camera feature vectors: ingestion (sharp), one batched S² pass over all cameras,
 // and pooling (cls | mean | grid:K | tokens). Built once from the config, warmed up before the first frame.
-import { OnnxBackbone } from '../backbone/onnx-backbone.js';
+import { ModelError, OnnxBackbone } from '../backbone/onnx-backbone.js';
+import { compileLoaded } from '../compile/compile.js';
+import { CompiledS2, checkCompiled } from '../compile/engine.js';
 import { resolveS2Options } from '../backbone/resolve.js';
 import { pair, type Config } from '../config/config.js';
 import { UserError } from '../errors.js';
@@ -104,15 +106,27 @@ export function poolFeatures(out: Tensor, b: number, layout: Pick<FeatureLayout,
 export class FeatureExtractor {
   readonly timings: S2Timings = { resizeMs: 0, inferenceMs: 0, mergeMs: 0, crops: 0, calls: 0 };
 
+  /** The plain backbone session: the JavaScript engine's (with s2.engine compiled it is released after the start-up check). */
+  private js?: OnnxBackbone;
+
   private constructor(
-    readonly backbone: OnnxBackbone,
+    backbone: OnnxBackbone,
+    /** With s2.engine compiled: the S² model built from the backbone at start-up, one onnxruntime call per group. */
+    readonly compiled: CompiledS2 | undefined,
     readonly ingester: Ingester,
     readonly options: S2Options,
     readonly plan: S2Plan,
     readonly layout: FeatureLayout,
     readonly pooling: Pooling,
     readonly cameras: number,
-  ) {}
+  ) {
+    if (!compiled) this.js = backbone;
+  }
+
+  /** 'compiled' (S² inside one ONNX model) or 'js' (multiscaleForward over the backbone). */
+  get engine(): 'compiled' | 'js' {
+    return this.compiled ? 'compiled' : 'js';
+  }
 
   static async create(config: Config): Promise<FeatureExtractor> {
     const backbone = await OnnxBackbone.load(config.backbone.model, {
@@ -150,9 +164,17 @@ export class FeatureExtractor {
       if (pooling.kind === 'cls' && (options.outputShape !== 'bnc' || (options.numPrefixToken ?? 0) === 0)) {
         throw new UserError(`features.pool: 'cls' needs a prefix token, and ${config.backbone.model} has none (use mean, grid:K or tokens)`);
       }
-      // One warm-up pass sizes every buffer and gives the layout of the output.
-      const zeros: Tensor = { dims: [cameras, 3, base[0], base[1]], data: new Float32Array(cameras * 3 * base[0] * base[1]) };
-      const out = await multiscaleForward(backbone, zeros, options);
+      let compiled: CompiledS2 | undefined;
+      let out: Tensor;
+      if (config.s2.engine === 'compiled') {
+        compiled = await compiledEngine(config, backbone, options, base, cameras);
+        // Its self-check ran both engines: the warm-up below sizes the compiled engine's buffers.
+        out = await compiled.forward({ dims: [cameras, 3, base[0], base[1]], data: new Float32Array(cameras * 3 * base[0] * base[1]) });
+      } else {
+        // One warm-up pass sizes every buffer and gives the layout of the output.
+        const zeros: Tensor = { dims: [cameras, 3, base[0], base[1]], data: new Float32Array(cameras * 3 * base[0] * base[1]) };
+        out = await multiscaleForward(backbone, zeros, options);
+      }
       const shape = options.outputShape ?? 'bnc';
       const prefix = options.numPrefixToken ?? 0;
       const grid = shape === 'bnc' ? Math.round(Math.sqrt(out.dims[1] - prefix)) : out.dims[2];
@@ -167,11 +189,27 @@ export class FeatureExtractor {
         pooling: config.features.pool,
         perCamera: poolFeatures(out, 0, partial, pooling).length,
       };
-      return new FeatureExtractor(backbone, ingester, options, plan, layout, pooling, cameras);
+      if (compiled) await backbone.release();
+      return new FeatureExtractor(backbone, compiled, ingester, options, plan, layout, pooling, cameras);
     } catch (e) {
       await backbone.release();
       throw e;
     }
+  }
+
+  /** The S² output of a stacked batch with either engine; timings filled in. */
+  private async forwardS2(base: Tensor, scales: Tensor[] | undefined): Promise<Tensor> {
+    if (this.js) return multiscaleForward(this.js, base, this.options, this.timings, scales);
+    const compiled = this.compiled as CompiledS2;
+    const t = performance.now();
+    const out = await compiled.forward(base);
+    // Resize, split, merge and pooling run inside the one call: all of it counts as inference here.
+    this.timings.resizeMs = 0;
+    this.timings.inferenceMs = performance.now() - t;
+    this.timings.mergeMs = 0;
+    this.timings.crops = this.plan.scales.reduce((n, s) => n + s.numSplit[0] * s.numSplit[1], 0) * base.dims[0];
+    this.timings.calls = 1;
+    return out;
   }
 
   /** Ingests one camera frame, raw or compressed (never throws; a bad frame is a rejection). */
@@ -184,7 +222,7 @@ export class FeatureExtractor {
     if (inputs.length !== this.cameras) throw new Error(`expected ${this.cameras} camera inputs, got ${inputs.length}`);
     const base = stack(inputs.map((i) => i.base));
     const scales = inputs[0].scales ? this.plan.scales.map((_, k) => stack(inputs.map((i) => (i.scales as Tensor[])[k]))) : undefined;
-    const out = await multiscaleForward(this.backbone, base, this.options, this.timings, scales);
+    const out = await this.forwardS2(base, scales);
     return inputs.map((_, b) => poolFeatures(out, b, this.layout, this.pooling));
   }
 
@@ -192,10 +230,40 @@ export class FeatureExtractor {
   async features(inputs: CameraInput[]): Promise<Tensor> {
     const base = stack(inputs.map((i) => i.base));
     const scales = inputs[0].scales ? this.plan.scales.map((_, k) => stack(inputs.map((i) => (i.scales as Tensor[])[k]))) : undefined;
-    return multiscaleForward(this.backbone, base, this.options, this.timings, scales);
+    return this.forwardS2(base, scales);
   }
 
   async release(): Promise<void> {
-    await this.backbone.release();
+    await this.js?.release();
+    await this.compiled?.release();
+  }
+}
+
+/**
+ * Compiles the backbone with the resolved S² options for `cameras` base images, loads the result, and checks it
+ * against the JavaScript engine on a random input (max error ≤ 1e-4 × RMS); a mismatch is an error.
+ */
+async function compiledEngine(config: Config, backbone: OnnxBackbone, options: S2Options, base: [number, number], cameras: number): Promise<CompiledS2> {
+  const model = config.backbone.model;
+  if (config.image.resize === 'native') {
+    throw new UserError("s2.engine: 'compiled' makes every scale from the base image; image.resize 'native' needs s2.engine 'js'");
+  }
+  if (config.s2.max_batch !== undefined) throw new UserError("s2.max_batch: not used by s2.engine 'compiled' (all crops of a size go in one pass); remove it or set s2.engine 'js'");
+  if (backbone.fixedBatch !== undefined) {
+    throw new UserError(`s2.engine: ${model} has a fixed batch of ${backbone.fixedBatch}, which 'compiled' cannot batch crops through; set s2.engine 'js' or re-export the backbone with a dynamic batch`);
+  }
+  const { bytes } = await compileLoaded(backbone, options, base);
+  const compiled = await CompiledS2.fromBytes(bytes, `${model} (compiled S²)`, { threads: config.backbone.threads, executionProviders: config.backbone.providers });
+  try {
+    const r = await checkCompiled(compiled, backbone, options, cameras);
+    if (!r.ok) {
+      throw new ModelError(
+        `${model}: the compiled S² engine differs from the JavaScript engine on a random input (max error ${r.maxError.toExponential(3)} > 1e-4 × RMS = ${r.bound.toExponential(3)}); set s2.engine 'js'`,
+      );
+    }
+    return compiled;
+  } catch (e) {
+    await compiled.release();
+    throw e;
   }
 }

@@ -37,6 +37,7 @@ export const PARAMS: ParamSpec[] = [
   p('s2.resize_output_to_idx', 'integer', 0, 'scale whose grid all scales are pooled to'),
   p('s2.split_mode', 'string', '', "'resize' or 'pad' for any-shape S² (empty = square algorithm)"),
   p('s2.max_batch', 'integer', 0, 'crops per backbone call (0 = all)'),
+  p('s2.engine', 'string', 'compiled', "'compiled' (S² inside one ONNX model, checked against js at start-up) or 'js'"),
   p('image.base_size', 'string', '224', "base size: '224' or '96x128' (height x width)"),
   p('image.crop', 'string', 'center', 'center, pad or none'),
   p('image.resize', 'string', 'reference', 'reference or native'),
@@ -122,6 +123,7 @@ export function paramsToConfigObject(values: ReadonlyMap<string, ParamValue>): R
       resize_output_to_idx: get('s2.resize_output_to_idx'),
       split_mode: get('s2.split_mode'),
       max_batch: num('s2.max_batch'),
+      engine: get('s2.engine'),
     },
     image: {
       base_size: base,
@@ -199,6 +201,7 @@ export function configToParams(c: Config): Record<string, unknown> {
       ...(c.s2.max_split_size ? { max_split_size: c.s2.max_split_size } : {}),
       ...(c.s2.split_mode ? { split_mode: c.s2.split_mode } : {}),
       resize_output_to_idx: c.s2.resize_output_to_idx,
+      engine: c.s2.engine,
     },
     image: {
       base_size: size(base),
