@@ -97,6 +97,11 @@ export function parseOfferedQos(text: string, what: string): QosProfile[] {
   } catch (e) {
     throw new UserError(`${what}: offered_qos_profiles is not YAML: ${(e as Error).message.split('\n')[0]}`);
   }
+  return offeredQosFromValue(doc, what);
+}
+
+/** The profiles of an already parsed offered_qos_profiles value (metadata.yaml version 9 holds it as a list). */
+export function offeredQosFromValue(doc: unknown, what: string): QosProfile[] {
   if (!Array.isArray(doc)) throw new UserError(`${what}: offered_qos_profiles is not a YAML list`);
   return doc.map((item: unknown) => {
     const p = item as Record<string, unknown> | null;

@@ -26,6 +26,13 @@ export interface McapRosReaderOptions {
   allowTruncated?: boolean;
   /** Check chunk CRCs (default true). */
   validateCrcs?: boolean;
+  /** The name errors give the file (e.g. the compressed original of a file decompressed elsewhere); default its path. */
+  displayName?: string;
+  /**
+   * Turns each stored payload into CDR before decoding, e.g. rosbag2's per-message zstd; a payload it throws on is
+   * counted and reported like an undecodable message.
+   */
+  decodePayload?: (data: Uint8Array) => Uint8Array;
 }
 
 export interface TopicInfo {
@@ -121,10 +128,11 @@ export class McapRosReader {
    * Opens a recording. Indexed files are read through their summary; unindexed ones (no summary, or unchunked as the
    * 'fastwrite' preset writes them) are scanned once. Unreadable files are a UserError naming the file.
    */
-  static async open(file: string, options: McapRosReaderOptions = {}): Promise<McapRosReader> {
+  static async open(path: string, options: McapRosReaderOptions = {}): Promise<McapRosReader> {
+    const file = options.displayName ?? path;
     let handle: FileHandle;
     try {
-      handle = await open(file, 'r');
+      handle = await open(path, 'r');
     } catch (e) {
       throw new UserError(`${file}: cannot open: ${firstLine(e)}`);
     }
@@ -243,12 +251,21 @@ export class McapRosReader {
       if (topics && !topics.includes(channel.topic)) continue;
       if ((startTime !== undefined && raw.logTime < startTime) || (endTime !== undefined && raw.logTime > endTime)) continue;
       const type = schemas.get(channel.schemaId)?.name ?? '';
-      const base = { topic: channel.topic, type, logTime: raw.logTime, publishTime: raw.publishTime, sequence: raw.sequence, data: raw.data };
+      let data = raw.data;
+      if (this.options.decodePayload) {
+        try {
+          data = this.options.decodePayload(raw.data);
+        } catch (e) {
+          this.countFailure(channel.topic, type, raw.logTime, `stored payload: ${firstLine(e)}`);
+          continue;
+        }
+      }
+      const base = { topic: channel.topic, type, logTime: raw.logTime, publishTime: raw.publishTime, sequence: raw.sequence, data };
       if (!decode) {
         yield { ...base, message: undefined };
         continue;
       }
-      const decoded = this.decode(raw, channel.topic, type);
+      const decoded = this.decode(data === raw.data ? raw : { ...raw, data }, channel.topic, type);
       if (decoded !== undefined) yield { ...base, message: decoded };
     }
   }
@@ -326,10 +343,14 @@ export class McapRosReader {
       }
     }
     if (problem === undefined) return value;
+    this.countFailure(topic, type, raw.logTime, problem);
+    return undefined;
+  }
+
+  private countFailure(topic: string, type: string, logTime: bigint, reason: string): void {
     this.failures++;
     this.failuresByTopic.set(topic, (this.failuresByTopic.get(topic) ?? 0) + 1);
-    this.options.onDecodeError?.({ file: this.file, topic, type, logTime: raw.logTime, reason: problem });
-    return undefined;
+    this.options.onDecodeError?.({ file: this.file, topic, type, logTime, reason });
   }
 
   private decoder(channelId: number): Decoder {

@@ -19,6 +19,8 @@ export interface McapRosWriterOptions {
   compressChunk?: McapWriterOptions['compressChunk'];
   /** ROS_DISTRO in the 'rosbag2' metadata record; default $ROS_DISTRO, else the key is left out. */
   rosDistro?: string;
+  /** Turns each CDR payload into the stored bytes, e.g. rosbag2's per-message zstd compression. */
+  encodePayload?: (cdr: Uint8Array) => Uint8Array;
 }
 
 export interface ChannelOptions {
@@ -53,13 +55,18 @@ export class McapRosWriter {
   private failure: Error | undefined;
   private closed = false;
   private count = 0;
+  private payloadBytes = 0;
+  private startNs: bigint | undefined;
+  private endNs: bigint | undefined;
 
   private constructor(
     readonly file: string,
     private readonly handle: FileHandle,
+    private readonly writable: FileWritable,
     private readonly mcap: McapWriter,
     private readonly rosDistro: string | undefined,
     private readonly output: AtomicFile,
+    private readonly encodePayload: ((cdr: Uint8Array) => Uint8Array) | undefined,
   ) {}
 
   /**
@@ -75,14 +82,15 @@ export class McapRosWriter {
       output.abort();
       throw new UserError(`${file}: cannot create: ${(e as Error).message.split('\n')[0]}`);
     }
+    const writable = new FileWritable(handle);
     const mcap = new McapWriter({
-      writable: new FileWritable(handle),
+      writable,
       chunkSize: options.chunkSize ?? 768 * 1024,
       compressChunk: options.compressChunk,
       // libmcap numbers channels from 1; 0 reads as "no channel" in some tools.
       startChannelId: 1,
     });
-    const writer = new McapRosWriter(file, handle, mcap, options.rosDistro ?? process.env.ROS_DISTRO, output);
+    const writer = new McapRosWriter(file, handle, writable, mcap, options.rosDistro ?? process.env.ROS_DISTRO, output, options.encodePayload);
     try {
       await writer.serial(() => mcap.start({ profile: 'ros2', library: `s2_policy; ${LIBRARY_IDENTIFIER}` }));
     } catch (e) {
@@ -95,6 +103,20 @@ export class McapRosWriter {
   /** Messages written so far. */
   get messageCount(): number {
     return this.count;
+  }
+
+  /**
+   * About how large the file is so far: the bytes on disk, or, while chunks are still buffered, those plus the
+   * message records waiting in them (what a size limit is checked against).
+   */
+  get sizeEstimate(): number {
+    // A message record is its payload plus 31 bytes (opcode, length, channel, sequence, two times).
+    return Math.max(Number(this.writable.position()), this.payloadBytes + 31 * this.count);
+  }
+
+  /** Log-time range of the messages written so far (ns), undefined before the first. */
+  get timeRange(): { start: bigint; end: bigint } | undefined {
+    return this.startNs === undefined || this.endNs === undefined ? undefined : { start: this.startNs, end: this.endNs };
   }
 
   /** Adds a topic of a ROS 2 type ('sensor_msgs/msg/Image'; 'sensor_msgs/Image' is accepted too). */
@@ -195,7 +217,11 @@ export class McapRosWriter {
     if (logTime < 0n || publishTime < 0n) throw new UserError(`${this.file}: topic ${state.topic}: negative time ${logTime < 0n ? logTime : publishTime} ns`);
     const sequence = state.sequence++;
     this.count++;
-    await this.serial(() => this.mcap.addMessage({ channelId, sequence, logTime, publishTime, data }));
+    if (this.startNs === undefined || logTime < this.startNs) this.startNs = logTime;
+    if (this.endNs === undefined || logTime > this.endNs) this.endNs = logTime;
+    const stored = this.encodePayload ? this.encodePayload(data) : data;
+    this.payloadBytes += stored.byteLength;
+    await this.serial(() => this.mcap.addMessage({ channelId, sequence, logTime, publishTime, data: stored }));
   }
 
   private assertOpen(): void {

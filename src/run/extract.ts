@@ -11,7 +11,7 @@ import type { Float64MultiArrayMsg, JointStateMsg, JointTrajectoryMsg, TwistStam
 import { timeToNs } from '../msgs/types.js';
 import { FeatureExtractor, type CameraInput } from '../pipeline/extractor.js';
 import { syncCameras, type CameraFrame } from '../pipeline/operators.js';
-import type { McapRosReader } from '../bag/reader.js';
+import type { RecordingReader } from '../bag/rosbag2-reader.js';
 import { inputTopics, openRecording } from './replay.js';
 
 const ACTION_TOPIC_TYPES = ['std_msgs/msg/Float64MultiArray', 'trajectory_msgs/msg/JointTrajectory', 'geometry_msgs/msg/TwistStamped'];
@@ -24,6 +24,8 @@ export interface ExtractOptions {
   /** Topic of recorded actions (Float64MultiArray, JointTrajectory or TwistStamped). */
   actionsTopic?: string;
   progress?: (done: number, total: number) => void;
+  /** Disagreements between a folder's metadata.yaml and its files. */
+  onWarning?: (message: string) => void;
 }
 
 export interface ExtractSummary {
@@ -61,7 +63,7 @@ function latestAtOrBefore<T>(samples: { t: bigint; v: T }[], t: bigint): T | und
 }
 
 export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary> {
-  const reader = await openRecording(o.bag);
+  const reader = await openRecording(o.bag, o.onWarning);
   try {
     return await extractFrom(reader, o);
   } finally {
@@ -69,7 +71,7 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
   }
 }
 
-async function extractFrom(reader: McapRosReader, o: ExtractOptions): Promise<ExtractSummary> {
+async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<ExtractSummary> {
   const allTopics = await reader.topics();
   const topics = inputTopics(o.config, allTopics, o.bag);
   let actionType: string | undefined;

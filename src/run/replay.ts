@@ -10,8 +10,10 @@ import { ACTION_TYPES, actionMessage, diagnosticsMessage, featuresMessage } from
 import type { MetricsSnapshot } from '../pipeline/metrics.js';
 import { PolicyPipeline } from '../pipeline/pipeline.js';
 import { PolicyHead } from '../policy/head.js';
-import { McapRosReader, type TopicInfo } from '../bag/reader.js';
-import { McapRosWriter, type RosChannel } from '../bag/writer.js';
+import type { TopicInfo } from '../bag/reader.js';
+import { openRecordingPath, type RecordingReader } from '../bag/rosbag2-reader.js';
+import { createRecordingWriter, type OutputOptions, type RecordingWriter } from '../bag/rosbag2-writer.js';
+import type { RosChannel } from '../bag/writer.js';
 
 export const NODE_NAME = 's2_policy';
 
@@ -21,8 +23,9 @@ export function resolveTopic(name: string, node = NODE_NAME): string {
   return name.startsWith('/') ? name : `/${name}`;
 }
 
-export async function openRecording(file: string): Promise<McapRosReader> {
-  return McapRosReader.open(file, { decompressHandlers: await loadDecompressHandlers() });
+/** A .mcap file, a rosbag2 folder or its metadata.yaml; metadata disagreements go to onWarning. */
+export async function openRecording(file: string, onWarning?: (message: string) => void): Promise<RecordingReader> {
+  return openRecordingPath(file, { decompressHandlers: await loadDecompressHandlers(), onWarning });
 }
 
 export interface InputTopics {
@@ -58,7 +61,7 @@ export function inputTopics(config: Config, topics: TopicInfo[], file: string, o
 }
 
 /** Timed pipeline inputs from a recording, in log-time order, times in ms relative to `startNs`. */
-export async function* recordingInputs(reader: McapRosReader, topics: InputTopics, startNs: bigint, onMessage?: (topic: string, msg: unknown, logTime: bigint) => Promise<void>): AsyncGenerator<TimedInput> {
+export async function* recordingInputs(reader: RecordingReader, topics: InputTopics, startNs: bigint, onMessage?: (topic: string, msg: unknown, logTime: bigint) => Promise<void>): AsyncGenerator<TimedInput> {
   const names = [...topics.cameras.keys(), ...(topics.joints ? [topics.joints] : [])];
   for await (const m of reader.messages({ topics: names })) {
     const timeMs = Number(m.logTime - startNs) / 1e6;
@@ -77,6 +80,10 @@ export interface ReplayOptions {
   rate: number;
   topics?: string[];
   withInputs: boolean;
+  /** How `out` is written: a .mcap name is one file, anything else a rosbag2 folder (split on request). */
+  output?: OutputOptions;
+  /** Disagreements between a folder's metadata.yaml and its files. */
+  onWarning?: (message: string) => void;
 }
 
 export interface ReplaySummary {
@@ -92,7 +99,7 @@ export interface ReplaySummary {
 }
 
 export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
-  const reader = await openRecording(o.bag);
+  const reader = await openRecording(o.bag, o.onWarning);
   try {
     return await replayFrom(reader, o);
   } finally {
@@ -100,12 +107,12 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   }
 }
 
-async function replayFrom(reader: McapRosReader, o: ReplayOptions): Promise<ReplaySummary> {
+async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<ReplaySummary> {
   const topics = inputTopics(o.config, await reader.topics(), o.bag, o.topics);
   const { start: startNs, end: endNs } = reader.timeRange ?? { start: 0n, end: 0n };
   const extractor = await FeatureExtractor.create(o.config);
   let head: PolicyHead | undefined;
-  let writer: McapRosWriter | undefined;
+  let writer: RecordingWriter | undefined;
   let finished = false;
   try {
     head = await PolicyHead.load({
@@ -123,7 +130,7 @@ async function replayFrom(reader: McapRosReader, o: ReplayOptions): Promise<Repl
       );
     }
     const pipeline = new PolicyPipeline(o.config, extractor, head, schedulerFor({ rate: o.rate }, 0));
-    writer = await McapRosWriter.create(o.out);
+    writer = await createRecordingWriter(o.out, o.output);
     const w = writer;
     const c = o.config.control;
     const actionTopic = resolveTopic(c.action_topic);
