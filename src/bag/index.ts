@@ -14,3 +14,15 @@ export { defaultOfferedQos, serializeOfferedQos, parseOfferedQos, INFINITE_DURAT
 export { checkMessage, definitionMap, MessageShapeError } from './validate.js';
 export { locateCdrFault } from './cdr-locate.js';
 export type * from './messages.js';
+export { openRecordingPath, Rosbag2Reader, type RecordingReader, type OpenRecordingOptions } from './rosbag2-reader.js';
+export { Rosbag2Writer, createRecordingWriter, isMcapFileName, type RecordingWriter, type Rosbag2WriterOptions, type OutputOptions } from './rosbag2-writer.js';
+export {
+  parseRosbag2Metadata,
+  serializeRosbag2Metadata,
+  METADATA_FILE,
+  JAZZY_METADATA_VERSION,
+  type Rosbag2Metadata,
+  type Rosbag2Topic,
+  type Rosbag2File,
+  type Rosbag2CompressionMode,
+} from './rosbag2.js';

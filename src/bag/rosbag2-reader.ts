@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { UserError } from '../errors.js';
-import { McapRosReader, type BagMessage, type DecodeFailure, type McapRosReaderOptions, type MessageQuery, type TopicInfo } from './reader.js';
+import { McapRosReader, type BagMessage, type McapRosReaderOptions, type MessageQuery, type TopicInfo } from './reader.js';
 import { METADATA_FILE, parseRosbag2Metadata, type Rosbag2Metadata } from './rosbag2.js';
 import { isZstd, zstdDecompress, zstdDecompressLoaded, zstdReady } from './zstd.js';
 
@@ -193,7 +193,12 @@ export class Rosbag2Reader implements RecordingReader {
   /** Messages of all files in log-time order (ties: the earlier file first), as McapRosReader.messages. */
   async *messages(query: MessageQuery = {}): AsyncGenerator<BagMessage> {
     const sources = this.members.map((m) => m.reader.messages(query));
-    const heads: (BagMessage | undefined)[] = await Promise.all(sources.map(async (s) => (await s.next()).value ?? undefined));
+    const heads: (BagMessage | undefined)[] = await Promise.all(
+      sources.map(async (s): Promise<BagMessage | undefined> => {
+        const first = await s.next();
+        return first.done ? undefined : first.value;
+      }),
+    );
     try {
       for (;;) {
         let pick = -1;

@@ -231,21 +231,25 @@ export interface OutputOptions {
   compression?: Rosbag2CompressionMode;
 }
 
+/** Splitting and compression are for folders: refused for a .mcap output, naming the flags. */
+export function checkOutputLayout(path: string, o: OutputOptions): void {
+  if (!isMcapFileName(path)) return;
+  const folderOnly = [o.maxFileSize !== undefined && '--max-file-size', o.maxDurationNs !== undefined && '--max-duration', o.compression && o.compression !== 'none' && '--compression-mode'].filter(Boolean);
+  if (folderOnly.length > 0) throw new UserError(`${path}: ${folderOnly.join(', ')} split or compress a rosbag2 folder; give --out a folder name (without .mcap)`);
+}
+
 /**
  * A writer for `path`: one MCAP file when the name ends in .mcap, else a rosbag2 folder created at `path` (which
  * must not exist, or be an empty folder).
  */
 export async function createRecordingWriter(path: string, o: OutputOptions = {}): Promise<RecordingWriter> {
-  if (isMcapFileName(path)) {
-    const folderOnly = [o.maxFileSize !== undefined && '--max-file-size', o.maxDurationNs !== undefined && '--max-duration', o.compression && o.compression !== 'none' && '--compression-mode'].filter(Boolean);
-    if (folderOnly.length > 0) throw new UserError(`${path}: ${folderOnly.join(', ')} split or compress a rosbag2 folder; give --out a folder name (without .mcap)`);
-    return McapRosWriter.create(path);
-  }
+  checkOutputLayout(path, o);
+  if (isMcapFileName(path)) return McapRosWriter.create(path);
   try {
     await mkdir(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EEXIST' || (await readdir(path)).length > 0) throw new UserError(`${path}: cannot create the recording folder: ${code === 'EEXIST' ? 'exists and is not empty' : (e as Error).message.split('\n')[0]}`);
+    if (code !== 'EEXIST' || (await readdir(path).catch(() => [''])).length > 0) throw new UserError(`${path}: cannot create the recording folder: ${code === 'EEXIST' ? 'exists and is not empty' : (e as Error).message.split('\n')[0]}`);
   }
   return Rosbag2Writer.create(path, { name: o.name, maxFileSize: o.maxFileSize, maxDurationNs: o.maxDurationNs, compression: o.compression });
 }

@@ -78,7 +78,7 @@ class Fields {
     const v = this.node[key];
     if (typeof v === 'bigint' && v >= 0n) return v;
     if (typeof v === 'string' && /^\d+$/.test(v)) return BigInt(v);
-    throw new UserError(`${this.where(key)}: ${v === undefined ? 'missing' : `is ${String(v)}, expected a non-negative integer`}`);
+    throw new UserError(`${this.where(key)}: ${v === undefined ? 'missing' : `is ${typeof v === 'bigint' || typeof v === 'number' ? String(v) : JSON.stringify(v)}, expected a non-negative integer`}`);
   }
 
   count(key: string): number {
@@ -180,7 +180,7 @@ export function parseRosbag2Metadata(text: string, file: string): Rosbag2Metadat
   const customData: Record<string, string> = {};
   if (info.has('custom_data')) {
     const c = info.child('custom_data');
-    for (const [k, v] of Object.entries(info.raw('custom_data') as Node)) customData[k] = c.string(k, String(v));
+    for (const k of Object.keys(info.raw('custom_data') as Node)) customData[k] = c.string(k, '');
   }
   return {
     version,

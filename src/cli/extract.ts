@@ -4,8 +4,10 @@ import { extractFeatures } from '../run/extract.js';
 import { loadConfig } from '../config/config.js';
 import { UserError } from '../errors.js';
 import { parseFlags, required, str } from './args.js';
+import { warn } from './replay.js';
 
-export const EXTRACT_HELP = `usage: s2-policy extract --bag in.mcap --config cfg.yaml --out DIR [--actions-topic TOPIC] [--force]`;
+export const EXTRACT_HELP = `usage: s2-policy extract --bag IN --config cfg.yaml --out DIR [--actions-topic TOPIC] [--force]
+       IN is a .mcap file, a rosbag2 folder or its metadata.yaml`;
 
 /** A one-line progress bar with rate and ETA on a terminal; a line every 10% otherwise. */
 export function progressPrinter(label: string, stream: NodeJS.WriteStream = process.stderr): (done: number, total: number) => void {
@@ -53,7 +55,7 @@ export async function extractCommand(argv: string[]): Promise<number> {
   if (!existsSync(bag)) throw new UserError(`${bag}: no such recording`);
   if (existsSync(out) && readdirSync(out).length > 0 && !flags.force) throw new UserError(`${out} is not empty; pass --force to overwrite`);
   const config = loadConfig(configFile);
-  const s = await extractFeatures({ bag, config, configFile, out, actionsTopic: str(flags, 'actions-topic'), progress: progressPrinter('extract') });
+  const s = await extractFeatures({ bag, config, configFile, out, actionsTopic: str(flags, 'actions-topic'), progress: progressPrinter('extract'), onWarning: warn });
   const drops = Object.entries(s.dropped);
   console.log(`extracted ${s.frames} frame groups × ${s.featureDim} features into ${out}: ${s.files.join(', ')}`);
   console.log(`dropped   ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);

@@ -21,7 +21,7 @@ commands:
   compile      one ONNX model computing the S² features of a backbone (runs in any onnxruntime, Triton, …)
   make-model   write one of the project's deterministic test backbones
   make-demo    write a demo kit: backbone, policy head, config and a two-camera recording
-  replay       run the pipeline over a ROS 2 MCAP recording, writing actions and features to MCAP
+  replay       run the pipeline over a ROS 2 recording (.mcap or rosbag2 folder), writing actions and features
   extract      S² features of every frame group of a recording, with aligned state and actions, as .npy
   sim collect  expert demonstrations in the simulation, as features/state/actions .npy
   fit          a linear policy head by ridge regression from demonstrations (sim collect or extract)

@@ -1,13 +1,47 @@
-// `s2-policy replay`: runs the node's pipeline over a ROS 2 MCAP recording and writes actions, S2Features and
-// /diagnostics (and optionally the inputs) to a new MCAP, on the recording's clock.
+// `s2-policy replay`: runs the node's pipeline over a ROS 2 recording (a .mcap or a rosbag2 folder) and writes
+// actions, S2Features and /diagnostics (and optionally the inputs) to a new .mcap or rosbag2 folder, on the recording's
+// clock.
 import { existsSync } from 'node:fs';
+import { writeRecordingOutput } from '../bag/rosbag2-output.js';
+import { checkOutputLayout, type OutputOptions } from '../bag/rosbag2-writer.js';
 import { replay } from '../run/replay.js';
 import { loadConfig } from '../config/config.js';
 import { UserError } from '../errors.js';
-import { parseFlags, required, str } from './args.js';
+import { int, parseFlags, required, str, type Flags } from './args.js';
 
-export const REPLAY_HELP = `usage: s2-policy replay --bag in.mcap --config cfg.yaml --out out.mcap [--rate R] [--topics t1,t2] [--with-inputs] [--force]
+export const REPLAY_HELP = `usage: s2-policy replay --bag IN --config cfg.yaml --out OUT [--rate R] [--topics t1,t2] [--with-inputs] [--force]
+                        [--max-file-size BYTES] [--max-duration S] [--compression-mode none|file|message]
+       IN is a .mcap file, a rosbag2 folder or its metadata.yaml; OUT ending in .mcap is one file, any other name a
+       rosbag2 folder (metadata.yaml and OUT_0.mcap, …), split and zstd-compressed as ros2 bag record does on request
        --rate 0 (default) runs as fast as possible on the recording's clock; --rate 1 is real time`;
+
+export const OUTPUT_FLAGS = {
+  'max-file-size': { type: 'string' },
+  'max-duration': { type: 'string' },
+  'compression-mode': { type: 'string' },
+} as const;
+
+/** --max-file-size, --max-duration and --compression-mode as writer options. */
+export function outputOptions(flags: Flags): OutputOptions {
+  const o: OutputOptions = { maxFileSize: int(flags, 'max-file-size') };
+  const d = str(flags, 'max-duration');
+  if (d !== undefined) {
+    const s = Number(d);
+    if (!Number.isFinite(s) || s <= 0) throw new UserError(`--max-duration must be a positive number of seconds, got '${d}'`);
+    o.maxDurationNs = BigInt(Math.round(s * 1e9));
+  }
+  const c = str(flags, 'compression-mode');
+  if (c !== undefined) {
+    if (c !== 'none' && c !== 'file' && c !== 'message') throw new UserError(`--compression-mode must be none, file or message, got '${c}'`);
+    o.compression = c;
+  }
+  return o;
+}
+
+/** Prints a recording's metadata disagreements as warnings. */
+export function warn(message: string): void {
+  console.error(`s2-policy: warning: ${message}`);
+}
 
 export async function replayCommand(argv: string[]): Promise<number> {
   const flags = parseFlags('replay', argv, {
@@ -18,6 +52,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
     topics: { type: 'string' },
     'with-inputs': { type: 'boolean' },
     force: { type: 'boolean' },
+    ...OUTPUT_FLAGS,
     help: { type: 'boolean', short: 'h' },
   });
   if (flags.help) {
@@ -32,10 +67,14 @@ export async function replayCommand(argv: string[]): Promise<number> {
   if (!Number.isFinite(rate) || rate < 0) throw new UserError(`--rate must be 0 (as fast as possible) or a positive factor of real time, got '${rateText}'`);
   if (!existsSync(bag)) throw new UserError(`${bag}: no such recording`);
   if (existsSync(out) && !flags.force) throw new UserError(`${out} exists; pass --force to overwrite`);
+  const output = outputOptions(flags);
+  checkOutputLayout(out, output);
   const config = loadConfig(configFile);
   const topics = str(flags, 'topics')?.split(',').map((t) => t.trim());
   const t0 = performance.now();
-  const s = await replay({ bag, config, out, rate, topics, withInputs: Boolean(flags['with-inputs']) });
+  const s = await writeRecordingOutput(out, Boolean(flags.force), (tmp, name) =>
+    replay({ bag, config, out: tmp, output: { ...output, name }, rate, topics, withInputs: Boolean(flags['with-inputs']), onWarning: warn }),
+  );
   const wall = (performance.now() - t0) / 1000;
   const m = s.metrics;
   console.log(`replayed ${bag}: ${(s.durationMs / 1000).toFixed(2)} s of recording, ${s.messagesIn} input messages in ${wall.toFixed(1)} s`);
