@@ -1,9 +1,10 @@
 // Rosbag2Writer: writes a rosbag2 folder as `ros2 bag record -s mcap` does — `<name>_0.mcap`, `<name>_1.mcap`, … (split
 // by size or duration on request, optionally zstd-compressed per file or per message) and a metadata.yaml with the
 // topics, QoS profiles, counts and times, so that `ros2 bag info` and `ros2 bag play` take the folder unchanged.
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
+import { AtomicDir } from '../io/atomic.js';
 import { canonicalType } from '../msgs/definitions.js';
 import type { MessageOf } from './messages.js';
 import { defaultOfferedQos, type QosProfile } from './qos.js';
@@ -19,7 +20,10 @@ export interface RecordingWriter {
   addChannel<K extends string>(topic: string, type: K, options?: ChannelOptions): Promise<RosChannel<K>>;
   write<K extends string>(channel: RosChannel<K>, message: MessageOf<K>, logTime: bigint, publishTime?: bigint): Promise<void>;
   writeRaw(channel: RosChannel, cdr: Uint8Array, logTime: bigint, publishTime?: bigint): Promise<void>;
+  /** Finishes the recording and puts it in place. */
   close(): Promise<void>;
+  /** Stops and removes the unfinished recording; an existing one at the target stays as it was. */
+  abort(): Promise<void>;
 }
 
 export interface Rosbag2WriterOptions extends Omit<McapRosWriterOptions, 'encodePayload'> {
@@ -56,22 +60,32 @@ export class Rosbag2Writer implements RecordingWriter {
   private tail: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    /** The folder written into (it must exist). */
+    /** The recording folder (its final name). */
     readonly dir: string,
+    private readonly output: AtomicDir,
     private readonly name: string,
     private readonly options: Rosbag2WriterOptions,
     private current: McapRosWriter,
   ) {}
 
-  /** Starts a recording in `dir`, an existing (normally empty) folder; files are named after options.name. */
+  /**
+   * Starts a recording folder `dir`. It is written under a temporary name beside `dir` and takes its place (replacing
+   * an existing folder whole) on close(); abort() or a failed close removes it. Files are named after `dir`.
+   */
   static async create(dir: string, options: Rosbag2WriterOptions = {}): Promise<Rosbag2Writer> {
     const name = options.name ?? basename(dir);
     if (name === '' || name.includes('/')) throw new UserError(`${dir}: cannot name a recording '${name}'`);
     if (options.maxFileSize !== undefined && !(options.maxFileSize > 0)) throw new UserError(`max file size must be positive, got ${options.maxFileSize}`);
     if (options.maxDurationNs !== undefined && options.maxDurationNs <= 0n) throw new UserError(`max file duration must be positive, got ${options.maxDurationNs} ns`);
     if (options.compression && options.compression !== 'none') await zstdReady();
-    const first = await McapRosWriter.create(join(dir, `${name}_0.mcap`), Rosbag2Writer.fileOptions(options));
-    return new Rosbag2Writer(dir, name, options, first);
+    const output = AtomicDir.begin(dir);
+    try {
+      const first = await McapRosWriter.create(join(output.tmp, `${name}_0.mcap`), Rosbag2Writer.fileOptions(options));
+      return new Rosbag2Writer(dir, output, name, options, first);
+    } catch (e) {
+      output.abort();
+      throw e;
+    }
   }
 
   private static fileOptions(o: Rosbag2WriterOptions): McapRosWriterOptions {
@@ -126,16 +140,37 @@ export class Rosbag2Writer implements RecordingWriter {
     });
   }
 
-  /** Finishes the last file and writes metadata.yaml; returns the metadata written. */
   async close(): Promise<void> {
     await this.finish();
   }
 
+  /** Finishes the last file, writes metadata.yaml and puts the folder in place; returns the metadata written. */
   async finish(): Promise<Rosbag2Metadata> {
     if (this.closed) throw new Error(`${this.dir}: writer is closed`);
     this.closed = true;
+    try {
+      await this.tail;
+      await this.closeCurrent();
+      const meta = this.metadata();
+      await writeFile(join(this.output.tmp, METADATA_FILE), serializeRosbag2Metadata(meta));
+      this.output.commit();
+      return meta;
+    } catch (e) {
+      await this.current.abort();
+      this.output.abort();
+      throw e;
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.tail.catch(() => undefined);
-    await this.closeCurrent();
+    await this.current.abort();
+    this.output.abort();
+  }
+
+  private metadata(): Rosbag2Metadata {
     const o = this.options;
     let start: bigint | undefined;
     let end: bigint | undefined;
@@ -146,7 +181,7 @@ export class Rosbag2Writer implements RecordingWriter {
       if (end === undefined || e > end) end = e;
     }
     const compression = o.compression ?? 'none';
-    const meta: Rosbag2Metadata = {
+    return {
       version: o.metadataVersion ?? JAZZY_METADATA_VERSION,
       storageIdentifier: 'mcap',
       durationNs: start === undefined || end === undefined ? 0n : end - start,
@@ -167,8 +202,6 @@ export class Rosbag2Writer implements RecordingWriter {
       customData: {},
       rosDistro: o.rosDistro ?? process.env.ROS_DISTRO ?? '',
     };
-    await writeFile(join(this.dir, METADATA_FILE), serializeRosbag2Metadata(meta));
-    return meta;
   }
 
   private state(channel: RosChannel): TopicState {
@@ -186,7 +219,7 @@ export class Rosbag2Writer implements RecordingWriter {
     const byTime = this.options.maxDurationNs !== undefined && range !== undefined && logTime - range.start >= this.options.maxDurationNs;
     if (!bySize && !byTime) return;
     await this.closeCurrent();
-    this.current = await McapRosWriter.create(join(this.dir, `${this.name}_${this.done.length}.mcap`), Rosbag2Writer.fileOptions(this.options));
+    this.current = await McapRosWriter.create(join(this.output.tmp, `${this.name}_${this.done.length}.mcap`), Rosbag2Writer.fileOptions(this.options));
     // Every file declares every topic, as rosbag2 does after a split.
     for (const t of this.order) t.current = await this.current.addChannel(t.topic, t.type, t.options);
   }
@@ -224,7 +257,7 @@ export function isMcapFileName(path: string): boolean {
 
 /** How an output recording is laid out; the size and duration limits apply to rosbag2 folders only. */
 export interface OutputOptions {
-  /** The folder's final name when writing into a temporary folder first; default the folder's own name. */
+  /** The name a folder's files are named after; default the folder's own name. */
   name?: string;
   maxFileSize?: number;
   maxDurationNs?: bigint;
@@ -239,17 +272,11 @@ export function checkOutputLayout(path: string, o: OutputOptions): void {
 }
 
 /**
- * A writer for `path`: one MCAP file when the name ends in .mcap, else a rosbag2 folder created at `path` (which
- * must not exist, or be an empty folder).
+ * A writer for `path`: one MCAP file when the name ends in .mcap, else a rosbag2 folder. Both are written under a
+ * temporary name and put in place (replacing an existing one) on close.
  */
 export async function createRecordingWriter(path: string, o: OutputOptions = {}): Promise<RecordingWriter> {
   checkOutputLayout(path, o);
   if (isMcapFileName(path)) return McapRosWriter.create(path);
-  try {
-    await mkdir(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EEXIST' || (await readdir(path).catch(() => [''])).length > 0) throw new UserError(`${path}: cannot create the recording folder: ${code === 'EEXIST' ? 'exists and is not empty' : (e as Error).message.split('\n')[0]}`);
-  }
   return Rosbag2Writer.create(path, { name: o.name, maxFileSize: o.maxFileSize, maxDurationNs: o.maxDurationNs, compression: o.compression });
 }

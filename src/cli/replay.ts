@@ -2,7 +2,6 @@
 // actions, S2Features and /diagnostics (and optionally the inputs) to a new .mcap or rosbag2 folder, on the recording's
 // clock.
 import { existsSync } from 'node:fs';
-import { writeRecordingOutput } from '../bag/rosbag2-output.js';
 import { checkOutputLayout, type OutputOptions } from '../bag/rosbag2-writer.js';
 import { replay } from '../run/replay.js';
 import { loadConfig } from '../config/config.js';
@@ -72,9 +71,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const config = loadConfig(configFile);
   const topics = str(flags, 'topics')?.split(',').map((t) => t.trim());
   const t0 = performance.now();
-  const s = await writeRecordingOutput(out, Boolean(flags.force), (tmp, name) =>
-    replay({ bag, config, out: tmp, output: { ...output, name }, rate, topics, withInputs: Boolean(flags['with-inputs']), onWarning: warn }),
-  );
+  const s = await replay({ bag, config, out, output, rate, topics, withInputs: Boolean(flags['with-inputs']), onWarning: warn });
   const wall = (performance.now() - t0) / 1000;
   const m = s.metrics;
   console.log(`replayed ${bag}: ${(s.durationMs / 1000).toFixed(2)} s of recording, ${s.messagesIn} input messages in ${wall.toFixed(1)} s`);
