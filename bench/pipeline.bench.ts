@@ -67,7 +67,7 @@ writeFileSync(
 
 const config = loadConfig(cfgFile);
 const extractor = await FeatureExtractor.create(config);
-const head = await PolicyHead.load({ model: config.policy.model, featuresInput: 'features', stateInput: 'state' });
+const head = await PolicyHead.load({ model: config.policy!.model, featuresInput: 'features', stateInput: 'state' });
 const pipeline = new PolicyPipeline(config, extractor, head);
 const reader = await openRecording(bag);
 const topics = inputTopics(config, await reader.topics(), bag);

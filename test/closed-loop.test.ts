@@ -16,7 +16,7 @@ describe('closed loop with the simulation', function () {
   it('gives identical episodes for identical seeds, and moves the arm', async () => {
     const models = await ensureDemoModels(tempDir('s2-cl-'), { sizes: [[48, 64], [96, 128]], episodes: 3, seed: 500 });
     const extractor = await FeatureExtractor.create(models.config);
-    const head = await PolicyHead.load({ model: models.config.policy.model, stats: models.config.policy.stats, featuresInput: 'features', stateInput: 'state' });
+    const head = await PolicyHead.load({ model: models.config.policy!.model, stats: models.config.policy!.stats, featuresInput: 'features', stateInput: 'state' });
     const a = await runClosedLoop(models.config, extractor, head, 2, 7);
     const b = await runClosedLoop(models.config, extractor, head, 2, 7);
     await extractor.release();

@@ -135,7 +135,7 @@ describe('replay and extract (MCAP end to end)', function () {
     writeFileSync(badPool, cfg.replace('pool: cls', 'pool: grid:2'));
     r = cli(['replay', '--bag', kit.recording, '--config', badPool, '--out', join(kit.dir, 'x.mcap')]);
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /policy\.onnx: input 'features' takes 96 features, the cameras give 2 × 192 = 384 \(features\.pool grid:2\)/);
+    assert.match(r.stderr, /bad-pool\.yaml: policy\.model: \S*policy\.onnx input 'features' takes 96 features, the 2 camera\(s\) give 2 × 192 = 384 \(features\.pool grid:2\)/);
     assert.throws(() => parseConfig({}, 'inline'), /inline: backbone: /);
   });
 
@@ -143,12 +143,12 @@ describe('replay and extract (MCAP end to end)', function () {
     const config = loadConfig(kit.config);
     config.cameras = [config.cameras[0]];
     config.joint_states = undefined;
-    config.policy.state_input = undefined;
+    config.policy!.state_input = undefined;
     const extractor = await FeatureExtractor.create(config);
     const head = await PolicyHead.load({ model: join(kit.dir, 'policy.onnx'), featuresInput: 'features', stateInput: 'state' }).catch(() => undefined);
     assert.ok(head, 'policy loads');
     // This policy needs a state input; use it only to check ingestion: the pipeline skips the policy without state.
-    config.policy.state_input = 'state';
+    config.policy!.state_input = 'state';
     config.joint_states = { topic: '/joint_states', names: ['joint1', 'joint2'], max_age_ms: 100 };
     const pipeline = new PolicyPipeline(config, extractor, head, new ManualClock(0));
     const good = (ms: number) => ({ header: { stamp: { sec: 0, nanosec: ms * 1e6 }, frame_id: '' }, height: 8, width: 8, encoding: 'rgb8', is_bigendian: 0, step: 24, data: new Uint8Array(8 * 24).fill(100) });

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { configSchema } from '../src/config/config.js';
-import { PARAMS, configToParams, flattenParams, loadParamsFile, paramFileOverrides, paramsToConfigObject, remappedName, stringifyParamsFile } from '../src/ros/params.js';
+import { PARAMS, configFromParams, configToParams, flattenParams, loadParamsFile, paramFileOverrides, paramsToConfigObject, remappedName, stringifyParamsFile } from '../src/ros/params.js';
 import { actionMessage, diagnosticsMessage } from '../src/pipeline/messages.js';
 import { Metrics } from '../src/pipeline/metrics.js';
 import { createIngester } from '../src/image/ingest.js';
@@ -54,7 +54,7 @@ describe('ROS 2 package (static)', () => {
     const shape = configSchema.shape;
     for (const spec of PARAMS) {
       const [section] = spec.name.split('.');
-      if (spec.name === 'autostart' || spec.name === 'cameras.qos') continue;
+      if (spec.name === 'autostart' || spec.name === 'config_file') continue;
       assert.ok(section in shape, `${spec.name} → config section ${section}`);
     }
     const dir = tempDir('s2-params-');
@@ -62,11 +62,11 @@ describe('ROS 2 package (static)', () => {
     writeFileSync(file, read('config/s2_policy.yaml'));
     const cfg = loadParamsFile(file);
     assert.deepEqual(cfg.cameras, [
-      { name: 'wrist', topic: 'camera0/image_raw', transport: 'raw' },
-      { name: 'front', topic: 'camera1/image_raw/compressed', transport: 'compressed' },
+      { name: 'wrist', topic: 'camera0/image_raw', transport: 'raw', qos: 'sensor_data' },
+      { name: 'front', topic: 'camera1/image_raw/compressed', transport: 'compressed', qos: 'sensor_data' },
     ]);
     assert.deepEqual(cfg.s2.img_sizes, [224, 448]);
-    assert.equal(cfg.control.rate_hz, 20);
+    assert.equal(cfg.control?.rate_hz, 20);
     assert.equal(cfg.backbone.model, join(dir, 'models/backbone.onnx'));
     assert.equal(cfg.s2.num_prefix_token, undefined, '-1 means detect');
   });
@@ -98,7 +98,7 @@ describe('ROS 2 package (static)', () => {
     assert.throws(() => loadParamsFile(file), /no 's2_policy: ros__parameters:' section/);
     const values = flattenParams({ ...base, cameras: { names: ['a', 'b'], topics: ['x'] } });
     assert.throws(() => paramsToConfigObject(values), /cameras\.topics has 1 entries, cameras\.names 2/);
-    assert.deepEqual((paramsToConfigObject(flattenParams(base)).s2 as { img_sizes: unknown }).img_sizes, [[224, 336]]);
+    assert.deepEqual(configFromParams(flattenParams(base), 'p').s2.img_sizes, [[224, 336]]);
   });
 
   it('ingests an Image shaped as rclnodejs delivers it (typed-array data, numeric stamp)', async () => {

@@ -26,7 +26,7 @@ describe('two-node mode (features node → policy head node)', function () {
     for await (const i of recordingInputs(reader, topics, (reader.timeRange as { start: bigint }).start)) inputs.push(i);
     await reader.close();
     const extractor = await FeatureExtractor.create(config);
-    const head = await PolicyHead.load({ model: config.policy.model, stats: config.policy.stats, featuresInput: 'features', stateInput: 'state' });
+    const head = await PolicyHead.load({ model: config.policy!.model, stats: config.policy!.stats, featuresInput: 'features', stateInput: 'state' });
     const fmt = (a: ActionCommand) => `${a.tick}:${a.state}:${Array.from(a.values).join(',')}`;
 
     const combined: string[] = [];

@@ -1,6 +1,7 @@
 // `s2-policy sim collect`, `s2-policy fit` and `s2-policy eval`: demonstrations in the simulation, a linear head by
 // ridge regression (the linear-probe protocol), and closed-loop success of single scale versus S².
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { need } from '../config/config.js';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { configToParams, stringifyParamsFile } from '../ros/params.js';
@@ -8,9 +9,10 @@ import { UserError } from '../errors.js';
 import { withAtomicDir, writeFileAtomic } from '../io/atomic.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { writePresetModel } from '../models/write.js';
-import { FeatureExtractor } from '../pipeline/extractor.js';
+import type { FeatureExtractor } from '../pipeline/extractor.js';
+import { buildRuntime } from '../runtime/build.js';
 import { fitPolicy, writePolicy } from '../policy/fit.js';
-import { PolicyHead } from '../policy/head.js';
+import type { PolicyHead } from '../policy/head.js';
 import { collectDemos, ensureDemoModels, runClosedLoop, simConfig, type EpisodeResult } from '../sim/closed-loop.js';
 import { DEMO_SIZES, summaryTable } from './start.js';
 import { int, numberList, parseFlags, refuseNonEmpty, required, sizeList, str } from './args.js';
@@ -33,7 +35,7 @@ export async function simCommand(argv: string[]): Promise<number> {
     const out = resolve(required(flags, 'out', 'sim models'));
     const models = await ensureDemoModels(out, { sizes: DEMO_SIZES }, (l) => console.log(l));
     const c = models.config;
-    c.control.action_topic = '/s2_policy/actions';
+    need(c, 'control', 'demo config', 'sim models').action_topic = '/s2_policy/actions';
     const file = join(out, 'sim_params.yaml');
     writeFileAtomic(file, stringifyParamsFile(configToParams(c), ['s2_policy'], '# s2_policy parameters for launch/sim.launch.py (demo models, not pretrained)\n'));
     console.log(`wrote ${file}`);
@@ -54,7 +56,8 @@ export async function simCommand(argv: string[]): Promise<number> {
   const d = await withAtomicDir(out, async (tmp) => {
     const config = simConfig(tmp, { sizes });
     writePresetModel('convnet-tiny', config.backbone.model);
-    const extractor = await FeatureExtractor.create(config);
+    const runtime = await buildRuntime(config, 'sim collect config', { features: true, policy: false, by: 'sim collect' });
+    const extractor = runtime.extractor as FeatureExtractor;
     try {
       const d = await collectDemos(extractor, episodes, seed, (e) => process.stderr.write(`\rcollected episode ${e + 1}/${episodes}`));
       process.stderr.write('\n');
@@ -65,7 +68,7 @@ export async function simCommand(argv: string[]): Promise<number> {
       writeFileAtomic(join(tmp, 'index.json'), JSON.stringify({ generator: 's2-policy sim collect', episodes, seed, rows: d.rows, featureDim: d.featureDim, sizes, backbone: 'convnet-tiny', pool: config.features.pool }, null, 2));
       return d;
     } finally {
-      await extractor.release();
+      await runtime.release();
     }
   }, '--out');
   console.log(`wrote ${d.rows} steps of ${episodes} expert episodes (${d.featureDim} features each) to ${out}`);
@@ -154,16 +157,16 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const rows: EvalRow[] = [];
   for (const v of variants) {
     const models = await ensureDemoModels(join(out, v.name.replace(/[^a-z0-9]+/gi, '_')), { sizes: v.sizes, episodes: demos }, (l) => console.log(`[${v.name}] ${l}`));
-    const extractor = await FeatureExtractor.create(models.config);
-    const head = await PolicyHead.load({ model: models.config.policy.model, stats: models.config.policy.stats, featuresInput: 'features', stateInput: 'state' });
+    const runtime = await buildRuntime(models.config, `${v.name} demo config`, { features: true, policy: true, by: 'eval' });
+    const extractor = runtime.extractor as FeatureExtractor;
+    const head = runtime.head as PolicyHead;
     try {
       const results = await runClosedLoop(models.config, extractor, head, episodes, seed);
       const ok = results.filter((r) => r.success).length;
       rows.push({ name: v.name, sizes: v.sizes, results, success: ok / episodes, interval: wilson(ok, episodes), meanDistance: results.reduce((a, r) => a + r.finalDistance, 0) / episodes });
       console.log(`[${v.name}] ${summaryTable(results).at(-1) ?? ''}`);
     } finally {
-      await extractor.release();
-      await head.release();
+      await runtime.release();
     }
   }
   console.log(`\nclosed-loop evaluation: ${episodes} episodes (seeds ${seed}…${seed + episodes - 1}), ${demos} demonstration episodes, same backbone (convnet-tiny, not pretrained)`);

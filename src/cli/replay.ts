@@ -71,7 +71,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const config = loadConfig(configFile);
   const topics = str(flags, 'topics')?.split(',').map((t) => t.trim());
   const t0 = performance.now();
-  const s = await replay({ bag, config, out, output, rate, topics, withInputs: Boolean(flags['with-inputs']), onWarning: warn });
+  const s = await replay({ bag, config, source: configFile, out, output, rate, topics, withInputs: Boolean(flags['with-inputs']), onWarning: warn });
   const wall = (performance.now() - t0) / 1000;
   const m = s.metrics;
   console.log(`replayed ${bag}: ${(s.durationMs / 1000).toFixed(2)} s of recording, ${s.messagesIn} input messages in ${wall.toFixed(1)} s`);

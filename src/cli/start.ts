@@ -3,8 +3,9 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
-import { FeatureExtractor } from '../pipeline/extractor.js';
-import { PolicyHead } from '../policy/head.js';
+import type { FeatureExtractor } from '../pipeline/extractor.js';
+import { buildRuntime } from '../runtime/build.js';
+import type { PolicyHead } from '../policy/head.js';
 import { sourcedRosDistro } from '../ros/detect.js';
 import { ensureDemoModels, runClosedLoop, toPaths, type EpisodeResult } from '../sim/closed-loop.js';
 import { renderEpisodesPng } from '../sim/plot.js';
@@ -38,8 +39,9 @@ async function startSim(flags: { episodes: number; seed: number; out: string }):
   mkdirSync(flags.out, { recursive: true });
   const models = await ensureDemoModels(join(flags.out, 'models'), { sizes: DEMO_SIZES }, (l) => console.log(l));
   console.log(`demo models ready (${elapsed()}): project-made ConvNet backbone (not pretrained), S² sizes ${DEMO_SIZES.map((s) => s.join('x')).join(', ')}, linear policy head (λ ${models.fit.lambda})`);
-  const extractor = await FeatureExtractor.create(models.config);
-  const head = await PolicyHead.load({ model: models.config.policy.model, stats: models.config.policy.stats, featuresInput: 'features', stateInput: 'state' });
+  const runtime = await buildRuntime(models.config, 'demo config', { features: true, policy: true, by: 'start' });
+  const extractor = runtime.extractor as FeatureExtractor;
+  const head = runtime.head as PolicyHead;
   try {
     let last = 0;
     const results = await runClosedLoop(models.config, extractor, head, flags.episodes, flags.seed, (p) => {
@@ -59,8 +61,7 @@ async function startSim(flags: { episodes: number; seed: number; out: string }):
     console.log(`closed loop done in ${elapsed()}`);
     return 0;
   } finally {
-    await extractor.release();
-    await head.release();
+    await runtime.release();
   }
 }
 

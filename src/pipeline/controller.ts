@@ -32,8 +32,22 @@ export class ActionController {
   /** Ticks at which no chunk covered the tick while features were fresh (the action was held or zeroed). */
   uncovered = 0;
 
-  constructor(readonly o: ControllerOptions) {
+  private opts: ControllerOptions;
+
+  constructor(o: ControllerOptions) {
+    this.opts = { ...o };
     this.chunks = new ActionChunks(o.dim, o.chunkMode, o.ensembleK);
+  }
+
+  /** The options in force (a copy). */
+  get o(): Readonly<ControllerOptions> {
+    return this.opts;
+  }
+
+  /** Applies new options at once (from the next tick); the action dimension and command type are fixed. */
+  reconfigure(next: Omit<ControllerOptions, 'dim' | 'commandType'>): void {
+    this.opts = { ...this.opts, ...next, limits: { ...next.limits } };
+    this.chunks.setMode(next.chunkMode, next.ensembleK);
   }
 
   /** A new chunk computed from fresh features at time `now`; its first action is for the next tick. */
@@ -46,25 +60,25 @@ export class ActionController {
 
   /** The safe action: zero velocity, or the last position command held (none before the first command). */
   private safe(): Float32Array | undefined {
-    return this.o.commandType === 'velocity' ? new Float32Array(this.o.dim) : this.lastCommand?.slice();
+    return this.opts.commandType === 'velocity' ? new Float32Array(this.opts.dim) : this.lastCommand?.slice();
   }
 
   /** The command for control tick `tick` at time `now`, or undefined when there is nothing safe to send. */
   tick(tick: number, now: number): ActionCommand | undefined {
     this.lastTick = tick;
-    const stale = now - this.lastFreshAt > this.o.staleAfterMs;
+    const stale = now - this.lastFreshAt > this.opts.staleAfterMs;
     this.state = stale ? 'stale' : 'ok';
     let values: Float32Array | undefined;
     if (!stale) {
       const a = this.chunks.at(tick);
-      if (a) values = limitAction(a, this.o.limits, this.lastCommand);
+      if (a) values = limitAction(a, this.opts.limits, this.lastCommand);
       else this.uncovered++;
     }
     if (!values) {
       // A stop (or hold) is applied at once: it bypasses maxDelta but still respects the clamps.
       const s = this.safe();
       if (!s) return undefined;
-      values = limitAction(s, { lower: this.o.limits.lower, upper: this.o.limits.upper });
+      values = limitAction(s, { lower: this.opts.limits.lower, upper: this.opts.limits.upper });
       this.state = 'stale';
     }
     this.lastCommand = values.slice();
@@ -75,7 +89,7 @@ export class ActionController {
   safeCommand(now: number): ActionCommand | undefined {
     const s = this.safe();
     if (!s) return undefined;
-    return { tick: this.lastTick, at: now, values: limitAction(s, { lower: this.o.limits.lower, upper: this.o.limits.upper }), state: 'stale' };
+    return { tick: this.lastTick, at: now, values: limitAction(s, { lower: this.opts.limits.lower, upper: this.opts.limits.upper }), state: 'stale' };
   }
 
   /** Clears chunk buffers and ensembling state (between episodes). */

@@ -2,10 +2,11 @@
 // simulation): frames → sync → (newest only while busy) → ingest → S² → pool → policy → chunks → control ticks.
 import { EMPTY, Observable, Subject, Subscription, asyncScheduler, defer, filter, ignoreElements, interval, map, merge, share, tap, type SchedulerLike } from 'rxjs';
 import type { Config } from '../config/config.js';
+import { ENTRIES } from '../config/table.js';
 import type { JointStateMsg } from '../msgs/types.js';
 import { timeToMs } from '../msgs/types.js';
 import type { PolicyHead } from '../policy/head.js';
-import { ActionController, type ActionCommand } from './controller.js';
+import { ActionController, type ActionCommand, type ControllerOptions } from './controller.js';
 import type { CameraInput, FeatureExtractor } from './extractor.js';
 import { Metrics, type MetricsSnapshot } from './metrics.js';
 import { processLatest, syncCameras, type ArrivedFrame, type CameraFrame } from './operators.js';
@@ -36,6 +37,21 @@ export interface PipelineOutputs {
 interface StateSample {
   values: Float32Array;
   at: number;
+}
+
+/**
+ * The joint positions of `msg` in the order of `names`, or undefined when a named joint is missing or its position
+ * is not finite. The live pipeline and extract read joint states with this one function.
+ */
+export function jointStateVector(names: readonly string[], msg: JointStateMsg): Float32Array | undefined {
+  const out = new Float32Array(names.length);
+  for (let i = 0; i < names.length; i++) {
+    const k = msg.name.indexOf(names[i]);
+    const v = k >= 0 ? msg.position[k] : undefined;
+    if (v === undefined || !Number.isFinite(v)) return undefined;
+    out[i] = v;
+  }
+  return out;
 }
 
 /** More missed ticks than this at once is a clock that jumped, not a late tick. */
@@ -94,33 +110,76 @@ export function atControlRate(controller: ActionController, rateHz: number | (()
   );
 }
 
+/** The outcome of reconfigure: applied, or refused with the reason (nothing was applied). */
+export type ReconfigureResult = { ok: true; changed: string[] } | { ok: false; reason: string };
+
+/** The values of one config key, comparable with JSON (list sections compare as a whole). */
+function keyValue(c: Config, section: string, field: string, list: boolean): string {
+  const sec = (c as unknown as Record<string, unknown>)[section];
+  if (list || sec === undefined) return JSON.stringify(sec ?? null);
+  return JSON.stringify((sec as Record<string, unknown>)[field] ?? null);
+}
+
+/** Config keys whose values differ between a and b. */
+export function changedKeys(a: Config, b: Config): string[] {
+  const out: string[] = [];
+  for (const e of ENTRIES) if (keyValue(a, e.section, e.field, e.list) !== keyValue(b, e.section, e.field, e.list)) out.push(e.list ? e.section : e.key);
+  return [...new Set(out)];
+}
+
+function controllerOptions(config: Config): Omit<ControllerOptions, 'dim' | 'commandType'> {
+  const c = config.control;
+  return {
+    chunkMode: config.policy?.chunk_mode ?? 'ensemble',
+    ensembleK: config.policy?.ensemble_k ?? 0.01,
+    staleAfterMs: config.watchdog.stale_after_ms,
+    limits: { lower: c?.lower, upper: c?.upper, maxDelta: c?.max_delta },
+  };
+}
+
 export class PolicyPipeline {
   readonly metrics = new Metrics();
   readonly controller: ActionController;
-  enabled: boolean;
+  private cfg: Config;
   /** Groups accepted for processing (running or pending) and not yet finished or dropped. */
   private outstanding = 0;
   private idleWaiters: (() => void)[] = [];
   private state?: StateSample;
 
   constructor(
-    readonly config: Config,
+    config: Config,
     /** Undefined for a policy-head-only pipeline fed with S2Features (see connectFeatures). */
     readonly extractor: FeatureExtractor | undefined,
     /** Undefined for a features-only pipeline (frames → S2Features, no actions). */
     readonly head: PolicyHead | undefined,
     readonly scheduler: SchedulerLike = asyncScheduler,
   ) {
-    const c = config.control;
-    this.enabled = c.enabled;
-    this.controller = new ActionController({
-      dim: head?.shape.actionDim ?? 0,
-      commandType: c.command_type,
-      chunkMode: config.policy.chunk_mode,
-      ensembleK: config.policy.ensemble_k,
-      staleAfterMs: config.watchdog.stale_after_ms,
-      limits: { lower: c.lower, upper: c.upper, maxDelta: c.max_delta },
-    });
+    this.cfg = config;
+    this.controller = new ActionController({ dim: head?.shape.actionDim ?? 0, commandType: config.control?.command_type ?? 'velocity', ...controllerOptions(config) });
+  }
+
+  /** The configuration in force. */
+  get config(): Config {
+    return this.cfg;
+  }
+
+  /** Actions are published (control.enabled). */
+  get enabled(): boolean {
+    return this.cfg.control?.enabled ?? true;
+  }
+
+  /**
+   * Applies a whole validated next configuration: every dynamic key (rate, limits, max_delta, chunk mode,
+   * ensemble_k, watchdog, features.publish, enabled) together from the next tick, or nothing when any other key
+   * differs (those are fixed once the models are loaded: configure again to change them).
+   */
+  reconfigure(next: Config): ReconfigureResult {
+    const changed = changedKeys(this.cfg, next);
+    const fixed = changed.filter((k) => !ENTRIES.some((e) => e.key === k && e.spec.dynamic));
+    if (fixed.length > 0) return { ok: false, reason: `${fixed.join(', ')} ${fixed.length > 1 ? 'are' : 'is'} fixed while configured (deactivate and clean up, then configure again)` };
+    this.controller.reconfigure(controllerOptions(next));
+    this.cfg = next;
+    return { ok: true, changed };
   }
 
   /** Resolves when no frame group is being processed (used to replay recordings as fast as possible). */
@@ -140,17 +199,8 @@ export class PolicyPipeline {
 
   /** Joint state vector in config order, or undefined (counted) when a configured joint is missing. */
   private stateFrom(msg: JointStateMsg): Float32Array | undefined {
-    const names = this.config.joint_states?.names ?? [];
-    const out = new Float32Array(names.length);
-    for (let i = 0; i < names.length; i++) {
-      const k = msg.name.indexOf(names[i]);
-      const v = k >= 0 ? msg.position[k] : undefined;
-      if (v === undefined || !Number.isFinite(v)) {
-        this.metrics.drop('joint_state:missing_joint');
-        return undefined;
-      }
-      out[i] = v;
-    }
+    const out = jointStateVector(this.config.joint_states?.names ?? [], msg);
+    if (!out) this.metrics.drop('joint_state:missing_joint');
     return out;
   }
 
@@ -214,7 +264,7 @@ export class PolicyPipeline {
     if (!head) return 0;
     const m = this.metrics;
     const now = this.scheduler.now();
-    const needsState = this.config.policy.state_input !== undefined;
+    const needsState = this.config.policy?.state_input !== undefined;
     const state = needsState ? this.freshState(now) : undefined;
     result.state = state;
     if (needsState && !state) {
@@ -267,7 +317,7 @@ export class PolicyPipeline {
 
   private ticks(): Observable<ActionCommand> {
     const m = this.metrics;
-    return atControlRate(this.controller, () => this.config.control.rate_hz, this.scheduler, (n) => m.drop('control:late_tick', n)).pipe(
+    return atControlRate(this.controller, () => this.config.control?.rate_hz ?? 20, this.scheduler, (n) => m.drop('control:late_tick', n)).pipe(
       tap(() => (m.state = this.enabled ? this.controller.state : 'disabled')),
       filter(() => this.enabled),
       tap((cmd) => {

@@ -14,10 +14,17 @@ export class ActionChunks {
 
   constructor(
     readonly dim: number,
-    readonly mode: ChunkMode,
+    public mode: ChunkMode,
     /** Ensembling weight decay k: the i-th oldest prediction for a tick weighs exp(−k·i). */
-    readonly k = 0.01,
+    public k = 0.01,
   ) {}
+
+  /** Changes the mode and decay while running; switching to 'latest' keeps only the newest chunk. */
+  setMode(mode: ChunkMode, k: number): void {
+    this.mode = mode;
+    this.k = k;
+    if (mode === 'latest' && this.chunks.length > 1) this.chunks = [this.chunks[this.chunks.length - 1]];
+  }
 
   /** Adds a chunk whose first action is for control tick `start`. */
   add(start: number, actions: Float32Array, steps: number): void {

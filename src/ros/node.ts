@@ -4,17 +4,16 @@ import { MessageReader } from '@foxglove/rosmsg2-serialization';
 import rclnodejs from 'rclnodejs';
 import { registeredDefinitions } from '../msgs/definitions.js';
 import { Subject, asyncScheduler, type SchedulerLike, type Subscription as RxSubscription } from 'rxjs';
-import { parseConfig, type Config } from '../config/config.js';
-import { UserError } from '../errors.js';
+import type { Config } from '../config/config.js';
+import { resolveName } from '../msgs/names.js';
 import type { CompressedImageMsg, ImageMsg, JointStateMsg, S2FeaturesMsg, Time } from '../msgs/types.js';
 import { ManualClock } from '../pipeline/clock.js';
 import type { ActionCommand } from '../pipeline/controller.js';
-import { FeatureExtractor } from '../pipeline/extractor.js';
 import { ACTION_TYPES, actionMessage, diagnosticsMessage, featureResultFromMessage, featuresMessage, msToTime } from '../pipeline/messages.js';
 import type { CameraFrame } from '../pipeline/operators.js';
 import { PolicyPipeline, type FeatureResult } from '../pipeline/pipeline.js';
-import { PolicyHead } from '../policy/head.js';
-import { PARAMS, paramFileOverrides, paramsToConfigObject, remappedName, type ParamSpec, type ParamValue } from './params.js';
+import { buildRuntime, type Runtime } from '../runtime/build.js';
+import { PARAMS, configFromParams, paramFileOverrides, remappedName, withConfigFile, type ParamSpec, type ParamValue } from './params.js';
 
 const { CallbackReturnCode } = rclnodejs.lifecycle;
 
@@ -46,9 +45,6 @@ function stampOf(t: { sec: number | bigint; nanosec: number | bigint }): Time {
   return { sec: Number(t.sec), nanosec: Number(t.nanosec) };
 }
 
-/** A ROS name resolved for this node: '~/x' stays private to the node, others are used as given. */
-const topicName = (t: string) => t;
-
 /** combined: features and policy in one process; features: publishes S2Features only; policy_head: consumes them. */
 export type NodeMode = 'combined' | 'features' | 'policy_head';
 
@@ -76,11 +72,13 @@ interface Active {
 
 export class S2PolicyNode {
   readonly node: rclnodejs.lifecycle.LifecycleNode;
+  /** The configuration the loaded models were built from (set by a successful configure). */
   config?: Config;
   pipeline?: PolicyPipeline;
-  private extractor?: FeatureExtractor;
-  private head?: PolicyHead;
-  private loading?: Promise<void>;
+  private runtime?: Runtime;
+  /** Outcome of the first phase of configure (loading and checking the models), reported by the transition. */
+  private prepared?: { ok: true; config: Config; runtime: Runtime } | { ok: false; error: string };
+  private preparing?: Promise<void>;
   private active?: Active;
   private actionPub?: Pub;
   private featuresPub?: Pub;
@@ -96,12 +94,13 @@ export class S2PolicyNode {
     argv: readonly string[] = [],
   ) {
     // Parameter files are read here, not left to rclnodejs, which only applies sections named exactly like the node
-    // (not '/name'), and refuses an integer for a double or integer arrays from a file.
+    // (not '/name'), and refuses an integer for a double or integer arrays from a file. A config_file parameter
+    // brings the YAML config's values underneath the others.
     const options = new rclnodejs.NodeOptions();
     const actual = remappedName(argv, name, namespace);
-    for (const [k, v] of paramFileOverrides(argv, actual.name, actual.namespace)) {
-      const spec = PARAMS.find((p) => p.name === k) as ParamSpec;
-      options.parameterOverrides.push(new rclnodejs.Parameter(k, TYPE[spec.type], rosValue(spec, v)));
+    for (const [k, v] of withConfigFile(paramFileOverrides(argv, actual.name, actual.namespace))) {
+      const spec = PARAMS.find((p) => p.name === k);
+      if (spec) options.parameterOverrides.push(new rclnodejs.Parameter(k, TYPE[spec.type], rosValue(spec, v)));
     }
     this.node = rclnodejs.createLifecycleNode(name, namespace, undefined, options);
     for (const spec of PARAMS) {
@@ -116,19 +115,41 @@ export class S2PolicyNode {
     this.node.registerOnDeactivate(() => this.onDeactivate());
     this.node.registerOnCleanup(() => this.onCleanup());
     this.node.registerOnShutdown(() => this.onCleanup());
+    this.deferConfigureRequests();
     type Reply = { send(response: object): void };
     const service = (type: string, name: string, handle: (request: Record<string, unknown>) => object): void => {
       this.node.createService(type as never, name, (request: unknown, response: unknown) => (response as Reply).send(handle(request as Record<string, unknown>)));
     };
+    // The service and the parameter are one switch: the service sets control.enabled, and every parameter change
+    // is applied as a whole config that carries the current value, so a later change cannot undo a disable.
     service('std_srvs/srv/SetBool', '~/enable', (req) => {
       const on = req.data === true;
-      if (this.pipeline) this.pipeline.enabled = on;
-      return { success: this.pipeline !== undefined, message: this.pipeline ? `actions ${on ? 'enabled' : 'disabled'}` : 'not configured' };
+      const r = this.node.setParameter(new rclnodejs.Parameter('control.enabled', rclnodejs.ParameterType.PARAMETER_BOOL, on)) as unknown as { successful: boolean; reason: string };
+      if (!r.successful) return { success: false, message: r.reason };
+      return { success: true, message: `actions ${on ? 'enabled' : 'disabled'}${this.pipeline ? '' : ' (applies once configured)'}` };
     });
     service('std_srvs/srv/Trigger', '~/reset', () => {
       this.pipeline?.reset();
       return { success: this.pipeline !== undefined, message: this.pipeline ? 'chunk buffers and ensembling state cleared' : 'not configured' };
     });
+  }
+
+  /**
+   * rclnodejs runs transition callbacks synchronously, and loading models is asynchronous. A configure request to
+   * the change_state service is therefore answered in two phases: first the models are loaded and checked (phase
+   * one, asynchronous), then the transition runs and its callback reports that outcome. The lifecycle manager gets
+   * its answer only when the node really is configured, or has failed to be.
+   */
+  private deferConfigureRequests(): void {
+    const lc = this.node as unknown as { _onChangeState?: (request: unknown, response: unknown) => void };
+    const original = lc._onChangeState?.bind(this.node);
+    if (!original) return; // an rclnodejs without this handler: configure() callers must await prepare() first
+    lc._onChangeState = (request: unknown, response: unknown) => {
+      const t = (request as { transition?: { id?: number; label?: string } }).transition;
+      const configure = t?.id === TRANSITION_CONFIGURE || t?.label === 'configure';
+      if (configure && this.node.currentState.asMessage().id === STATE_UNCONFIGURED) void this.prepare().finally(() => original(request, response));
+      else original(request, response);
+    };
   }
 
   private log(level: 'info' | 'warn' | 'error', msg: string): void {
@@ -146,70 +167,71 @@ export class S2PolicyNode {
 
   /** The typed config from the current parameters (throws a UserError naming the parameter). */
   readConfig(): Config {
-    return parseConfig(paramsToConfigObject(this.paramValues()), `${this.name} parameters`);
+    return configFromParams(this.paramValues(), `${this.name} parameters`);
   }
 
   private useSimTime(): boolean {
     return this.node.hasParameter('use_sim_time') && this.node.getParameter('use_sim_time').value === true;
   }
 
-  /** Loads and warms up the models (async); the configure transition waits for it where it can (autostart). */
-  load(): Promise<void> {
-    this.loading ??= (async () => {
-      const config = this.config as Config;
-      if (this.mode !== 'policy_head') this.extractor = await FeatureExtractor.create(config);
-      if (this.mode !== 'features') {
-        this.head = await PolicyHead.load({
-          model: config.policy.model,
-          stats: config.policy.stats,
-          featuresInput: config.policy.features_input,
-          stateInput: config.policy.state_input,
-          output: config.policy.output,
-        });
+  /** Phase one of configure: reads the parameters, loads, warms up and checks the models. Never rejects. */
+  prepare(): Promise<void> {
+    this.preparing ??= (async () => {
+      try {
+        const config = this.readConfig();
+        const source = `${this.name} parameters`;
+        const runtime = await buildRuntime(config, source, { features: this.mode !== 'policy_head', policy: this.mode !== 'features', by: `the ${this.mode} node` });
+        this.prepared = { ok: true, config, runtime };
+      } catch (e) {
+        this.prepared = { ok: false, error: e instanceof Error ? e.message : String(e) };
+      } finally {
+        this.preparing = undefined;
       }
-      if (this.extractor && this.head) {
-        const expected = this.extractor.layout.perCamera * config.cameras.length;
-        if (this.head.shape.featureDim !== expected) {
-          throw new UserError(`${config.policy.model}: takes ${this.head.shape.featureDim} features, the cameras give ${config.cameras.length} × ${this.extractor.layout.perCamera} = ${expected}`);
-        }
-      }
-      let scheduler: SchedulerLike = asyncScheduler;
-      if (this.useSimTime()) {
-        // Simulated time: the control clock and the watchdog follow /clock.
-        this.clock = new ManualClock(0);
-        scheduler = this.clock;
-      }
-      this.pipeline = new PolicyPipeline(config, this.extractor, this.head, scheduler);
-      const l = this.extractor?.layout;
-      const h = this.head?.shape;
-      this.log('info', `configured (${this.mode}): ${l ? `${config.cameras.length} camera(s), S² sizes ${l.scaleSizes.map((x) => `${x[0]}x${x[1]}`).join(',')}, ${l.perCamera} features per camera` : 'features from S2Features'}${h ? `, chunk ${h.chunk}×${h.actionDim}` : ''}`);
-    })().catch((e: unknown) => {
-      this.lastError = e instanceof Error ? e.message : String(e);
-      this.log('error', `configure failed: ${this.lastError}`);
-      this.loading = undefined;
-      throw e;
-    });
-    return this.loading;
+    })();
+    return this.preparing;
   }
 
+  /** Phase two: the transition callback reports what prepare() found. */
   private onConfigure(): rclnodejs.lifecycle.CallbackReturnCode {
-    try {
-      this.config = this.readConfig();
-    } catch (e) {
-      this.log('error', (e as Error).message);
+    const p = this.prepared;
+    this.prepared = undefined;
+    if (!p) {
+      this.log('error', 'configure failed: the models were not loaded (send configure through the change_state service, or await prepare() before configure())');
       return CallbackReturnCode.FAILURE;
     }
-    void this.load().catch(() => undefined);
+    if (!p.ok) {
+      this.lastError = p.error;
+      this.log('error', `configure failed: ${p.error}`);
+      return CallbackReturnCode.FAILURE;
+    }
+    let scheduler: SchedulerLike = asyncScheduler;
+    if (this.useSimTime()) {
+      // Simulated time: the control clock and the watchdog follow /clock.
+      this.clock = new ManualClock(0);
+      scheduler = this.clock;
+    }
+    this.config = p.config;
+    this.runtime = p.runtime;
+    this.pipeline = p.runtime.pipeline(scheduler);
+    const l = p.runtime.extractor?.layout;
+    const h = p.runtime.head?.shape;
+    for (const n of p.runtime.notes) this.log('warn', n);
+    this.log('info', `configured (${this.mode}): ${l ? `${p.config.cameras.length} camera(s), S² sizes ${l.scaleSizes.map((x) => `${x[0]}x${x[1]}`).join(',')}, ${l.perCamera} features per camera` : 'features from S2Features'}${h ? `, chunk ${h.chunk}×${h.actionDim}` : ''}`);
     return CallbackReturnCode.SUCCESS;
   }
 
+  private resolve(name: string): string {
+    return resolveName(name, this.node.name(), this.node.namespace());
+  }
+
   private onActivate(): rclnodejs.lifecycle.CallbackReturnCode {
-    if (!this.config) return CallbackReturnCode.FAILURE;
+    const pipeline = this.pipeline;
     const config = this.config;
-    const c = config.control;
-    const publisher = (type: string, topic: string): Pub => this.node.createPublisher(type as never, topic);
-    if (this.mode !== 'features') this.actionPub = publisher(ACTION_TYPES[c.action_interface], topicName(c.action_topic));
-    if (this.mode === 'features' || (this.mode === 'combined' && config.features.publish)) this.featuresPub = publisher('s2_policy/msg/S2Features', topicName(config.features.topic));
+    if (!pipeline || !config) return CallbackReturnCode.FAILURE;
+    const publisher = (type: string, topic: string): Pub => this.node.createPublisher(type as never, this.resolve(topic));
+    const control = config.control;
+    if (this.mode !== 'features' && control) this.actionPub = publisher(ACTION_TYPES[control.action_interface], control.action_topic);
+    if (this.mode === 'features') this.featuresPub = publisher('s2_policy/msg/S2Features', config.features.topic);
     this.diagPub = publisher('diagnostic_msgs/msg/DiagnosticArray', '/diagnostics');
     const frames = new Subject<CameraFrame>();
     const joints = new Subject<JointStateMsg>();
@@ -218,13 +240,13 @@ export class S2PolicyNode {
     const received = new Subject<FeatureResult>();
     if (this.mode === 'policy_head') {
       active.subs.push(
-        this.node.createSubscription('s2_policy/msg/S2Features' as never, config.features.topic, { qos: sensorQos, enableTypedArray: true }, (msg: unknown) => {
+        this.node.createSubscription('s2_policy/msg/S2Features' as never, this.resolve(config.features.topic), { qos: sensorQos, enableTypedArray: true }, (msg: unknown) => {
           const m = msg as S2FeaturesMsg;
           m.header.stamp = stampOf(m.header.stamp);
           try {
-            received.next(featureResultFromMessage(m, this.pipeline?.scheduler.now() ?? Date.now()));
+            received.next(featureResultFromMessage(m, pipeline.scheduler.now()));
           } catch (e) {
-            this.pipeline?.metrics.drop('features:bad_message');
+            pipeline.metrics.drop('features:bad_message');
             this.log('warn', (e as Error).message);
           }
         }),
@@ -237,13 +259,13 @@ export class S2PolicyNode {
       const type = cam.transport === 'raw' ? 'sensor_msgs/msg/Image' : 'sensor_msgs/msg/CompressedImage';
       const reader = new MessageReader(registeredDefinitions(type));
       active.subs.push(
-        this.node.createSubscription(type as never, cam.topic, { qos: sensorQos, isRaw: true }, (raw: unknown) => {
+        this.node.createSubscription(type as never, this.resolve(cam.topic), { qos: cameraQos(cam.qos), isRaw: true }, (raw: unknown) => {
           const buf = raw as Buffer;
           let m: ImageMsg | CompressedImageMsg;
           try {
             m = reader.readMessage<ImageMsg | CompressedImageMsg>(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
           } catch (e) {
-            this.pipeline?.metrics.drop('frame:rejected:undecodable_cdr');
+            pipeline.metrics.drop('frame:rejected:undecodable_cdr');
             this.lastError = `${cam.topic}: ${(e as Error).message.split('\n')[0]}`;
             return;
           }
@@ -253,7 +275,7 @@ export class S2PolicyNode {
     }
     if (config.joint_states) {
       active.subs.push(
-        this.node.createSubscription('sensor_msgs/msg/JointState' as never, config.joint_states.topic, { qos: sensorQos, enableTypedArray: true }, (msg: unknown) => {
+        this.node.createSubscription('sensor_msgs/msg/JointState' as never, this.resolve(config.joint_states.topic), { qos: sensorQos, enableTypedArray: true }, (msg: unknown) => {
           const m = msg as JointStateMsg;
           m.header.stamp = stampOf(m.header.stamp);
           joints.next(m);
@@ -267,27 +289,22 @@ export class S2PolicyNode {
         clock.jumpTo(t.sec * 1000 + t.nanosec / 1e6);
       });
     }
-    const start = () => {
-      const pipeline = this.pipeline as PolicyPipeline;
-      const out = this.mode === 'policy_head' ? pipeline.connectFeatures({ features: received, joints }) : pipeline.connect({ frames, joints });
-      const periodMs = 1000 / c.rate_hz;
-      active.rx.push(out.actions.subscribe((cmd) => this.publishAction(cmd, periodMs)));
-      if (this.featuresPub) {
-        const pub = this.featuresPub;
-        const layout = (this.extractor as FeatureExtractor).layout;
-        active.rx.push(out.features.subscribe((f) => pub.publish(featuresMessage(f, layout))));
-      }
-      const diag = this.diagPub;
-      if (diag) active.rx.push(out.metrics.subscribe((m) => diag.publish(diagnosticsMessage(m, this.now(), `${this.name}: pipeline`, this.name))));
-    };
+    const out = this.mode === 'policy_head' ? pipeline.connectFeatures({ features: received, joints }) : pipeline.connect({ frames, joints });
+    active.rx.push(out.actions.subscribe((cmd) => this.publishAction(cmd)));
+    const layout = this.runtime?.extractor?.layout;
+    if (layout) {
+      // features.publish may change while running: the publisher is made on the first message it is wanted for.
+      active.rx.push(
+        out.features.subscribe((f) => {
+          if (this.mode !== 'features' && !pipeline.config.features.publish) return;
+          this.featuresPub ??= publisher('s2_policy/msg/S2Features', config.features.topic);
+          this.featuresPub.publish(featuresMessage(f, layout));
+        }),
+      );
+    }
+    const diag = this.diagPub;
+    active.rx.push(out.metrics.subscribe((m) => diag.publish(diagnosticsMessage(m, this.now(), `${this.name}: pipeline`, this.name))));
     this.active = active;
-    // Subscriptions are live at once; actions start as soon as the models are loaded (usually already).
-    this.load().then(
-      () => {
-        if (this.active === active) start();
-      },
-      () => this.log('error', 'not publishing actions: the models failed to load'),
-    );
     return CallbackReturnCode.SUCCESS;
   }
 
@@ -297,15 +314,16 @@ export class S2PolicyNode {
     return { sec: Number(t.seconds), nanosec: Number(t.nanoseconds) };
   }
 
-  private publishAction(cmd: ActionCommand, periodMs: number): void {
-    const c = (this.config as Config).control;
-    this.actionPub?.publish(actionMessage(cmd, this.now(), { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs }));
+  private publishAction(cmd: ActionCommand): void {
+    const c = this.pipeline?.config.control;
+    if (!c) return;
+    this.actionPub?.publish(actionMessage(cmd, this.now(), { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs: 1000 / c.rate_hz }));
   }
 
   /** Publishes the safe action once (deactivation, shutdown). */
   publishSafeAction(): void {
     const cmd = this.pipeline?.controller.safeCommand(this.clock?.now() ?? Date.now());
-    if (cmd && this.config) this.publishAction(cmd, 1000 / this.config.control.rate_hz);
+    if (cmd) this.publishAction(cmd);
   }
 
   /** Stops the live streams and subscriptions (deactivate, shutdown). */
@@ -331,45 +349,57 @@ export class S2PolicyNode {
   }
 
   async release(): Promise<void> {
-    const loading = this.loading;
-    this.loading = undefined;
-    await loading?.catch(() => undefined);
-    await this.extractor?.release();
-    await this.head?.release();
-    this.extractor = undefined;
-    this.head = undefined;
+    const runtime = this.runtime;
+    this.runtime = undefined;
     this.pipeline = undefined;
+    this.config = undefined;
+    if (this.prepared?.ok) await this.prepared.runtime.release();
+    this.prepared = undefined;
+    await runtime?.release();
   }
 
-  /** Dynamic parameters: checked as a whole config, then applied to the running pipeline. */
+  /**
+   * Parameter changes: before configure any well-typed value is taken (configure validates the whole). Once
+   * configured, the current parameters with the changes form the next config, which is validated whole and given
+   * to the pipeline's reconfigure: every dynamic key applies together, or the change is refused with the reason.
+   */
   private onSetParameters(params: rclnodejs.Parameter[]): { successful: boolean; reason: string } {
+    const pipeline = this.pipeline;
+    if (!pipeline) return { successful: true, reason: '' };
     const values = this.paramValues();
-    for (const prm of params) {
-      const spec = PARAMS.find((s) => s.name === prm.name);
-      if (!spec) continue;
-      if (spec.readOnly && this.config) return { successful: false, reason: `${prm.name} is read-only once configured` };
-      values.set(prm.name, plain(prm.value));
-    }
+    for (const prm of params) values.set(prm.name, plain(prm.value));
     let next: Config;
     try {
-      next = parseConfig(paramsToConfigObject(values), `${this.name} parameters`);
+      next = configFromParams(values, `${this.name} parameters`);
     } catch (e) {
       return { successful: false, reason: (e as Error).message };
     }
-    if (this.config) {
-      this.config.control = next.control;
-      this.config.watchdog = next.watchdog;
-      this.config.policy.ensemble_k = next.policy.ensemble_k;
-      this.config.features.publish = next.features.publish;
-    }
-    if (this.pipeline) {
-      const ctl = this.pipeline.controller.o;
-      ctl.staleAfterMs = next.watchdog.stale_after_ms;
-      ctl.limits = { lower: next.control.lower, upper: next.control.upper, maxDelta: next.control.max_delta };
-      this.pipeline.enabled = next.control.enabled;
-    }
-    return { successful: true, reason: '' };
+    // Paths in the running config are absolute; compare the values as the parameters give them.
+    const r = pipeline.reconfigure(withPathsOf(pipeline.config, next));
+    return r.ok ? { successful: true, reason: '' } : { successful: false, reason: r.reason };
   }
+}
+
+const TRANSITION_CONFIGURE = 1;
+const STATE_UNCONFIGURED = 1;
+
+/** `next` with the file paths of `current` (parameters may hold them relative to a parameter file). */
+function withPathsOf(current: Config, next: Config): Config {
+  const out = structuredClone(next);
+  out.backbone.model = current.backbone.model;
+  if (out.policy && current.policy) {
+    out.policy.model = current.policy.model;
+    out.policy.stats = current.policy.stats;
+  }
+  return out;
+}
+
+/** The subscription QoS of a camera (cameras.qos). */
+function cameraQos(q: 'sensor_data' | 'default' | 'reliable'): rclnodejs.QoS | string {
+  if (q === 'sensor_data') return rclnodejs.QoS.profileSensorData;
+  if (q === 'default') return rclnodejs.QoS.profileDefault;
+  const { HistoryPolicy, ReliabilityPolicy, DurabilityPolicy } = rclnodejs.QoS;
+  return new rclnodejs.QoS(HistoryPolicy.RMW_QOS_POLICY_HISTORY_KEEP_LAST, 1, ReliabilityPolicy.RMW_QOS_POLICY_RELIABILITY_RELIABLE, DurabilityPolicy.RMW_QOS_POLICY_DURABILITY_VOLATILE);
 }
 
 /** Runs the node until SIGINT/SIGTERM; returns the exit code. */
@@ -408,12 +438,10 @@ export async function runNode(options: NodeRunOptions = {}): Promise<number> {
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
   if (n.node.getParameter('autostart').value === true) {
-    n.node.configure();
-    try {
-      await n.load();
-    } catch {
-      return 1;
-    }
+    await n.prepare();
+    const configured = new rclnodejs.lifecycle.CallbackReturnValue();
+    n.node.configure(configured);
+    if (!configured.isSuccess()) return 1;
     n.node.activate();
   }
   return await new Promise<number>(() => undefined);

@@ -1,164 +1,95 @@
-// ROS 2 parameters ↔ the typed config. The parameters are the config's keys joined with dots (backbone.model,
-// control.rate_hz, …); the camera list becomes parallel arrays (cameras.names/topics/transports) and non-square
-// S² sizes strings ('224x336'), since ROS parameters hold no lists of records. No rclnodejs here: the mapping is
+// ROS 2 parameters ↔ the typed config, derived from the configuration table (src/config/table.ts): one parameter
+// per key, joined with dots (backbone.model, control.rate_hz, …); the camera list becomes parallel arrays
+// (cameras.names/topics/transports/qos) and sizes strings ('224x336'), since ROS parameters hold no lists of
+// records. Unset optional values are '' / [] / NaN / (minimum − 1) for integers. No rclnodejs here: the mapping is
 // tested without ROS 2.
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Scalar, stringify as stringifyYaml } from 'yaml';
-import { parseConfig, readYamlFile, type Config } from '../config/config.js';
+import { loadConfig, parseConfig, readYamlFile, type Config } from '../config/config.js';
+import { ENTRIES, SECTIONS, type Entry, type ParamValue, type RosType } from '../config/table.js';
 import { UserError } from '../errors.js';
 
-export type ParamType = 'bool' | 'integer' | 'double' | 'string' | 'integer_array' | 'double_array' | 'string_array';
-export type ParamValue = boolean | number | string | number[] | string[];
+export type { ParamValue } from '../config/table.js';
+export type ParamType = RosType;
 
 export interface ParamSpec {
   name: string;
   type: ParamType;
-  /** Value when the parameter is not given; '' / [] / NaN mean "unset" for optional keys. */
+  /** Value when the parameter is not given; '' / [] / NaN / (min − 1) mean "unset" for optional keys. */
   default: ParamValue;
   description: string;
   /** Fixed once the node is configured (models, topics). */
   readOnly: boolean;
+  /** The config key it carries (undefined for node-only parameters such as autostart). */
+  key?: string;
 }
 
-const p = (name: string, type: ParamType, def: ParamValue, description: string, readOnly = true): ParamSpec => ({ name, type, default: def, description, readOnly });
+const listType = (t: RosType): RosType => (t === 'bool' || t === 'string' ? 'string_array' : t === 'integer' ? 'integer_array' : t === 'double' ? 'double_array' : t);
 
-/** Every parameter the node declares, with its type, default and description. */
-export const PARAMS: ParamSpec[] = [
-  p('backbone.model', 'string', '', 'ONNX backbone file'),
-  p('backbone.threads', 'integer', 0, 'intra-op threads for the backbone (0 = onnxruntime default)'),
-  p('backbone.providers', 'string_array', ['cpu'], 'execution providers in order of preference: cpu, cuda, tensorrt'),
-  p('backbone.input_name', 'string', '', 'image input name (empty = the single image input)'),
-  p('backbone.output_name', 'string', '', 'feature output name (empty = first rank-3/4 output)'),
-  p('s2.scales', 'double_array', [], 'S² scale factors (or s2.img_sizes)'),
-  p('s2.img_sizes', 'string_array', [], "S² sizes: '224' or '224x336' per scale (or s2.scales)"),
-  p('s2.max_split_size', 'integer', 0, 'crop side fed to the backbone (0 = the base size)'),
-  p('s2.num_prefix_token', 'integer', -1, 'prefix tokens (-1 = detect)'),
-  p('s2.output_shape', 'string', '', "'bnc' or 'bchw' (empty = detect)"),
-  p('s2.resize_output_to_idx', 'integer', 0, 'scale whose grid all scales are pooled to'),
-  p('s2.split_mode', 'string', '', "'resize' or 'pad' for any-shape S² (empty = square algorithm)"),
-  p('s2.max_batch', 'integer', 0, 'crops per backbone call (0 = all)'),
-  p('s2.engine', 'string', 'compiled', "'compiled' (S² inside one ONNX model, checked against js at start-up) or 'js'"),
-  p('image.base_size', 'string', '224', "base size: '224' or '96x128' (height x width)"),
-  p('image.crop', 'string', 'center', 'center, pad or none'),
-  p('image.resize', 'string', 'reference', 'reference or native'),
-  p('image.normalization', 'string', 'imagenet', 'imagenet, clip or none (or image.mean/image.std)'),
-  p('image.mean', 'double_array', [], 'per-channel mean (with image.std; overrides image.normalization)'),
-  p('image.std', 'double_array', [], 'per-channel std'),
-  p('image.max_pixels', 'integer', 4096 * 4096, 'frames with more pixels are rejected'),
-  p('cameras.names', 'string_array', [], 'camera names, in policy order'),
-  p('cameras.topics', 'string_array', [], 'image topics (raw: Image; compressed: <topic>/compressed CompressedImage)'),
-  p('cameras.transports', 'string_array', [], 'raw or compressed per camera (default raw)'),
-  p('cameras.qos', 'string', 'sensor_data', 'camera QoS: sensor_data (best effort, depth 5) or reliable'),
-  p('sync.mode', 'string', 'latest', 'approximate or latest'),
-  p('sync.slop_ms', 'double', 30, 'approximate sync: largest spread of header stamps in a group'),
-  p('joint_states.topic', 'string', '', 'sensor_msgs/JointState topic (empty = no joint state)'),
-  p('joint_states.names', 'string_array', [], 'joint order of the state vector'),
-  p('joint_states.max_age_ms', 'double', 100, 'older joint states are not used'),
-  p('features.pool', 'string', 'cls', 'cls, mean, tokens or grid:K'),
-  p('features.publish', 'bool', false, 'publish S2Features', false),
-  p('features.topic', 'string', '~/features', 'S2Features topic'),
-  p('policy.model', 'string', '', 'ONNX policy head file'),
-  p('policy.stats', 'string', '', 'normalisation statistics (empty = <model>.stats.json if present)'),
-  p('policy.features_input', 'string', 'features', 'policy input that takes the features'),
-  p('policy.state_input', 'string', '', 'policy input that takes the joint state (empty = none)'),
-  p('policy.output', 'string', '', 'policy output (empty = the only output)'),
-  p('policy.chunk_mode', 'string', 'ensemble', 'ensemble or latest'),
-  p('policy.ensemble_k', 'double', 0.01, 'temporal ensembling decay k', false),
-  p('control.rate_hz', 'double', 20, 'action rate', false),
-  p('control.command_type', 'string', 'velocity', 'velocity (safe action: zero) or position (safe action: hold)'),
-  p('control.action_interface', 'string', 'float64_multi_array', 'float64_multi_array, joint_trajectory or twist_stamped'),
-  p('control.action_topic', 'string', '~/actions', 'action topic'),
-  p('control.joint_names', 'string_array', [], 'joint names for joint_trajectory'),
-  p('control.lower', 'double_array', [], 'per-dimension lower limits', false),
-  p('control.upper', 'double_array', [], 'per-dimension upper limits', false),
-  p('control.max_delta', 'double_array', [], 'largest change per tick per dimension', false),
-  p('control.enabled', 'bool', true, 'publish actions (features keep flowing when false)', false),
-  p('watchdog.stale_after_ms', 'double', 500, 'no fresh features for this long → safe action', false),
-  p('autostart', 'bool', false, 'configure and activate on start (for launch files that do not drive transitions)'),
+/** The ROS parameters of one table entry, in the order of its codec's values. */
+function paramsOf(e: Entry): ParamSpec[] {
+  const base = e.spec.ros ?? e.key;
+  return e.spec.codec.ros.map((r, i) => {
+    const name = r.suffix === '' ? base : base.replace(/[^.]+$/, r.suffix.slice(1));
+    const type = e.list ? listType(r.type) : r.type;
+    let def: ParamValue = r.unset;
+    if (e.list) def = [];
+    else if (e.spec.mode === 'default') def = e.spec.codec.toRos(e.spec.default)[i];
+    const description = e.list ? `${e.spec.doc} (one per camera${e.spec.mode === 'default' ? `, default ${e.spec.codec.show(e.spec.default)}` : ''})` : e.spec.doc;
+    return { name, type, default: def, description, readOnly: !e.spec.dynamic, key: e.key };
+  });
+}
+
+const NODE_PARAMS: ParamSpec[] = [
+  { name: 'config_file', type: 'string', default: '', description: 'YAML config file (the same file replay and extract take); parameters given with it override its values', readOnly: true },
+  { name: 'autostart', type: 'bool', default: false, description: 'configure and activate on start (for launch files that do not drive transitions)', readOnly: true },
 ];
 
-const isUnset = (v: ParamValue | undefined): boolean => v === undefined || v === '' || (Array.isArray(v) && v.length === 0);
+/** Every parameter the node declares, with its type, default and description. */
+export const PARAMS: ParamSpec[] = [...ENTRIES.flatMap(paramsOf), ...NODE_PARAMS];
+
+const SPECS = new Map(PARAMS.map((s) => [s.name, s]));
+
+const isUnset = (v: ParamValue | undefined): boolean => v === undefined || v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'number' && Number.isNaN(v));
 
 /** Builds the config object (the YAML shape) from parameter values; unset optional values are left out. */
-export function paramsToConfigObject(values: ReadonlyMap<string, ParamValue>): Record<string, unknown> {
-  const get = (name: string): ParamValue | undefined => {
-    const v = values.get(name) ?? PARAMS.find((s) => s.name === name)?.default;
-    return isUnset(v) ? undefined : v;
-  };
-  const num = (name: string, unsetBelow = 1): number | undefined => {
-    const v = get(name);
-    return typeof v === 'number' && v >= unsetBelow ? v : undefined;
-  };
-  const names = (get('cameras.names') as string[] | undefined) ?? [];
-  const topics = (get('cameras.topics') as string[] | undefined) ?? [];
-  const transports = (get('cameras.transports') as string[] | undefined) ?? [];
-  if (topics.length !== names.length) throw new UserError(`parameters: cameras.topics has ${topics.length} entries, cameras.names ${names.length}`);
-  if (transports.length > 0 && transports.length !== names.length) throw new UserError(`parameters: cameras.transports has ${transports.length} entries, cameras.names ${names.length}`);
-  const sizes = (get('s2.img_sizes') as string[] | undefined)?.map((s) => {
-    const m = /^(\d+)(?:x(\d+))?$/.exec(String(s).trim());
-    if (!m) throw new UserError(`parameters: s2.img_sizes entries must look like '224' or '224x336', got '${s}'`);
-    return m[2] === undefined ? Number(m[1]) : [Number(m[1]), Number(m[2])];
-  });
-  const baseText = String(get('image.base_size'));
-  const bm = /^(\d+)(?:x(\d+))?$/.exec(baseText.trim());
-  if (!bm) throw new UserError(`parameters: image.base_size must look like '224' or '96x128', got '${baseText}'`);
-  const base = bm[2] === undefined ? Number(bm[1]) : [Number(bm[1]), Number(bm[2])];
-  const mean = get('image.mean') as number[] | undefined;
-  const std = get('image.std') as number[] | undefined;
-  const jointTopic = get('joint_states.topic') as string | undefined;
-  const obj: Record<string, unknown> = {
-    backbone: {
-      model: get('backbone.model'),
-      threads: num('backbone.threads'),
-      providers: get('backbone.providers'),
-      input_name: get('backbone.input_name'),
-      output_name: get('backbone.output_name'),
-    },
-    s2: {
-      scales: get('s2.scales'),
-      img_sizes: sizes,
-      max_split_size: num('s2.max_split_size'),
-      num_prefix_token: num('s2.num_prefix_token', 0),
-      output_shape: get('s2.output_shape'),
-      resize_output_to_idx: get('s2.resize_output_to_idx'),
-      split_mode: get('s2.split_mode'),
-      max_batch: num('s2.max_batch'),
-      engine: get('s2.engine'),
-    },
-    image: {
-      base_size: base,
-      crop: get('image.crop'),
-      resize: get('image.resize'),
-      normalization: mean || std ? { mean, std } : get('image.normalization'),
-      max_pixels: get('image.max_pixels'),
-    },
-    cameras: names.map((name, i) => ({ name, topic: topics[i], transport: transports[i] ?? 'raw' })),
-    sync: { mode: get('sync.mode'), slop_ms: get('sync.slop_ms') },
-    joint_states: jointTopic ? { topic: jointTopic, names: get('joint_states.names'), max_age_ms: get('joint_states.max_age_ms') } : undefined,
-    features: { pool: get('features.pool'), publish: get('features.publish') ?? false, topic: get('features.topic') },
-    policy: {
-      model: get('policy.model'),
-      stats: get('policy.stats'),
-      features_input: get('policy.features_input'),
-      state_input: get('policy.state_input'),
-      output: get('policy.output'),
-      chunk_mode: get('policy.chunk_mode'),
-      ensemble_k: get('policy.ensemble_k'),
-    },
-    control: {
-      rate_hz: get('control.rate_hz'),
-      command_type: get('control.command_type'),
-      action_interface: get('control.action_interface'),
-      action_topic: get('control.action_topic'),
-      joint_names: get('control.joint_names'),
-      lower: get('control.lower'),
-      upper: get('control.upper'),
-      max_delta: get('control.max_delta'),
-      enabled: get('control.enabled') ?? true,
-    },
-    watchdog: { stale_after_ms: get('watchdog.stale_after_ms') },
-  };
-  return JSON.parse(JSON.stringify(obj)) as Record<string, unknown>; // drops undefined keys
+export function paramsToConfigObject(values: ReadonlyMap<string, ParamValue>, source = 'parameters'): Record<string, unknown> {
+  const get = (spec: ParamSpec): ParamValue => values.get(spec.name) ?? spec.default;
+  const obj: Record<string, unknown> = {};
+  for (const sec of SECTIONS) {
+    const entries = ENTRIES.filter((e) => e.section === sec.name);
+    if (sec.kind === 'list') {
+      const columns = entries.map((e) => ({ e, specs: paramsOf(e), values: paramsOf(e).map((s) => get(s) as unknown[]) }));
+      const key = columns[0];
+      const n = key.values[0].length;
+      for (const col of columns) {
+        col.values.forEach((v, i) => {
+          if (v.length !== 0 && v.length !== n) throw new UserError(`${source}: ${col.specs[i].name} has ${v.length} entries, ${key.specs[0].name} ${n}`);
+        });
+      }
+      obj[sec.name] = Array.from({ length: n }, (_, k) => {
+        const item: Record<string, unknown> = {};
+        for (const col of columns) {
+          const v = col.e.spec.codec.fromRos(col.values.map((a) => (a.length === 0 ? undefined : a[k]) as ParamValue));
+          if (v !== undefined) item[col.e.field] = v;
+        }
+        return item;
+      });
+      continue;
+    }
+    const section: Record<string, unknown> = {};
+    let changed = false;
+    for (const e of entries) {
+      const specs = paramsOf(e);
+      const raw = specs.map(get);
+      if (specs.some((s, i) => values.has(s.name) && JSON.stringify(raw[i]) !== JSON.stringify(s.default))) changed = true;
+      const v = e.spec.codec.fromRos(raw);
+      if (v !== undefined) section[e.field] = v;
+    }
+    // An optional section is present when any of its parameters is set to something other than its default.
+    if (sec.kind !== 'optional' || changed) obj[sec.name] = section;
+  }
+  return obj;
 }
 
 /** Flattens the `ros__parameters` of one node in a ROS 2 parameter file into dotted names. */
@@ -174,7 +105,8 @@ export function flattenParams(tree: unknown, prefix = '', out = new Map<string, 
 
 /**
  * Reads a ROS 2 parameter file (`node_name: ros__parameters: …`, or `/**:`) for `nodeName` and returns the typed
- * config. Relative model paths resolve against the file's folder.
+ * config. Relative model paths resolve against the file's folder; a `config_file` parameter is read first and the
+ * other parameters override it.
  */
 export function loadParamsFile(file: string, nodeName = 's2_policy'): Config {
   const doc = readYamlFile(file, 'parameter');
@@ -182,57 +114,64 @@ export function loadParamsFile(file: string, nodeName = 's2_policy'): Config {
   const section = root[nodeName] ?? root[`/${nodeName}`] ?? root['/**'];
   if (!section?.ros__parameters) throw new UserError(`${file}: no '${nodeName}: ros__parameters:' section`);
   const values = flattenParams(section.ros__parameters);
-  const known = new Set(PARAMS.map((s) => s.name));
-  for (const name of values.keys()) {
-    if (!known.has(name) && name !== 'use_sim_time') throw new UserError(`${file}: unknown parameter ${name}`);
+  for (const [name, v] of values) {
+    if (name === 'use_sim_time') continue;
+    const spec = SPECS.get(name);
+    if (!spec) throw new UserError(`${file}: unknown parameter ${name}`);
+    values.set(name, coerce(spec, v, file));
   }
-  return parseConfig(paramsToConfigObject(values), file, dirname(file));
+  return configFromParams(withConfigFile(values, dirname(file)), file, dirname(file));
+}
+
+/**
+ * Parameter values with those of the `config_file` parameter's YAML config underneath: a value given as a parameter
+ * wins over the file's. Without config_file the values are returned as they are.
+ */
+export function withConfigFile(values: ReadonlyMap<string, ParamValue>, baseDir?: string): Map<string, ParamValue> {
+  const file = values.get('config_file');
+  if (typeof file !== 'string' || file === '') return new Map(values);
+  const abs = baseDir !== undefined && !isAbsolute(file) ? resolve(baseDir, file) : file;
+  const merged = flattenParams(configToParams(loadConfig(abs)));
+  for (const [k, v] of values) {
+    const spec = SPECS.get(k);
+    if (!spec || JSON.stringify(v) !== JSON.stringify(spec.default) || !merged.has(k)) merged.set(k, v);
+  }
+  return merged;
+}
+
+/** The typed config from parameter values (`source` names them in errors). */
+export function configFromParams(values: ReadonlyMap<string, ParamValue>, source: string, baseDir?: string): Config {
+  return parseConfig(paramsToConfigObject(values, source), source, baseDir);
 }
 
 /** The `ros__parameters` tree for a typed config (the inverse of paramsToConfigObject), for writing parameter files. */
 export function configToParams(c: Config): Record<string, unknown> {
-  const size = (s: number | readonly [number, number]) => (typeof s === 'number' ? String(s) : `${s[0]}x${s[1]}`);
-  const base = c.image.base_size;
-  const tree: Record<string, unknown> = {
-    backbone: { model: c.backbone.model, providers: c.backbone.providers, ...(c.backbone.threads ? { threads: c.backbone.threads } : {}) },
-    s2: {
-      ...(c.s2.scales ? { scales: c.s2.scales } : {}),
-      ...(c.s2.img_sizes ? { img_sizes: c.s2.img_sizes.map(size) } : {}),
-      ...(c.s2.max_split_size ? { max_split_size: c.s2.max_split_size } : {}),
-      ...(c.s2.split_mode ? { split_mode: c.s2.split_mode } : {}),
-      resize_output_to_idx: c.s2.resize_output_to_idx,
-      engine: c.s2.engine,
-    },
-    image: {
-      base_size: size(base),
-      crop: c.image.crop,
-      resize: c.image.resize,
-      ...(typeof c.image.normalization === 'string' ? { normalization: c.image.normalization } : { mean: c.image.normalization.mean, std: c.image.normalization.std }),
-    },
-    cameras: { names: c.cameras.map((x) => x.name), topics: c.cameras.map((x) => x.topic), transports: c.cameras.map((x) => x.transport) },
-    sync: { mode: c.sync.mode, slop_ms: c.sync.slop_ms },
-    features: { pool: c.features.pool, publish: c.features.publish, topic: c.features.topic },
-    policy: {
-      model: c.policy.model,
-      ...(c.policy.stats ? { stats: c.policy.stats } : {}),
-      features_input: c.policy.features_input,
-      ...(c.policy.state_input ? { state_input: c.policy.state_input } : {}),
-      chunk_mode: c.policy.chunk_mode,
-      ensemble_k: c.policy.ensemble_k,
-    },
-    control: {
-      rate_hz: c.control.rate_hz,
-      command_type: c.control.command_type,
-      action_interface: c.control.action_interface,
-      action_topic: c.control.action_topic,
-      ...(c.control.joint_names ? { joint_names: c.control.joint_names } : {}),
-      ...(c.control.lower ? { lower: c.control.lower } : {}),
-      ...(c.control.upper ? { upper: c.control.upper } : {}),
-      ...(c.control.max_delta ? { max_delta: c.control.max_delta } : {}),
-    },
-    watchdog: { stale_after_ms: c.watchdog.stale_after_ms },
+  const tree: Record<string, unknown> = {};
+  const put = (name: string, v: ParamValue) => {
+    const parts = name.split('.');
+    let node = tree;
+    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+    node[parts[parts.length - 1]] = v;
   };
-  if (c.joint_states) tree.joint_states = { topic: c.joint_states.topic, names: c.joint_states.names, max_age_ms: c.joint_states.max_age_ms };
+  const record = c as unknown as Record<string, unknown>;
+  for (const e of ENTRIES) {
+    const sec = record[e.section];
+    if (sec === undefined) continue;
+    const specs = paramsOf(e);
+    if (e.list) {
+      const items = sec as Record<string, unknown>[];
+      const vals = items.map((it) => (it[e.field] === undefined ? undefined : e.spec.codec.toRos(it[e.field])));
+      if (vals.every((v) => v === undefined)) continue;
+      specs.forEach((s, i) => put(s.name, vals.map((v) => (v === undefined ? '' : v[i])) as ParamValue));
+      continue;
+    }
+    const v = (sec as Record<string, unknown>)[e.field];
+    if (v === undefined) continue;
+    const ros = e.spec.codec.toRos(v);
+    specs.forEach((s, i) => {
+      if (!isUnset(ros[i]) || s.type === 'bool') put(s.name, ros[i]);
+    });
+  }
   return tree;
 }
 
@@ -274,7 +213,8 @@ export function remappedName(argv: readonly string[], name: string, namespace: s
   return { name: n, namespace: ns };
 }
 
-const PATH_PARAMS = new Set(['backbone.model', 'policy.model', 'policy.stats']);
+/** Parameters holding file paths: relative ones resolve against the parameter file that names them. */
+const PATH_PARAMS = new Set([...PARAMS.filter((s) => s.key !== undefined && ENTRIES.find((e) => e.key === s.key)?.spec.codec.path).map((s) => s.name), 'config_file']);
 
 /**
  * Parameter values for this node from every `--params-file` in ROS arguments, in order: sections `/**`, `name`,

@@ -9,7 +9,9 @@ import { withAtomicDir, writeFileAtomic } from '../io/atomic.js';
 import { writeArray } from '../io/npy.js';
 import type { Float64MultiArrayMsg, JointStateMsg, JointTrajectoryMsg, TwistStampedMsg } from '../msgs/types.js';
 import { timeToNs } from '../msgs/types.js';
-import { FeatureExtractor, type CameraInput } from '../pipeline/extractor.js';
+import type { FeatureExtractor, CameraInput } from '../pipeline/extractor.js';
+import { jointStateVector } from '../pipeline/pipeline.js';
+import { buildRuntime } from '../runtime/build.js';
 import { syncCameras, type CameraFrame } from '../pipeline/operators.js';
 import type { RecordingReader } from '../bag/rosbag2-reader.js';
 import { inputTopics, openRecording } from './replay.js';
@@ -81,7 +83,8 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
     if (!ACTION_TOPIC_TYPES.includes(t.type)) throw new UserError(`${o.bag}: --actions-topic ${o.actionsTopic} is ${t.type}; expected one of ${ACTION_TOPIC_TYPES.join(', ')}`);
     actionType = t.type;
   }
-  const extractor = await FeatureExtractor.create(o.config);
+  const runtime = await buildRuntime(o.config, o.configFile, { features: true, policy: false, by: 'extract' });
+  const extractor = runtime.extractor as FeatureExtractor;
   const dropped: Record<string, number> = {};
   const drop = (reason: string, n = 1) => (dropped[reason] = (dropped[reason] ?? 0) + n);
   try {
@@ -98,14 +101,8 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
       for await (const m of reader.messages({ topics: side })) {
         if (m.topic === topics.joints) {
           const js = m.message as JointStateMsg;
-          const v = new Float32Array(jointNames.length);
-          const ok = jointNames.every((n, i) => {
-            const k = js.name.indexOf(n);
-            if (k < 0 || k >= js.position.length) return false;
-            v[i] = js.position[k];
-            return true;
-          });
-          if (ok) joints.push({ t: timeToNs(js.header.stamp), v });
+          const v = jointStateVector(jointNames, js);
+          if (v) joints.push({ t: timeToNs(js.header.stamp), v });
           else drop('joint_state:missing_joint');
         } else {
           actions.push({ t: m.logTime, v: actionValues(actionType as string, m.message) });
@@ -220,6 +217,6 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
     }, '--out');
     return { frames: feats.length, featureDim: d, dropped, files };
   } finally {
-    await extractor.release();
+    await runtime.release();
   }
 }

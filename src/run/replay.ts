@@ -1,27 +1,25 @@
 // Replaying a ROS 2 recording through the node's pipeline: camera and joint-state topics in, actions, S2Features
 // and /diagnostics (and optionally the inputs) out, on the recording's clock.
 import { loadDecompressHandlers } from '@mcap/support';
-import type { Config } from '../config/config.js';
+import { need, type Config } from '../config/config.js';
+import type { FeatureExtractor } from '../pipeline/extractor.js';
+import type { Runtime } from '../runtime/build.js';
 import { UserError } from '../errors.js';
 import { nsToTime, type CompressedImageMsg, type ImageMsg, type JointStateMsg } from '../msgs/types.js';
 import { runOnClock, schedulerFor, type TimedInput } from '../pipeline/clock.js';
-import { FeatureExtractor } from '../pipeline/extractor.js';
 import { ACTION_TYPES, actionMessage, diagnosticsMessage, featuresMessage } from '../pipeline/messages.js';
 import type { MetricsSnapshot } from '../pipeline/metrics.js';
-import { PolicyPipeline } from '../pipeline/pipeline.js';
-import { PolicyHead } from '../policy/head.js';
+import { DEFAULT_NODE_NAME, resolveName } from '../msgs/names.js';
+import { buildRuntime } from '../runtime/build.js';
 import type { TopicInfo } from '../bag/reader.js';
 import { openRecordingPath, type RecordingReader } from '../bag/rosbag2-reader.js';
 import { createRecordingWriter, type OutputOptions, type RecordingWriter } from '../bag/rosbag2-writer.js';
 import type { RosChannel } from '../bag/writer.js';
 
-export const NODE_NAME = 's2_policy';
+export const NODE_NAME = DEFAULT_NODE_NAME;
 
-/** '~/x' → '/s2_policy/x'; relative names get a leading '/', as in the node's default namespace. */
-export function resolveTopic(name: string, node = NODE_NAME): string {
-  if (name.startsWith('~/')) return `/${node}/${name.slice(2)}`;
-  return name.startsWith('/') ? name : `/${name}`;
-}
+/** A topic as the node named `node` in the root namespace resolves it. */
+export const resolveTopic = (name: string, node = NODE_NAME): string => resolveName(name, node);
 
 /** A .mcap file, a rosbag2 folder or its metadata.yaml; metadata disagreements go to onWarning. */
 export async function openRecording(file: string, onWarning?: (message: string) => void): Promise<RecordingReader> {
@@ -75,6 +73,8 @@ export async function* recordingInputs(reader: RecordingReader, topics: InputTop
 export interface ReplayOptions {
   bag: string;
   config: Config;
+  /** The config's name in errors (its file). */
+  source?: string;
   out: string;
   /** 0 = as fast as possible; otherwise × real time. */
   rate: number;
@@ -110,29 +110,16 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
 async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<ReplaySummary> {
   const topics = inputTopics(o.config, await reader.topics(), o.bag, o.topics);
   const { start: startNs, end: endNs } = reader.timeRange ?? { start: 0n, end: 0n };
-  const extractor = await FeatureExtractor.create(o.config);
-  let head: PolicyHead | undefined;
+  let runtime: Runtime | undefined;
   let writer: RecordingWriter | undefined;
   let finished = false;
   try {
-    head = await PolicyHead.load({
-      model: o.config.policy.model,
-      stats: o.config.policy.stats,
-      featuresInput: o.config.policy.features_input,
-      stateInput: o.config.policy.state_input,
-      output: o.config.policy.output,
-    });
-    const expected = extractor.layout.perCamera * o.config.cameras.length;
-    if (head.shape.featureDim !== expected) {
-      throw new UserError(
-        `${o.config.policy.model}: input '${o.config.policy.features_input}' takes ${head.shape.featureDim} features, the cameras give ` +
-          `${o.config.cameras.length} × ${extractor.layout.perCamera} = ${expected} (features.pool ${o.config.features.pool})`,
-      );
-    }
-    const pipeline = new PolicyPipeline(o.config, extractor, head, schedulerFor({ rate: o.rate }, 0));
+    runtime = await buildRuntime(o.config, o.source ?? 'config', { features: true, policy: true, by: 'replay' });
+    const extractor = runtime.extractor as FeatureExtractor;
+    const pipeline = runtime.pipeline(schedulerFor({ rate: o.rate }, 0));
     writer = await createRecordingWriter(o.out, o.output);
     const w = writer;
-    const c = o.config.control;
+    const c = need(o.config, 'control', o.source ?? 'config', 'replay');
     const actionTopic = resolveTopic(c.action_topic);
     const featuresTopic = resolveTopic(o.config.features.topic);
     const actionCh = await w.addChannel(actionTopic, ACTION_TYPES[c.action_interface]);
@@ -199,7 +186,6 @@ async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<Re
   } finally {
     // A failed replay leaves no output: the unfinished recording is removed (an existing --out stays as it was).
     if (!finished) await writer?.abort();
-    await extractor.release();
-    await head?.release();
+    await runtime?.release();
   }
 }

@@ -3,13 +3,14 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.js';
 import { join } from 'node:path';
-import { parseConfig, type Config } from '../config/config.js';
+import { need, parseConfig, type Config } from '../config/config.js';
 import { writePresetModel } from '../models/write.js';
 import { ManualClock, runOnClock, type TimedInput } from '../pipeline/clock.js';
-import { FeatureExtractor } from '../pipeline/extractor.js';
+import type { FeatureExtractor } from '../pipeline/extractor.js';
+import { buildRuntime } from '../runtime/build.js';
 import { PolicyPipeline } from '../pipeline/pipeline.js';
 import { fitPolicy, writePolicy, type PolicyFit } from '../policy/fit.js';
-import { PolicyHead } from '../policy/head.js';
+import type { PolicyHead } from '../policy/head.js';
 import { timeToMs } from '../msgs/types.js';
 import { TabletopSim } from './tabletop.js';
 import type { EpisodePath } from './plot.js';
@@ -182,26 +183,28 @@ export async function ensureDemoModels(dir: string, o: SimModelOptions & { episo
   const key = JSON.stringify({ v: DEMO_MODELS_VERSION, o });
   const stamp = join(dir, 'models.json');
   const config = simConfig(dir, o);
-  if (existsSync(stamp) && existsSync(config.policy.model)) {
+  const policy = need(config, 'policy', 'demo config', 'the demo');
+  if (existsSync(stamp) && existsSync(policy.model)) {
     const saved = JSON.parse(readFileSync(stamp, 'utf8')) as { key: string; fit: PolicyFit; trainSeconds: number };
     if (saved.key === key) return { dir, config, fit: saved.fit, trainSeconds: saved.trainSeconds };
   }
   mkdirSync(dir, { recursive: true });
   const t0 = performance.now();
   writePresetModel('convnet-tiny', config.backbone.model);
-  const extractor = await FeatureExtractor.create(config);
+  const runtime = await buildRuntime(config, 'demo config', { features: true, policy: false, by: 'the demo' });
+  const extractor = runtime.extractor as FeatureExtractor;
   try {
     const episodes = o.episodes ?? 24;
     log?.(`collecting ${episodes} expert demonstrations (seeds ${o.seed ?? 1000}…) for the demo policy head…`);
     const demos = await collectDemos(extractor, episodes, o.seed ?? 1000);
     const fit = fitDemos(demos, o.chunk ?? 4);
-    writePolicy({ model: config.policy.model, stats: join(dir, 'policy.stats.json') }, fit);
+    writePolicy({ model: policy.model, stats: join(dir, 'policy.stats.json') }, fit);
     const trainSeconds = (performance.now() - t0) / 1000;
     log?.(`fitted a linear head on ${demos.rows} steps × ${demos.featureDim} features (λ = ${fit.lambda}, ${fit.selection.note}) in ${trainSeconds.toFixed(1)} s`);
     const slim = { ...fit, weight: [], bias: [] };
     writeFileAtomic(stamp, JSON.stringify({ key, fit: slim, trainSeconds }));
     return { dir, config: simConfig(dir, o), fit, trainSeconds };
   } finally {
-    await extractor.release();
+    await runtime.release();
   }
 }
