@@ -46,7 +46,7 @@ describe('s2-policy CLI errors', () => {
     expectError(['features', '--model', modelPath('vit-tiny'), '--input', input32, '--out', out, '--img-sizes', '32,48', '--max-split-size', '32'],
       /crop size 24×24 \(scale 48×48\) does not fit the model's fixed input 32×32; use --max-split-size 32 with scale sizes that are multiples of 32/));
   it('rejects an unknown flag', () => expectError(['features', '--model', modelPath('vit-tiny'), '--bogus', '1'], /features: Unknown option '--bogus'/));
-  it('rejects a malformed size list', () => expectError(['inspect', '--model', modelPath('vit-tiny'), '--img-sizes', '32,abc'], /--img-sizes must be sizes like 224,448/));
+  it('rejects a malformed size list', () => expectError(['inspect', '--model', modelPath('vit-tiny'), '--img-sizes', '32,abc'], /--img-sizes: expected a size like 224 or 224x336, got 'abc'/));
   it('rejects an unknown command', () => expectError(['frobnicate'], /unknown command 'frobnicate'/));
   it('requires scales', () => expectError(['features', '--model', modelPath('vit-tiny'), '--input', input32, '--out', out], /one of --scales or --img-sizes is required/));
 

@@ -2,6 +2,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../errors.js';
+import { parseSize } from '../config/size.js';
 import type { S2Options, Size } from '../s2/plan.js';
 
 export type Flags = Record<string, string | boolean | undefined>;
@@ -46,14 +47,12 @@ export function numberList(text: string, name: string): number[] {
   return nums;
 }
 
-/** '224,448' (squares) or '224x336,448x672' (height x width pairs). */
+/** '224,448' (squares) or '224x336,448x672' (height x width pairs), in the project's one size syntax. */
 export function sizeList(text: string, name: string): Size[] {
   return text.split(',').map((part) => {
-    const m = /^\s*(\d+)\s*(?:[x×]\s*(\d+))?\s*$/.exec(part);
-    if (!m) throw new UserError(`--${name} must be sizes like 224,448 or 224x336,448x672, got '${text}'`);
-    const h = Number(m[1]);
-    if (h <= 0 || (m[2] !== undefined && Number(m[2]) <= 0)) throw new UserError(`--${name}: sizes must be positive, got '${part.trim()}'`);
-    return m[2] === undefined ? h : ([h, Number(m[2])] as const);
+    const s = parseSize(part);
+    if (typeof s === 'string') throw new UserError(`--${name}: ${s}`);
+    return s;
   });
 }
 

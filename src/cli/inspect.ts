@@ -5,7 +5,8 @@ import { resolveS2Options } from '../backbone/resolve.js';
 import { countCalls } from '../s2/plan.js';
 import { COMPILED_KEY, compiledInfo, type CompiledInfo } from '../compile/compile.js';
 import { backboneOptions } from './features.js';
-import { MODEL_FLAGS, S2_FLAGS, int, parseFlags, required, s2OptionsFromFlags, str } from './args.js';
+import { MODEL_FLAGS, S2_FLAGS, int, parseFlags, required, s2OptionsFromFlags, sizeList, str } from './args.js';
+import { pair } from '../config/size.js';
 
 export const INSPECT_HELP = `usage: s2-policy inspect --model M.onnx [--scales 1,2 | --img-sizes 224,448 | 224x336,448x672]
          [--input-size N | HxW] [--batch B] [other S² flags as for features]`;
@@ -40,10 +41,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     let inH: number | undefined;
     let inW: number | undefined;
     if (sizeText !== undefined) {
-      const m = /^(\d+)(?:[x×](\d+))?$/.exec(sizeText.trim());
-      if (!m) throw new UserError(`--input-size must be N or HxW, got '${sizeText}'`);
-      inH = Number(m[1]);
-      inW = m[2] === undefined ? inH : Number(m[2]);
+      [inH, inW] = pair(sizeList(sizeText, 'input-size')[0]);
     } else {
       inH = inW = backbone.nativeSize;
     }

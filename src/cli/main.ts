@@ -8,6 +8,7 @@ import { INSPECT_HELP, inspectCommand } from './inspect.js';
 import { MAKE_DEMO_HELP, makeDemoCommand } from './make-demo.js';
 import { MAKE_MODEL_HELP, makeModelCommand } from './make-model.js';
 import { REPLAY_HELP, replayCommand } from './replay.js';
+import { PARAMS_HELP, paramsCommand } from './params.js';
 import { ROS_HELP, rosCommand } from './ros.js';
 import { START_HELP, startCommand } from './start.js';
 import { EVAL_HELP, FIT_HELP, SIM_HELP, evalCommand, fitCommand, simCommand } from './learn.js';
@@ -27,6 +28,7 @@ commands:
   fit          a linear policy head by ridge regression from demonstrations (sim collect or extract)
   eval         closed-loop success of single scale versus S² in the simulation
   ros          the ROS 2 node (needs a sourced ROS 2 and rclnodejs built against it)
+  params       the ROS 2 parameter file equivalent to a YAML config, or the configuration reference
 
 ${FEATURES_HELP}
 
@@ -43,6 +45,8 @@ ${REPLAY_HELP}
 ${EXTRACT_HELP}
 
 ${ROS_HELP}
+
+${PARAMS_HELP}
 
 ${START_HELP}
 
@@ -79,6 +83,8 @@ export async function run(argv: string[]): Promise<number> {
         return await extractCommand(rest);
       case 'ros':
         return await rosCommand(rest);
+      case 'params':
+        return paramsCommand(rest);
       case 'start':
         return await startCommand(rest);
       case 'sim':
@@ -94,7 +100,7 @@ export async function run(argv: string[]): Promise<number> {
         console.log(HELP);
         return command === undefined ? 2 : 0;
       default:
-        throw new UserError(`unknown command '${command}' (commands: features, inspect, compile, make-model, make-demo, replay, extract, ros, start, sim, fit, eval; see s2-policy --help)`);
+        throw new UserError(`unknown command '${command}' (commands: features, inspect, compile, make-model, make-demo, replay, extract, ros, params, start, sim, fit, eval; see s2-policy --help)`);
     }
   } catch (e) {
     if (e instanceof UserError || e instanceof S2OptionError) {

@@ -1,8 +1,10 @@
 // `s2-policy ros`: the ROS 2 node (what `ros2 run s2_policy s2_policy_node` starts). ROS arguments pass through.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { loadRclnodejs } from '../ros/detect.js';
 
-export const ROS_HELP = `usage: s2-policy ros [--node combined|features|policy_head|sim] [--ros-args --params-file params.yaml -r __ns:=/robot -p autostart:=true ...]`;
+export const ROS_HELP = `usage: s2-policy ros [--node combined|features|policy_head|sim] [--config cfg.yaml] [--ros-args --params-file params.yaml -r __ns:=/robot -p autostart:=true ...]`;
 
 export async function rosCommand(argv: string[]): Promise<number> {
   if (argv[0] === '--help' || argv[0] === '-h') {
@@ -17,6 +19,13 @@ export async function rosCommand(argv: string[]): Promise<number> {
     mode = m;
     rest = argv.slice(2);
   }
+  let configFile: string | undefined;
+  if (rest[0] === '--config') {
+    configFile = rest[1];
+    if (!configFile) throw new UserError('ros: --config needs a YAML config file');
+    if (!existsSync(configFile)) throw new UserError(`${configFile}: no such config file`);
+    rest = rest.slice(2);
+  }
   const ros = await loadRclnodejs();
   if (!ros.ok) throw new UserError(`ros: ${ros.reason}`);
   if (mode === 'sim') {
@@ -24,5 +33,5 @@ export async function rosCommand(argv: string[]): Promise<number> {
     return runSimNode({ argv: rest });
   }
   const { runNode } = await import('../ros/node.js');
-  return runNode({ argv: rest, mode });
+  return runNode({ argv: rest, mode, configFile: configFile && resolve(configFile) });
 }

@@ -55,6 +55,8 @@ export interface NodeRunOptions {
   nodeName?: string;
   namespace?: string;
   argv?: string[];
+  /** A YAML config (as replay takes it): its values underneath the parameters given. */
+  configFile?: string;
 }
 
 /** A publisher of our message shapes (rclnodejs checks them against the ROS type at publish time). */
@@ -92,13 +94,17 @@ export class S2PolicyNode {
     namespace = '',
     readonly mode: NodeMode = 'combined',
     argv: readonly string[] = [],
+    configFile?: string,
   ) {
     // Parameter files are read here, not left to rclnodejs, which only applies sections named exactly like the node
     // (not '/name'), and refuses an integer for a double or integer arrays from a file. A config_file parameter
     // brings the YAML config's values underneath the others.
     const options = new rclnodejs.NodeOptions();
     const actual = remappedName(argv, name, namespace);
-    for (const [k, v] of withConfigFile(paramFileOverrides(argv, actual.name, actual.namespace))) {
+    const given = paramFileOverrides(argv, actual.name, actual.namespace);
+    const fromArgs = commandLineConfigFile(argv) ?? configFile;
+    if (fromArgs !== undefined && !given.has('config_file')) given.set('config_file', fromArgs);
+    for (const [k, v] of withConfigFile(given)) {
       const spec = PARAMS.find((p) => p.name === k);
       if (spec) options.parameterOverrides.push(new rclnodejs.Parameter(k, TYPE[spec.type], rosValue(spec, v)));
     }
@@ -380,6 +386,16 @@ export class S2PolicyNode {
   }
 }
 
+/** `-p config_file:=FILE` among ROS arguments (rcl would apply it too, but the file must be read before declaring). */
+function commandLineConfigFile(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length - 1; i++) {
+    if (argv[i] !== '-p' && argv[i] !== '--param') continue;
+    const m = /^config_file:=(.+)$/.exec(argv[i + 1]);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
 const TRANSITION_CONFIGURE = 1;
 const STATE_UNCONFIGURED = 1;
 
@@ -408,7 +424,7 @@ export async function runNode(options: NodeRunOptions = {}): Promise<number> {
   const mode = options.mode ?? 'combined';
   let n: S2PolicyNode;
   try {
-    n = new S2PolicyNode(options.nodeName ?? DEFAULT_NODE_NAMES[mode], options.namespace ?? '', mode, options.argv ?? []);
+    n = new S2PolicyNode(options.nodeName ?? DEFAULT_NODE_NAMES[mode], options.namespace ?? '', mode, options.argv ?? [], options.configFile);
   } catch (e) {
     // Parameter files with the wrong type (e.g. 20 for a double: write 20.0) fail here.
     console.error(`s2-policy: parameters: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
