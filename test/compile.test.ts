@@ -1,7 +1,7 @@
 // The compiled S² model against the PyTorch golden cases (library and CLI), against the JavaScript engine on
 // generated plans, its structure (standard operators, one backbone copy per crop size) and its refusals.
 import { strict as assert } from 'node:assert';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { OnnxBackbone } from '../src/backbone/onnx-backbone.js';
@@ -226,6 +226,13 @@ describe('compiled S² model', () => {
       assert.equal(r.status, 2);
       assert.match(r.stderr, /already a compiled S² model/);
       assert.equal(statSync(out).size, size, 'inputs are not modified');
+      const copy = join(dir, 'vit.onnx');
+      copyFileSync(modelPath('vit-tiny'), copy);
+      const before = readFileSync(copy);
+      r = cli(['compile', '--model', copy, '--scales', '1,2', '--out', copy]);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /^s2-policy: --out .*is the input --model/);
+      assert.deepEqual(readFileSync(copy), before);
     });
 
     it('features refuses an input the compiled model does not take, in one line', () => {

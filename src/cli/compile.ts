@@ -1,10 +1,10 @@
 // `s2-policy compile`: writes one ONNX model computing the S² features of a backbone (see src/compile/README.md),
 // checked against the JavaScript engine on a random batch before it is written.
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { OnnxBackbone } from '../backbone/onnx-backbone.js';
 import { compileLoaded } from '../compile/compile.js';
 import { CompiledS2, checkCompiled } from '../compile/engine.js';
 import { UserError } from '../errors.js';
+import { refuseAliases, writeFileAtomic } from '../io/atomic.js';
 import { backboneOptions } from './features.js';
 import { MODEL_FLAGS, S2_FLAGS, parseFlags, required, s2OptionsFromFlags, str } from './args.js';
 
@@ -33,6 +33,7 @@ export async function compileCommand(argv: string[]): Promise<number> {
   if (options.scales === undefined && options.imgSizes === undefined) throw new UserError('compile: one of --scales or --img-sizes is required');
   if (options.maxBatch !== undefined) throw new UserError('compile: --max-batch cannot be compiled (the graph runs all crops of one size in one pass)');
   const sizeText = str(flags, 'input-size');
+  refuseAliases([{ path: outFile, what: '--out' }], [{ path: modelFile, what: '--model' }]);
 
   const backbone = await OnnxBackbone.load(modelFile, { ...backboneOptions(flags), outputShape: options.outputShape, numPrefixToken: options.numPrefixToken });
   try {
@@ -56,14 +57,7 @@ export async function compileCommand(argv: string[]): Promise<number> {
       }
     }
     // Written under a temporary name and renamed, so a failed run leaves no half-written model.
-    const tmp = `${outFile}.tmp-${process.pid}`;
-    try {
-      writeFileSync(tmp, compiled.bytes);
-      renameSync(tmp, outFile);
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      throw new UserError(`compile: cannot write ${outFile} (${(e as Error).message.split('\n')[0]})`);
-    }
+    writeFileAtomic(outFile, compiled.bytes, '--out');
     const i = compiled.info;
     console.log(
       `wrote ${outFile}: image [batch, ${i.channels}, ${i.inputSize[0]}, ${i.inputSize[1]}] -> features [${i.outputDims.join(', ')}] ` +

@@ -94,7 +94,8 @@ export async function compileLoaded(backbone: OnnxBackbone, options: S2Options, 
     const scope = `backbone@${c.key.replace('×', 'x')}/`;
     const rename = (v: string): string =>
       v === backbone.inputName ? c.cropsName : v === backbone.outputName ? c.outputName : initNames.has(v) ? weightName(v) : scope + v;
-    for (const k of kept) nodes.push(encodeNode(k, rename, scope));
+    // Unnamed nodes get a name too, so that tools (quantization, profiling) can select the backbone's nodes.
+    kept.forEach((k, idx) => nodes.push(encodeNode(k.name === '' ? { ...k, name: `${k.opType}_unnamed_${idx}` } : k, rename, scope)));
   }
   const initializers = [
     ...own.initializers.map((i) => i.raw),
