@@ -528,7 +528,6 @@ describe('bag: bad input', () => {
     const base = { header: header(1), name: ['a'], position: [1], velocity: [], effort: [] };
     // MessageWriter would write a length prefix and no data for a Float32Array in a float64[] field.
     await rejectsWith(writer.write(js, { ...base, position: new Float32Array([1]) as unknown as number[] }, 1n), /topic \/joint_states .*field 'position': expected Float64Array or an array/);
-    await rejectsWith(writer.write(js, { ...base, header: header(1, 'kamera_ü') }, 1n), /field 'header\.frame_id': expected ASCII/);
     const { name: _name, ...noName } = base;
     await rejectsWith(writer.write(js, noName as unknown as JointStateMsg, 1n), /field 'name': expected a value/);
     await rejectsWith(writer.write(cam, { ...rgbImage(0), height: -1 }, 1n), /field 'height': expected an integer in \[0, 4294967295\]/);
@@ -539,6 +538,27 @@ describe('bag: bad input', () => {
     await writer.close();
     const [img] = await readAll(join(dir, 'shape.mcap'));
     assert.equal((img.message as ImageMsg).is_bigendian, 1);
+  });
+});
+
+describe('bag: strings', () => {
+  it('writes ROS strings as UTF-8, as rmw does: non-ASCII text round-trips byte-exactly', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'utf8.mcap');
+    const writer = await McapRosWriter.create(file);
+    const js = await writer.addChannel('/joint_states', 'sensor_msgs/msg/JointState');
+    const names = ['schulter_ü', 'step 100 < 3×64', '関節', '🤖'];
+    await writer.write(js, { header: header(1, 'kamera_ü ×'), name: names, position: [1, 2, 3, 4], velocity: [], effort: [] }, 1n);
+    await writer.close();
+    const [m] = await readAll(file);
+    const msg = m.message as JointStateMsg;
+    assert.equal(msg.header.frame_id, 'kamera_ü ×');
+    assert.deepEqual(msg.name, names);
+    // The length prefix counts UTF-8 bytes plus the NUL: 'kamera_ü ×' is 10 characters, 13 bytes.
+    const bytes = new TextEncoder().encode('kamera_ü ×');
+    const at = Buffer.from(m.data).indexOf(Buffer.from(bytes));
+    assert.ok(at >= 4);
+    assert.equal(new DataView(m.data.buffer, m.data.byteOffset).getUint32(at - 4, true), bytes.length + 1);
   });
 });
 

@@ -47,13 +47,9 @@ function describe(v: unknown): string {
   return typeof v;
 }
 
-/** Non-ASCII text is refused: @foxglove/cdr 3.5 sizes strings by UTF-16 length and truncates their UTF-8 bytes. */
+/** Any text: strings are written as UTF-8 (see cdr-utf8.ts; a lone surrogate becomes U+FFFD, as TextEncoder does). */
 function checkString(v: unknown, path: string): void {
   if (typeof v !== 'string') throw new MessageShapeError(path, 'a string', describe(v));
-  // eslint-disable-next-line no-control-regex
-  if (/[^\x00-\x7f]/.test(v)) {
-    throw new MessageShapeError(path, 'ASCII text (the CDR writer of @foxglove/cdr 3.5 corrupts other UTF-8)', describe(v));
-  }
 }
 
 /** Checks one primitive scalar; returns the value to encode (a boolean in an integer field becomes 0/1). */

@@ -3,6 +3,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { LIBRARY_IDENTIFIER, McapWriter, type McapWriterOptions } from '@mcap/core';
 import { MessageWriter } from '@foxglove/rosmsg2-serialization';
+import './cdr-utf8.js';
 import type { MessageDefinitionField } from '@foxglove/message-definition';
 import { UserError } from '../errors.js';
 import { AtomicFile } from '../io/atomic.js';

@@ -1,6 +1,6 @@
 // Driving the pipeline from timed inputs on their own clock (a recording, a simulation): as fast as possible on a
 // virtual clock, or paced in real time. The control clock and the watchdog follow the inputs' time either way.
-import { Subject, VirtualTimeScheduler, asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
+import { Subject, Subscription, VirtualTimeScheduler, type SchedulerAction, type SchedulerLike } from 'rxjs';
 import type { JointStateMsg } from '../msgs/types.js';
 import type { ActionCommand } from './controller.js';
 import type { MetricsSnapshot } from './metrics.js';
@@ -50,6 +50,57 @@ export class ManualClock extends VirtualTimeScheduler {
   }
 }
 
+/**
+ * A clock paced by the wall clock but reading the inputs' time: now() starts at `startMs` (e.g. 0 = the recording's
+ * start) and runs at `rate` × real time, and delays are in that clock's ms. So everything stamped from now() — actions,
+ * features, diagnostics — lies on the recording's clock in real-time replay just as on the virtual clock.
+ */
+export class PacedClock implements SchedulerLike {
+  private readonly wallStart = performance.now();
+
+  constructor(
+    readonly rate: number,
+    readonly startMs = 0,
+  ) {
+    if (!(rate > 0) || !Number.isFinite(rate)) throw new RangeError(`PacedClock: rate must be a positive finite number, got ${rate}`);
+  }
+
+  now(): number {
+    return this.startMs + (performance.now() - this.wallStart) * this.rate;
+  }
+
+  schedule<T>(work: (this: SchedulerAction<T>, state?: T) => void, delay = 0, state?: T): Subscription {
+    return new PacedAction<T>(this, work).schedule(state, delay);
+  }
+}
+
+/** One scheduled piece of work of a PacedClock; work may reschedule itself (periodic timers do). */
+class PacedAction<T> extends Subscription implements SchedulerAction<T> {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly clock: PacedClock,
+    private readonly work: (this: SchedulerAction<T>, state?: T) => void,
+  ) {
+    super(() => {
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.timer = undefined;
+    });
+  }
+
+  schedule(state?: T, delay = 0): Subscription {
+    if (this.closed) return this;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.work.call(this, state);
+      // Not rescheduled by the work: done.
+      if (this.timer === undefined) this.unsubscribe();
+    }, Math.max(0, delay) / this.clock.rate);
+    return this;
+  }
+}
+
 export interface RunOptions {
   /** 0: as fast as possible on a virtual clock; r > 0: r × real time. */
   rate: number;
@@ -59,7 +110,7 @@ export interface RunOptions {
 
 /** A scheduler for a pipeline that will be driven by `runOnClock` with these options. */
 export function schedulerFor(options: RunOptions, startMs: number): SchedulerLike {
-  return options.rate > 0 ? asyncScheduler : new ManualClock(startMs);
+  return options.rate > 0 ? new PacedClock(options.rate, startMs) : new ManualClock(startMs);
 }
 
 /**
@@ -81,6 +132,7 @@ export async function runOnClock(pipeline: PolicyPipeline, inputs: AsyncIterable
     out.metrics.subscribe((m) => keep(sinks.metrics?.(m))),
   ];
   const clock = pipeline.scheduler instanceof ManualClock ? pipeline.scheduler : undefined;
+  const paced = pipeline.scheduler instanceof PacedClock ? pipeline.scheduler : undefined;
   const wallStart = performance.now();
   let first: number | undefined;
   let last = 0;
@@ -90,8 +142,8 @@ export async function runOnClock(pipeline: PolicyPipeline, inputs: AsyncIterable
       last = input.timeMs;
       if (clock) clock.advanceTo(input.timeMs);
       else {
-        const due = wallStart + (input.timeMs - first) / options.rate;
-        const wait = due - performance.now();
+        // On a PacedClock an input is due when the clock reads its time; on another clock, relative to the first.
+        const wait = paced ? (input.timeMs - paced.now()) / paced.rate : wallStart + (input.timeMs - first) / options.rate - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
       if (input.joints) joints.next(input.joints);
