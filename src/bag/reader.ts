@@ -162,8 +162,8 @@ export class McapRosReader {
       if (scan.truncatedAt !== undefined && options.allowTruncated !== true) {
         const complete = [...scan.counts.values()].reduce((a, b) => a + b, 0);
         throw new UserError(
-          `${file}: truncated MCAP (no footer; the last complete record ends at byte ${scan.truncatedAt} of ${size}): ` +
-            `its ${complete} complete messages are readable with allowTruncated, and 'mcap recover' repairs the file`,
+          `${file}: truncated MCAP (cut off inside its data section; the last complete record ends at byte ${scan.truncatedAt} of ${size}, ` +
+            `after ${complete} complete messages): repair it with 'mcap recover ${file} -o repaired.mcap'`,
         );
       }
       return new McapRosReader(file, handle, size, options, undefined, scan, header?.profile ?? '', header?.library ?? '', indexError || 'no usable index');
@@ -181,6 +181,16 @@ export class McapRosReader {
   /** Set for a truncated file opened with allowTruncated: the byte where its last complete record ends. */
   get truncatedAt(): number | undefined {
     return this.scan?.truncatedAt;
+  }
+
+  /**
+   * Messages whose channel id has no Channel record, by channel id: they cannot be attributed to a topic and are
+   * never yielded. Known from the statistics (indexed) or the scan (streamed).
+   */
+  get unknownChannelMessages(): ReadonlyMap<number, number> {
+    const { channels } = this.records();
+    const counts = this.scan ? this.scan.counts : new Map([...(this.indexed?.statistics?.channelMessageCounts ?? new Map<number, bigint>())].map(([k, v]) => [k, Number(v)]));
+    return new Map([...counts].filter(([id, n]) => !channels.has(id) && n > 0));
   }
 
   /** Messages that could not be decoded so far, in total and per topic. */
@@ -443,6 +453,12 @@ async function* streamRecords(
       // A chunk is consumed whole before its records come out, so this is always a top-level record boundary.
       state.lastComplete = position - reader.bytesRemaining();
       yield record;
+      // The data section ends here: every message has been seen, and a damaged summary, footer or trailing magic
+      // after it does not matter to a streaming read (the one rule: intact chunks are readable).
+      if (record.type === 'DataEnd') {
+        state.done = true;
+        return;
+      }
     }
   }
 }
