@@ -278,7 +278,8 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
       await replayDamaged('flip-record-length', set(c.at + 6, 0x7f), [2]);
       await replayDamaged('flip-record-length-low', set(c.at + 1, bag[c.at + 1] ^ 0x40), [2]);
       await replayDamaged('flip-chunk-crc', set(c.body + 24, bag[c.body + 24] ^ 0xff), [2]);
-      await replayDamaged('flip-chunk-size', set(c.body + 16 + 5, 0x7f), [2]);
+      // The uncompressed size of an uncompressed chunk is informative only: read or refused, never a crash.
+      await replayDamaged('flip-chunk-size', set(c.body + 16 + 5, 0x7f), [0, 2]);
       await replayDamaged('flip-chunk-compression', set(c.body + 28 + 3, 0x20), [2]);
     }));
 
@@ -286,7 +287,7 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
       const o = await replayDamaged(
         'bad-cdr',
         (b) => {
-          const c = recs.filter((r) => r.op === OP.chunk)[1];
+          const c = recs.filter((r) => r.op === OP.chunk)[0];
           const { inner } = chunkLayout(b, c);
           const msg = inner.filter((r) => r.op === 0x05)[2];
           // Message body: channel id u16, sequence u32, log and publish time u64; then the CDR payload, whose
@@ -305,7 +306,7 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
       const o = await replayDamaged(
         'unknown-channel',
         (b) => {
-          const c = recs.filter((r) => r.op === OP.chunk)[1];
+          const c = recs.filter((r) => r.op === OP.chunk)[0];
           const { inner } = chunkLayout(b, c);
           for (const msg of inner.filter((r) => r.op === 0x05).slice(0, 2)) b.writeUInt16LE(77, msg.body);
           fixChunkCrc(b, c);
@@ -313,7 +314,7 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
         },
         [0, 2],
       );
-      if (o.code === 0) assert.match(o.out.find((l) => l.startsWith('messages ')) ?? '', /unknown channel 77 2\b/);
+      if (o.code === 0) assert.match(o.out.find((l) => l.startsWith('messages ')) ?? '', /unknown channel 77 [12]\b/);
     }));
 
     it('opens any single flipped byte as messages or one UserError, never another error (fast-check)', cases(async () => {
@@ -562,7 +563,9 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
     }));
   });
 
-  it(`reports how many cases ran (${basename(import.meta.url)})`, () => {
-    assert.ok(stats.cases >= 100, `${stats.cases} cases`);
+  describe('summary', () => {
+    it(`ran at least 100 generated cases (${basename(import.meta.url)})`, () => {
+      assert.ok(stats.cases >= 100, `${stats.cases} cases`);
+    });
   });
 });

@@ -76,6 +76,7 @@ export class OnnxBackbone implements Backbone {
 
   /** A model already in memory; `file` names it in messages. */
   static async fromBytes(bytes: Uint8Array, file: string, options: BackboneOptions = {}): Promise<OnnxBackbone> {
+    if (bytes.byteLength === 0) throw new ModelError(`${file}: empty file (0 bytes), not an ONNX model`);
     let metadata: Record<string, string>;
     try {
       metadata = readOnnxMetadata(bytes, file);

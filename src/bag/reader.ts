@@ -109,6 +109,7 @@ function firstLine(e: unknown): string {
 export class McapRosReader {
   private readonly decoders = new Map<number, Decoder>();
   private readonly failuresByTopic = new Map<string, number>();
+  private readonly unknownSeen = new Map<number, number>();
   private failures = 0;
 
   private constructor(
@@ -187,10 +188,20 @@ export class McapRosReader {
    * Messages whose channel id has no Channel record, by channel id: they cannot be attributed to a topic and are
    * never yielded. Known from the statistics (indexed) or the scan (streamed).
    */
-  get unknownChannelMessages(): ReadonlyMap<number, number> {
+  get unknownChannelsInIndex(): ReadonlyMap<number, number> {
     const { channels } = this.records();
     const counts = this.scan ? this.scan.counts : new Map([...(this.indexed?.statistics?.channelMessageCounts ?? new Map<number, bigint>())].map(([k, v]) => [k, Number(v)]));
     return new Map([...counts].filter(([id, n]) => !channels.has(id) && n > 0));
+  }
+
+  /**
+   * Messages without a Channel record, by channel id: those the index or scan lists, or more if reading met them
+   * (a message index can point at a record whose channel id was damaged).
+   */
+  get unknownChannelMessages(): ReadonlyMap<number, number> {
+    const out = new Map(this.unknownChannelsInIndex);
+    for (const [id, n] of this.unknownSeen) out.set(id, Math.max(n, out.get(id) ?? 0));
+    return out;
   }
 
   /** Messages that could not be decoded so far, in total and per topic. */
@@ -256,7 +267,10 @@ export class McapRosReader {
     const { channels, schemas } = this.records();
     for await (const raw of source) {
       const channel = channels.get(raw.channelId);
-      if (!channel) continue;
+      if (!channel) {
+        this.unknownSeen.set(raw.channelId, (this.unknownSeen.get(raw.channelId) ?? 0) + 1);
+        continue;
+      }
       // The indexed reader filters by itself; streaming applies the same filter here.
       if (topics && !topics.includes(channel.topic)) continue;
       if ((startTime !== undefined && raw.logTime < startTime) || (endTime !== undefined && raw.logTime > endTime)) continue;

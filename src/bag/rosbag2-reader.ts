@@ -14,6 +14,9 @@ export interface RecordingReader {
   readonly file: string;
   readonly timeRange: { start: bigint; end: bigint } | undefined;
   readonly decodeFailures: { total: number; byTopic: ReadonlyMap<string, number> };
+  /** Messages without a Channel record, by channel id, as the index or scan lists them / as reading met them. */
+  readonly unknownChannelsInIndex: ReadonlyMap<number, number>;
+  readonly unknownChannelMessages: ReadonlyMap<number, number>;
   topics(): Promise<TopicInfo[]>;
   messages(query?: MessageQuery): AsyncGenerator<BagMessage>;
   close(): Promise<void>;
@@ -185,6 +188,14 @@ export class Rosbag2Reader implements RecordingReader {
     return { total, byTopic };
   }
 
+  get unknownChannelsInIndex(): ReadonlyMap<number, number> {
+    return sumById(this.members.map((m) => m.reader.unknownChannelsInIndex));
+  }
+
+  get unknownChannelMessages(): ReadonlyMap<number, number> {
+    return sumById(this.members.map((m) => m.reader.unknownChannelMessages));
+  }
+
   /** Topics over all files: counts summed, types and metadata from the first file that has the topic. */
   async topics(): Promise<TopicInfo[]> {
     return mergeTopics(await Promise.all(this.members.map((m) => m.reader.topics())));
@@ -274,4 +285,10 @@ async function crossCheck(meta: Rosbag2Metadata, metaFile: string, members: Memb
     }
   }
   return warnings;
+}
+
+function sumById(maps: readonly ReadonlyMap<number, number>[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const m of maps) for (const [id, n] of m) out.set(id, (out.get(id) ?? 0) + n);
+  return out;
 }

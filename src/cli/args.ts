@@ -3,13 +3,25 @@ import { readdirSync, statSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../errors.js';
 import { parseSize } from '../config/size.js';
+import type { Config } from '../config/config.js';
+import type { NamedPath } from '../io/atomic.js';
 import type { S2Options, Size } from '../s2/plan.js';
 
 export type Flags = Record<string, string | boolean | undefined>;
 
 export function parseFlags(command: string, argv: string[], options: ParseArgsConfig['options']): Flags {
   try {
-    const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    // '--img-sizes -5': a value that looks like a negative number goes to the option (and its validator), rather
+    // than parseArgs' "argument is ambiguous".
+    const args: string[] = [];
+    for (let i = 0; i < argv.length; i++) {
+      const name = argv[i].startsWith('--') ? argv[i].slice(2) : undefined;
+      if (name !== undefined && options?.[name]?.type === 'string' && /^-[\d.]/.test(argv[i + 1] ?? '')) {
+        args.push(`${argv[i]}=${argv[i + 1]}`);
+        i++;
+      } else args.push(argv[i]);
+    }
+    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
     if (positionals.length > 0) throw new UserError(`${command}: unexpected argument '${positionals[0]}'`);
     return values;
   } catch (e) {
@@ -113,4 +125,13 @@ export function refuseNonEmpty(dir: string, force: boolean, command: string): vo
     return;
   }
   if (entries.length > 0 && !force) throw new UserError(`${command}: --out ${dir} is not empty; pass --force to replace it (the whole folder is replaced)`);
+}
+
+/** The files a configuration reads (models and statistics), for refuseAliases. */
+export function configInputs(config: Config): NamedPath[] {
+  const out: NamedPath[] = [{ path: config.backbone.model, what: 'backbone.model' }];
+  const policy = (config as { policy?: { model?: string; stats?: string } }).policy;
+  if (policy?.model) out.push({ path: policy.model, what: 'policy.model' });
+  if (policy?.stats) out.push({ path: policy.stats, what: 'policy.stats' });
+  return out;
 }

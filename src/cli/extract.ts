@@ -1,9 +1,10 @@
 // `s2-policy extract`: S² features of every synchronised frame group of a recording, for training a policy.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { extractFeatures } from '../run/extract.js';
 import { loadConfig } from '../config/config.js';
 import { UserError } from '../errors.js';
-import { parseFlags, required, str } from './args.js';
+import { checkOutputPath, refuseAliases } from '../io/atomic.js';
+import { configInputs, parseFlags, refuseNonEmpty, required, str } from './args.js';
 import { warn } from './replay.js';
 
 export const EXTRACT_HELP = `usage: s2-policy extract --bag IN --config cfg.yaml --out DIR [--actions-topic TOPIC] [--force]
@@ -53,8 +54,15 @@ export async function extractCommand(argv: string[]): Promise<number> {
   const configFile = required(flags, 'config', 'extract');
   const out = required(flags, 'out', 'extract');
   if (!existsSync(bag)) throw new UserError(`${bag}: no such recording`);
-  if (existsSync(out) && readdirSync(out).length > 0 && !flags.force) throw new UserError(`${out} is not empty; pass --force to overwrite`);
+  checkOutputPath(out, 'folder', '--out');
+  const outputs = [{ path: out, what: '--out' }];
+  refuseAliases(outputs, [
+    { path: bag, what: '--bag' },
+    { path: configFile, what: '--config' },
+  ]);
+  refuseNonEmpty(out, Boolean(flags.force), 'extract');
   const config = loadConfig(configFile);
+  refuseAliases(outputs, configInputs(config));
   const s = await extractFeatures({ bag, config, configFile, out, actionsTopic: str(flags, 'actions-topic'), progress: progressPrinter('extract'), onWarning: warn });
   const drops = Object.entries(s.dropped);
   console.log(`extracted ${s.frames} frame groups × ${s.featureDim} features into ${out}: ${s.files.join(', ')}`);

@@ -4,6 +4,7 @@ import { OnnxBackbone } from '../backbone/onnx-backbone.js';
 import { compiledInfo } from '../compile/compile.js';
 import { CompiledS2 } from '../compile/engine.js';
 import { resolveS2Options } from '../backbone/resolve.js';
+import { checkOutputPath, refuseAliases } from '../io/atomic.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { loadStillImage, type StillSize } from '../image/still.js';
 import { parseTriple, presetNormalization, type Normalization } from '../image/normalize.js';
@@ -36,11 +37,23 @@ function normalizationFor(flags: Flags, metadata: Record<string, string>, model:
   if (preset !== undefined && (mean !== undefined || std !== undefined)) throw new UserError('give either --preset or --mean/--std, not both');
   if (preset !== undefined) return presetNormalization(preset, '--preset');
   if ((mean === undefined) !== (std === undefined)) throw new UserError('--mean and --std go together');
-  if (mean !== undefined && std !== undefined) return { mean: parseTriple(mean, '--mean'), std: parseTriple(std, '--std') };
+  if (mean !== undefined && std !== undefined) {
+    const s = parseTriple(std, '--std');
+    // Normalisation divides by std: 0 would turn every pixel into ±Inf or NaN.
+    if (s.some((v) => !(v > 0))) throw new UserError(`--std: every value must be positive (pixels are divided by it), got '${std}'`);
+    return { mean: parseTriple(mean, '--mean'), std: s };
+  }
   if (metadata['s2.mean'] && metadata['s2.std']) {
     return { mean: parseTriple(metadata['s2.mean'], `${model} metadata s2.mean`), std: parseTriple(metadata['s2.std'], `${model} metadata s2.std`) };
   }
   throw new UserError(`${model} has no s2.mean/s2.std metadata: pass --preset imagenet|clip|none or --mean/--std`);
+}
+
+/** Features with a NaN or Inf are not written: from a finite input they mean the model is broken. */
+function finiteOutput(t: Tensor, model: string): Tensor {
+  const bad = t.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new UserError(`${model}: produced a non-finite feature (${t.data[bad]} at flat index ${bad}) from a finite input; nothing written`);
+  return t;
 }
 
 export async function featuresCommand(argv: string[]): Promise<number> {
@@ -65,6 +78,12 @@ export async function featuresCommand(argv: string[]): Promise<number> {
   const inputFile = str(flags, 'input');
   const imageFile = str(flags, 'image');
   if ((inputFile === undefined) === (imageFile === undefined)) throw new UserError('features: give exactly one of --input x.npy or --image photo.jpg');
+  checkOutputPath(outFile, 'file', '--out');
+  refuseAliases([{ path: outFile, what: '--out' }], [
+    { path: modelFile, what: '--model' },
+    ...(inputFile !== undefined ? [{ path: inputFile, what: '--input' }] : []),
+    ...(imageFile !== undefined ? [{ path: imageFile, what: '--image' }] : []),
+  ]);
   const options = s2OptionsFromFlags(flags);
 
   const backbone = await OnnxBackbone.load(modelFile, backboneOptions(flags));
@@ -80,6 +99,9 @@ export async function featuresCommand(argv: string[]): Promise<number> {
     if (inputFile !== undefined) {
       input = readNpy(inputFile);
       if (input.dims.length !== 4) throw new UserError(`${inputFile}: expected a 4-D float32 N×C×H×W array, got shape (${input.dims.join(', ')})`);
+      if (input.dims.some((d) => d === 0)) throw new UserError(`${inputFile}: empty array, shape (${input.dims.join(', ')}): nothing to compute`);
+      const bad = input.data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new UserError(`${inputFile}: value ${bad} (flat index) is ${input.data[bad]}; the input must be finite`);
     } else {
       const sizeText = str(flags, 'size');
       let size: StillSize = compiled ? compiled.inputSize : backbone.nativeSize;
@@ -94,13 +116,13 @@ export async function featuresCommand(argv: string[]): Promise<number> {
       const engine = CompiledS2.of(backbone);
       engine.assertInput(input.dims, inputFile ?? (imageFile as string));
       const out = await engine.forward(input);
-      writeNpy(outFile, out);
+      writeNpy(outFile, finiteOutput(out, modelFile));
       console.log(`wrote ${outFile}: float32 (${out.dims.join(', ')}) [compiled S², ${compiled.outputShape}, ${compiled.numPrefixToken} prefix tokens]`);
       return 0;
     }
     const { options: resolved } = await resolveS2Options(backbone, options, input.dims);
     const out = await multiscaleForward(backbone, input, resolved);
-    writeNpy(outFile, out);
+    writeNpy(outFile, finiteOutput(out, modelFile));
     console.log(`wrote ${outFile}: float32 (${out.dims.join(', ')}) [${resolved.outputShape}, ${resolved.numPrefixToken} prefix tokens]`);
     return 0;
   } finally {

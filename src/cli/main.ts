@@ -103,11 +103,43 @@ export async function run(argv: string[]): Promise<number> {
         throw new UserError(`unknown command '${command}' (commands: features, inspect, compile, make-model, make-demo, replay, extract, ros, params, start, sim, fit, eval; see s2-policy --help)`);
     }
   } catch (e) {
-    if (e instanceof UserError || e instanceof S2OptionError) {
-      const message = e instanceof S2OptionError ? asFlags(e.message) : e.message;
-      console.error(`s2-policy: ${message}`);
-      return 2;
-    }
-    throw e;
+    const message = userMessage(e);
+    if (message === undefined) throw e;
+    console.error(`s2-policy: ${message}`);
+    return 2;
   }
+}
+
+/** File-system failures that are the environment's (a path, its permissions, the disk), not a bug of ours. */
+const FS_REASONS: Record<string, string> = {
+  ENOENT: 'no such file or folder',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EISDIR: 'is a folder',
+  ENOTDIR: 'a path component is not a folder',
+  ENAMETOOLONG: 'name too long',
+  EMFILE: 'too many open files',
+  ELOOP: 'too many symbolic links',
+  EEXIST: 'already exists',
+  ENOTEMPTY: 'folder not empty',
+  EXDEV: 'crosses file systems',
+};
+
+/**
+ * The one error boundary: what a user can act on becomes one line (UserError, S² option errors with their flag
+ * names, file-system errors naming their path); anything else is our bug and keeps its stack trace.
+ */
+export function userMessage(e: unknown): string | undefined {
+  let message: string | undefined;
+  if (e instanceof UserError) message = e.message;
+  else if (e instanceof S2OptionError) message = asFlags(e.message);
+  else {
+    const err = e as NodeJS.ErrnoException | undefined;
+    const reason = typeof err?.code === 'string' ? FS_REASONS[err.code] : undefined;
+    if (reason !== undefined && typeof err?.path === 'string') message = `${err.path}: ${reason}`;
+  }
+  return message?.replace(/\s*\n\s*/g, '; ');
 }

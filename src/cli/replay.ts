@@ -3,10 +3,12 @@
 // clock.
 import { existsSync } from 'node:fs';
 import { checkOutputLayout, type OutputOptions } from '../bag/rosbag2-writer.js';
-import { replay } from '../run/replay.js';
+import { replay, type MessageAccounting } from '../run/replay.js';
+import type { MetricsSnapshot } from '../pipeline/metrics.js';
 import { loadConfig } from '../config/config.js';
 import { UserError } from '../errors.js';
-import { int, parseFlags, required, str, type Flags } from './args.js';
+import { refuseAliases } from '../io/atomic.js';
+import { configInputs, int, parseFlags, required, str, type Flags } from './args.js';
 
 export const REPLAY_HELP = `usage: s2-policy replay --bag IN --config cfg.yaml --out OUT [--rate R] [--topics t1,t2] [--with-inputs] [--force]
                         [--max-file-size BYTES] [--max-duration S] [--compression-mode none|file|message]
@@ -42,6 +44,30 @@ export function warn(message: string): void {
   console.error(`s2-policy: warning: ${message}`);
 }
 
+/** A latency for people: 'n/a' for a stage without samples rather than 'NaN ms'. */
+export function ms(v: number, digits = 1): string {
+  return Number.isFinite(v) ? `${v.toFixed(digits)} ms` : 'n/a (no samples)';
+}
+
+const list = (items: Record<string, number>) => {
+  const e = Object.entries(items);
+  return e.length ? e.map(([k, v]) => `${k} ${v}`).join(', ') : 'none';
+};
+
+/** The summary's accounting: every message of the recording, then every frame of each camera, adding up. */
+export function accountingLines(a: MessageAccounting, m: MetricsSnapshot, cameras: readonly { name: string; topic: string }[], jointsTopic: string | undefined, durationMs: number): string[] {
+  const lines = [`messages  ${a.total} in the recording: ${list(a.items)}`];
+  for (const c of cameras) {
+    const k = m.cameras[c.name] ?? { in: 0, processed: 0, dropped: {} };
+    lines.push(`camera    ${c.name} (${c.topic}): in ${k.in}: ${list({ processed: k.processed, ...k.dropped })}`);
+  }
+  if (jointsTopic !== undefined) {
+    const j = m.joints;
+    lines.push(`joints    ${jointsTopic}: in ${j.in}: used ${j.used}, joint_state:missing_joint ${j.in - j.used}; ${(durationMs > 0 ? (1000 * j.in) / durationMs : 0).toFixed(1)} Hz over the recording, newest ${ms(j.ageMs)} old at the end`);
+  }
+  return lines;
+}
+
 export async function replayCommand(argv: string[]): Promise<number> {
   const flags = parseFlags('replay', argv, {
     bag: { type: 'string' },
@@ -65,20 +91,27 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const rate = Number(rateText);
   if (!Number.isFinite(rate) || rate < 0) throw new UserError(`--rate must be 0 (as fast as possible) or a positive factor of real time, got '${rateText}'`);
   if (!existsSync(bag)) throw new UserError(`${bag}: no such recording`);
+  const outputs = [{ path: out, what: '--out' }];
+  refuseAliases(outputs, [
+    { path: bag, what: '--bag' },
+    { path: configFile, what: '--config' },
+  ]);
   if (existsSync(out) && !flags.force) throw new UserError(`${out} exists; pass --force to overwrite`);
   const output = outputOptions(flags);
   checkOutputLayout(out, output);
   const config = loadConfig(configFile);
+  refuseAliases(outputs, configInputs(config));
   const topics = str(flags, 'topics')?.split(',').map((t) => t.trim());
   const t0 = performance.now();
   const s = await replay({ bag, config, source: configFile, out, output, rate, topics, withInputs: Boolean(flags['with-inputs']), onWarning: warn });
   const wall = (performance.now() - t0) / 1000;
   const m = s.metrics;
   console.log(`replayed ${bag}: ${(s.durationMs / 1000).toFixed(2)} s of recording, ${s.messagesIn} input messages in ${wall.toFixed(1)} s`);
+  for (const l of accountingLines(s.accounting, m, config.cameras, config.joint_states?.topic, s.durationMs)) console.log(l);
   console.log(`frames    in ${m.counts.framesIn}, processed ${m.counts.framesProcessed}, groups ${m.counts.groupsProcessed}`);
   const drops = Object.entries(m.dropped);
   console.log(`dropped   ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);
-  console.log(`latency   ingest p50 ${m.latencyMs.ingest.p50.toFixed(1)} ms, s2 p50 ${m.latencyMs.s2.p50.toFixed(1)} ms, policy p50 ${m.latencyMs.policy.p50.toFixed(2)} ms, end-to-end p95 ${m.latencyMs.end_to_end.p95.toFixed(1)} ms`);
+  console.log(`latency   ingest p50 ${ms(m.latencyMs.ingest.p50)}, s2 p50 ${ms(m.latencyMs.s2.p50)}, policy p50 ${ms(m.latencyMs.policy.p50, 2)}, end-to-end p95 ${ms(m.latencyMs.end_to_end.p95)}`);
   console.log(`actions   ${s.actions} on ${s.actionTopic} (${s.safeActions} safe actions while stale), limits ${s.actionLimitsRespected ? 'respected' : 'VIOLATED'}`);
   console.log(`features  ${s.features} S2Features on ${s.featuresTopic}`);
   console.log(`wrote ${out}`);

@@ -40,7 +40,8 @@ export function writeArray(file: string, dims: readonly number[], data: Float32A
 
 /** Parses a .npy holding float32 data; `file` only names the source in error messages. */
 export function decodeNpy(buf: Uint8Array, file: string): Tensor {
-  if (buf.length < 10 || MAGIC.some((b, i) => buf[i] !== b)) throw new UserError(`${file}: not a NumPy .npy file (bad magic)`);
+  if (MAGIC.some((b, i) => i < buf.length && buf[i] !== b)) throw new UserError(`${file}: not a NumPy .npy file (bad magic)`);
+  if (buf.length < 12) throw new UserError(`${file}: truncated .npy (${buf.length} bytes, shorter than its preamble)`);
   const major = buf[6];
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let headerLen: number;
@@ -54,6 +55,7 @@ export function decodeNpy(buf: Uint8Array, file: string): Tensor {
   } else {
     throw new UserError(`${file}: unsupported .npy format version ${major}`);
   }
+  if (offset + headerLen > buf.length) throw new UserError(`${file}: truncated .npy (its header needs ${offset + headerLen} bytes, the file has ${buf.length})`);
   const header = new TextDecoder('latin1').decode(buf.subarray(offset, offset + headerLen));
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
@@ -70,6 +72,9 @@ export function decodeNpy(buf: Uint8Array, file: string): Tensor {
     .map(Number);
   const n = dims.reduce((a, b) => a * b, 1);
   const start = offset + headerLen;
+  if (buf.length - start < n * 4) {
+    throw new UserError(`${file}: truncated .npy: shape (${dims.join(', ')}) needs ${n * 4} data bytes, the file has ${buf.length - start}`);
+  }
   if (buf.length - start !== n * 4) {
     throw new UserError(`${file}: shape (${dims.join(', ')}) needs ${n * 4} data bytes, file has ${buf.length - start}`);
   }

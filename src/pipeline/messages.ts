@@ -113,6 +113,17 @@ export function diagnosticsMessage(m: MetricsSnapshot, stamp: Time, name: string
     values.push({ key: `${stage}_ms_p50`, value: fmt(s.p50) }, { key: `${stage}_ms_p95`, value: fmt(s.p95) }, { key: `${stage}_ms_max`, value: fmt(s.max) });
   }
   for (const [reason, n] of Object.entries(m.dropped)) values.push({ key: `dropped_${reason}`, value: String(n) });
+  // Per camera: in = processed + Σ dropped (+ frames in flight).
+  for (const [camera, c] of Object.entries(m.cameras)) {
+    values.push({ key: `camera_${camera}_in`, value: String(c.in) }, { key: `camera_${camera}_processed`, value: String(c.processed) });
+    for (const [reason, n] of Object.entries(c.dropped)) values.push({ key: `camera_${camera}_dropped_${reason}`, value: String(n) });
+  }
+  values.push(
+    { key: 'joint_states_in', value: String(m.joints.in) },
+    { key: 'joint_states_used', value: String(m.joints.used) },
+    { key: 'joint_states_per_s', value: fmt(m.joints.ratePerS) },
+    { key: 'joint_state_age_ms', value: fmt(m.joints.ageMs) },
+  );
   if (m.lastError) values.push({ key: 'last_error', value: m.lastError });
   const level = m.lastError && (m.dropped.error ?? 0) > 0 ? 2 : m.state === 'stale' ? 1 : 0;
   const message = level === 2 ? `error: ${m.lastError}` : m.state === 'stale' ? 'stale: no fresh features, safe action' : m.state === 'disabled' ? 'actions disabled' : 'ok';

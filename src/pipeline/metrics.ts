@@ -42,8 +42,18 @@ export interface MetricsSnapshot {
   rates: { framesIn: number; groups: number; actions: number };
   /** Frames and results that were not used, by reason (frame drops, ingest rejections, policy rejections). */
   dropped: Record<string, number>;
+  /** Per camera: frames in = processed + Σ dropped (by frame:* reason) + in flight. */
+  cameras: Record<string, CameraCounts>;
+  /** The joint-state topic: messages in, used (all configured joints present), rate over the window, age of the newest. */
+  joints: { in: number; used: number; ratePerS: number; ageMs: number };
   state: 'ok' | 'stale' | 'disabled';
   lastError?: string;
+}
+
+export interface CameraCounts {
+  in: number;
+  processed: number;
+  dropped: Record<string, number>;
 }
 
 export class Metrics {
@@ -60,7 +70,44 @@ export class Metrics {
   readonly dropped: Record<string, number> = {};
   state: 'ok' | 'stale' | 'disabled' = 'stale';
   lastError?: string;
-  private last = { at: NaN, framesIn: 0, groups: 0, actions: 0 };
+  readonly cameras: Record<string, CameraCounts> = {};
+  readonly joints = { in: 0, used: 0, lastAt: NaN };
+  private last = { at: NaN, framesIn: 0, groups: 0, actions: 0, joints: 0 };
+
+  /** Starts the first rate window (without it the first snapshot has no window and reports zero rates). */
+  begin(now: number): void {
+    if (!Number.isFinite(this.last.at)) this.last.at = now;
+  }
+
+  private camera(name: string): CameraCounts {
+    return (this.cameras[name] ??= { in: 0, processed: 0, dropped: {} });
+  }
+
+  frameIn(camera: string): void {
+    this.counts.framesIn++;
+    this.camera(camera).in++;
+  }
+
+  frameProcessed(camera: string): void {
+    this.counts.framesProcessed++;
+    this.camera(camera).processed++;
+  }
+
+  /** A frame not processed, counted by reason for its camera and in the totals. */
+  frameDropped(camera: string, reason: string, n = 1): void {
+    if (n <= 0) return;
+    this.drop(reason, n);
+    const c = this.camera(camera);
+    c.dropped[reason] = (c.dropped[reason] ?? 0) + n;
+  }
+
+  jointState(used: boolean, now: number): void {
+    this.joints.in++;
+    if (used) {
+      this.joints.used++;
+      this.joints.lastAt = now;
+    }
+  }
 
   latency(stage: Stage, ms: number): void {
     this.samples[stage].add(ms);
@@ -95,10 +142,12 @@ export class Metrics {
         actions: rate(this.counts.actions, this.last.actions),
       },
       dropped: { ...this.dropped },
+      cameras: Object.fromEntries(Object.entries(this.cameras).map(([k, c]) => [k, { in: c.in, processed: c.processed, dropped: { ...c.dropped } }])),
+      joints: { in: this.joints.in, used: this.joints.used, ratePerS: rate(this.joints.in, this.last.joints), ageMs: now - this.joints.lastAt },
       state: this.state,
       lastError: this.lastError,
     };
-    this.last = { at: now, framesIn: this.counts.framesIn, groups: this.counts.groupsProcessed, actions: this.counts.actions };
+    this.last = { at: now, framesIn: this.counts.framesIn, groups: this.counts.groupsProcessed, actions: this.counts.actions, joints: this.joints.in };
     return snap;
   }
 }

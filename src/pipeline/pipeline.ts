@@ -200,7 +200,10 @@ export class PolicyPipeline {
   /** Joint state vector in config order, or undefined (counted) when a configured joint is missing. */
   private stateFrom(msg: JointStateMsg): Float32Array | undefined {
     const out = jointStateVector(this.config.joint_states?.names ?? [], msg);
-    if (!out) this.metrics.drop('joint_state:missing_joint');
+    if (!out) {
+      this.metrics.drop('joint_state:missing_joint');
+      this.metrics.jointState(false, this.scheduler.now());
+    }
     return out;
   }
 
@@ -227,12 +230,12 @@ export class PolicyPipeline {
         if (r.ok) inputs.push({ base: r.base, scales: r.scales });
         else {
           rejected = true;
-          m.drop(`frame:rejected:${r.reason}`);
+          m.frameDropped(group[i].camera, `frame:rejected:${r.reason}`);
           m.lastError = `${group[i].camera}: ${r.detail}`;
         }
       });
       if (rejected) {
-        m.drop('frame:group_incomplete', inputs.length);
+        ingested.forEach((r, i) => r.ok && m.frameDropped(group[i].camera, 'frame:group_incomplete'));
         return undefined;
       }
       t = performance.now();
@@ -240,7 +243,7 @@ export class PolicyPipeline {
       m.latency('s2', performance.now() - t);
       const backboneMs = extractor.timings.inferenceMs;
       m.latency('backbone', backboneMs);
-      m.counts.framesProcessed += group.length;
+      for (const f of group) m.frameProcessed(f.camera);
       m.counts.groupsProcessed++;
       const stampMs = Math.max(...group.map((f) => timeToMs(f.msg.header.stamp)));
       const result: FeatureResult = { stampMs, at: this.scheduler.now(), cameras: group.map((f) => f.camera), perCamera };
@@ -251,6 +254,7 @@ export class PolicyPipeline {
       return result;
     } catch (e) {
       m.error(e);
+      for (const f of group) m.frameDropped(f.camera, 'frame:error');
       return undefined;
     }
   }
@@ -309,7 +313,10 @@ export class PolicyPipeline {
     return (joints ?? EMPTY).pipe(
       tap((msg) => {
         const values = this.stateFrom(msg);
-        if (values) this.state = { values, at: this.scheduler.now() };
+        if (values) {
+          this.state = { values, at: this.scheduler.now() };
+          this.metrics.jointState(true, this.state.at);
+        }
       }),
       ignoreElements(),
     );
@@ -338,17 +345,17 @@ export class PolicyPipeline {
     const features$ = new Subject<FeatureResult>();
     const frames$ = inputs.frames.pipe(
       map((f): ArrivedFrame => {
-        m.counts.framesIn++;
+        m.frameIn(f.camera);
         return { ...f, arrivedAt: this.scheduler.now(), arrivedWall: performance.now() };
       }),
     );
     const processed$ = frames$.pipe(
-      syncCameras<ArrivedFrame>(cameras, { mode: this.config.sync.mode, slopMs: this.config.sync.slop_ms }, (_f, reason) => m.drop(`frame:${reason}`)),
+      syncCameras<ArrivedFrame>(cameras, { mode: this.config.sync.mode, slopMs: this.config.sync.slop_ms }, (f, reason) => m.frameDropped(f.camera, `frame:${reason}`)),
       tap(() => this.outstanding++),
       processLatest(
         (group) => this.tracked(() => this.processGroup(group)),
         (superseded) => {
-          m.drop('frame:busy', superseded.length);
+          for (const f of superseded) m.frameDropped(f.camera, 'frame:busy');
           this.settle();
         },
       ),
@@ -360,6 +367,7 @@ export class PolicyPipeline {
     const joints$ = this.jointsInto(inputs.joints);
     const ticks$ = this.ticks();
     const actions = merge(processed$, joints$, this.head ? ticks$ : EMPTY).pipe(share());
+    m.begin(this.scheduler.now());
     const metrics = interval(1000, this.scheduler).pipe(map(() => m.snapshot(this.scheduler.now())));
     return { actions, features: features$.asObservable(), metrics };
   }

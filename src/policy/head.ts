@@ -53,7 +53,9 @@ export class PolicyHead {
     try {
       const opts: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], interOpNumThreads: 1, logSeverityLevel: 3 };
       if (o.threads !== undefined) opts.intraOpNumThreads = o.threads;
-      session = await OrtSession.create(readFileSync(file), opts);
+      const bytes = readFileSync(file);
+      if (bytes.byteLength === 0) throw new UserError(`${file}: empty file (0 bytes), not an ONNX model`);
+      session = await OrtSession.create(bytes, opts);
     } catch (e) {
       throw new UserError(`${file}: onnxruntime cannot load the policy model (${(e as Error).message.split('\n')[0]})`);
     }

@@ -14,7 +14,7 @@ import { jointStateVector } from '../pipeline/pipeline.js';
 import { buildRuntime } from '../runtime/build.js';
 import { syncCameras, type CameraFrame } from '../pipeline/operators.js';
 import type { RecordingReader } from '../bag/rosbag2-reader.js';
-import { inputTopics, openRecording } from './replay.js';
+import { inputTopics, messageAccounting, openRecording } from './replay.js';
 
 const ACTION_TOPIC_TYPES = ['std_msgs/msg/Float64MultiArray', 'trajectory_msgs/msg/JointTrajectory', 'geometry_msgs/msg/TwistStamped'];
 
@@ -87,6 +87,16 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
   const extractor = runtime.extractor as FeatureExtractor;
   const dropped: Record<string, number> = {};
   const drop = (reason: string, n = 1) => (dropped[reason] = (dropped[reason] ?? 0) + n);
+  // Per camera: in = processed + Σ dropped, as in replay's summary and /diagnostics.
+  const perCamera: Record<string, { in: number; processed: number; dropped: Record<string, number> }> = Object.fromEntries(o.config.cameras.map((c) => [c.name, { in: 0, processed: 0, dropped: {} }]));
+  const dropFrame = (camera: string, reason: string) => {
+    drop(reason);
+    const d = perCamera[camera].dropped;
+    d[reason] = (d[reason] ?? 0) + 1;
+  };
+  const delivered = new Map<string, number>();
+  const deliver = (topic: string) => delivered.set(topic, (delivered.get(topic) ?? 0) + 1);
+  let jointsIn = 0;
   try {
     const cameras = o.config.cameras.map((c) => c.name);
     const jointNames = o.config.joint_states?.names ?? [];
@@ -99,7 +109,9 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
     const side = [...(topics.joints ? [topics.joints] : []), ...(o.actionsTopic ? [o.actionsTopic] : [])];
     if (side.length > 0) {
       for await (const m of reader.messages({ topics: side })) {
+        deliver(m.topic);
         if (m.topic === topics.joints) {
+          jointsIn++;
           const js = m.message as JointStateMsg;
           const v = jointStateVector(jointNames, js);
           if (v) joints.push({ t: timeToNs(js.header.stamp), v });
@@ -113,7 +125,7 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
 
     const groups: CameraFrame[][] = [];
     const frames = new Subject<CameraFrame>();
-    const sub = frames.pipe(syncCameras<CameraFrame>(cameras, { mode: o.config.sync.mode, slopMs: o.config.sync.slop_ms }, (_f, r) => drop(`frame:${r}`))).subscribe((g) => groups.push(g));
+    const sub = frames.pipe(syncCameras<CameraFrame>(cameras, { mode: o.config.sync.mode, slopMs: o.config.sync.slop_ms }, (f, r) => dropFrame(f.camera, `frame:${r}`))).subscribe((g) => groups.push(g));
     const feats: Float32Array[] = [];
     const stamps: bigint[] = [];
     const logTimes: bigint[] = [];
@@ -125,21 +137,22 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
         const g = groups.shift() as CameraFrame[];
         const results = await Promise.all(g.map((f) => extractor.ingestFrame(f)));
         const inputs: CameraInput[] = [];
-        for (const r of results) {
+        results.forEach((r, i) => {
           if (r.ok) inputs.push({ base: r.base, scales: r.scales });
-          else drop(`frame:rejected:${r.reason}`);
-        }
+          else dropFrame(g[i].camera, `frame:rejected:${r.reason}`);
+        });
         if (inputs.length !== g.length) {
-          drop('frame:group_incomplete', inputs.length);
+          results.forEach((r, i) => r.ok && dropFrame(g[i].camera, 'frame:group_incomplete'));
           continue;
         }
         const stamp = g.map((f) => timeToNs(f.msg.header.stamp)).reduce((a, b) => (a > b ? a : b));
         const state = topics.joints ? latestAtOrBefore(joints, stamp) : undefined;
         const action = o.actionsTopic ? latestAtOrBefore(actions, logTime) : undefined;
         if ((topics.joints && !state) || (o.actionsTopic && !action)) {
-          drop('frame:no_aligned_state_or_action', g.length);
+          for (const f of g) dropFrame(f.camera, 'frame:no_aligned_state_or_action');
           continue;
         }
+        for (const f of g) perCamera[f.camera].processed++;
         const per = await extractor.extract(inputs);
         const v = new Float32Array(per.reduce((n, x) => n + x.length, 0));
         let off = 0;
@@ -157,6 +170,8 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
     for await (const m of reader.messages({ topics: frameTopics })) {
       const cam = topics.cameras.get(m.topic);
       if (!cam) continue;
+      deliver(m.topic);
+      perCamera[cam.camera].in++;
       frames.next({ camera: cam.camera, kind: cam.kind, msg: m.message as CameraFrame['msg'] });
       seen++;
       await flush(m.logTime);
@@ -166,6 +181,7 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
     sub.unsubscribe();
 
     if (feats.length === 0) throw new UserError(`${o.bag}: no synchronised camera group could be extracted (dropped: ${JSON.stringify(dropped)})`);
+    const accounting = messageAccounting(reader, allTopics, delivered);
     // Written into a fresh folder that takes the place of --out only when complete.
     const d = feats[0].length;
     const files: string[] = [];
@@ -211,6 +227,11 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
         actions: acts.length > 0 ? { file: 'actions.npy', topic: o.actionsTopic, type: actionType, aligned: 'latest action at or before the group log time' } : null,
         stamps: { file: 'stamps_ns.npy', meaning: 'newest header stamp of each camera group, ns' },
         dropped,
+        accounting: {
+          messages: { total: accounting.total, ...accounting.items },
+          cameras: perCamera,
+          joint_states: topics.joints ? { topic: topics.joints, in: jointsIn, used: joints.length, 'joint_state:missing_joint': jointsIn - joints.length } : null,
+        },
       };
       writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 2));
       files.push('index.json');

@@ -52,10 +52,41 @@ export function inputTopics(config: Config, topics: TopicInfo[], file: string, o
   if (only) {
     const known = new Set([...cameras.keys(), ...(joints ? [joints] : [])]);
     for (const t of only) if (!known.has(t)) throw new UserError(`--topics: ${t} is not a configured camera or joint-state topic`);
+    // Every configured camera feeds the policy: leaving one out would silently change its input.
+    config.cameras.forEach((c, i) => {
+      if (!only.includes(c.topic)) throw new UserError(`--topics: leaves out ${c.topic} (cameras.${i}, '${c.name}'); every configured camera is an input of the policy`);
+    });
     for (const t of [...cameras.keys()]) if (!only.includes(t)) cameras.delete(t);
     if (joints && !only.includes(joints)) joints = undefined;
   }
   return { cameras, joints };
+}
+
+/**
+ * Where every message of a recording went: `total` is what the file's index or scan says it holds; the items are
+ * what reading found — 'input <topic>' delivered, 'undecodable <topic>', 'not an input <topic>' (not read),
+ * 'unknown channel <id>' (no Channel record). They add up to total unless a message vanished.
+ */
+export interface MessageAccounting {
+  total: number;
+  items: Record<string, number>;
+}
+
+export function messageAccounting(reader: RecordingReader, all: readonly TopicInfo[], delivered: ReadonlyMap<string, number>): MessageAccounting {
+  const items: Record<string, number> = {};
+  let total = 0;
+  const failures = reader.decodeFailures.byTopic;
+  for (const t of all) {
+    total += t.messageCount;
+    if (delivered.has(t.topic)) {
+      items[`input ${t.topic}`] = delivered.get(t.topic) ?? 0;
+      const bad = failures.get(t.topic) ?? 0;
+      if (bad > 0) items[`undecodable ${t.topic}`] = bad;
+    } else if (t.messageCount > 0) items[`not an input ${t.topic}`] = t.messageCount;
+  }
+  for (const n of reader.unknownChannelsInIndex.values()) total += n;
+  for (const [id, n] of reader.unknownChannelMessages) items[`unknown channel ${id}`] = n;
+  return { total, items };
 }
 
 /** Timed pipeline inputs from a recording, in log-time order, times in ms relative to `startNs`. */
@@ -88,6 +119,7 @@ export interface ReplayOptions {
 
 export interface ReplaySummary {
   messagesIn: number;
+  accounting: MessageAccounting;
   actions: number;
   safeActions: number;
   features: number;
@@ -123,7 +155,8 @@ async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<Re
     const actionTopic = resolveTopic(c.action_topic);
     const featuresTopic = resolveTopic(o.config.features.topic);
     const actionCh = await w.addChannel(actionTopic, ACTION_TYPES[c.action_interface]);
-    const featuresCh = await w.addChannel(featuresTopic, 's2_policy/msg/S2Features');
+    // features.publish false: no S2Features, as the node does not publish them.
+    const featuresCh = o.config.features.publish ? await w.addChannel(featuresTopic, 's2_policy/msg/S2Features') : undefined;
     const diagCh = await w.addChannel('/diagnostics', 'diagnostic_msgs/msg/DiagnosticArray');
     const inputChannels = new Map<string, RosChannel>();
     if (o.withInputs) {
@@ -134,6 +167,10 @@ async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<Re
     const toNs = (ms: number) => startNs + BigInt(Math.round(ms * 1e6));
     const periodMs = 1000 / c.rate_hz;
     let messagesIn = 0;
+    // S2Features.header.frame_id is the first camera's frame, as the message definition says.
+    const firstCameraTopic = o.config.cameras[0]?.topic;
+    let firstFrameId = '';
+    const delivered = new Map<string, number>([...topics.cameras.keys(), ...(topics.joints ? [topics.joints] : [])].map((t) => [t, 0]));
     let actions = 0;
     let features = 0;
     let withinLimits = true;
@@ -143,6 +180,8 @@ async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<Re
       pipeline,
       recordingInputs(reader, topics, startNs, async (topic, msg, logTime) => {
         messagesIn++;
+        delivered.set(topic, (delivered.get(topic) ?? 0) + 1);
+        if (topic === firstCameraTopic) firstFrameId = (msg as ImageMsg).header.frame_id;
         const ch = inputChannels.get(topic);
         if (ch) await w.write(ch, msg as never, logTime);
       }),
@@ -160,8 +199,9 @@ async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<Re
           await w.write(actionCh, actionMessage(cmd, nsToTime(at), { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs }), at);
         },
         features: async (f) => {
+          if (!featuresCh) return;
           features++;
-          await w.write(featuresCh, featuresMessage(f, extractor.layout), toNs(f.at));
+          await w.write(featuresCh, featuresMessage(f, extractor.layout, firstFrameId), toNs(f.at));
         },
         metrics: async (m) => {
           const at = toNs(m.at);
@@ -174,6 +214,7 @@ async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<Re
     finished = true;
     return {
       messagesIn,
+      accounting: messageAccounting(reader, await reader.topics(), delivered),
       actions,
       safeActions: metrics.counts.safeActions,
       features,

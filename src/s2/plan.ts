@@ -52,6 +52,12 @@ export interface S2Plan {
 }
 
 /** A user-correctable problem with S² options or input; the message is one line naming the option. */
+/**
+ * The largest side of a scale image, in pixels. A 3×4096×4096 float32 image is 201 MB; sizes above it are refused
+ * before anything is allocated (a typo such as 100000 or a scale of 1e9 would otherwise fail deep in an allocation).
+ */
+export const S2_MAX_SIDE = 4096;
+
 export class S2OptionError extends Error {
   override name = 'S2OptionError';
 }
@@ -84,6 +90,10 @@ export function planScales(inputDims: readonly number[], o: S2Options): S2Plan {
       });
   if (sizes.length === 0) throw new S2OptionError('at least one scale is required');
   sizes.forEach(([h, w], i) => {
+    if (h > S2_MAX_SIDE || w > S2_MAX_SIDE) {
+      const from = o.imgSizes ? 'imgSizes' : `scales (${o.scales?.[i]} × the ${inH}×${inW} input)`;
+      throw new S2OptionError(`${from}: scale ${i} would be ${h}×${w} pixels, above the limit of ${S2_MAX_SIDE} a side`);
+    }
     positiveInt(h, `size of scale ${i} (height)`);
     positiveInt(w, `size of scale ${i} (width)`);
   });
