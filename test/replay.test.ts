@@ -82,7 +82,7 @@ describe('replay and extract (MCAP end to end)', function () {
     assert.match(r.stdout, /limits respected/);
     const again = cli(['replay', '--bag', kit.recording, '--config', kit.config, '--out', out]);
     assert.equal(again.status, 2);
-    assert.match(again.stderr, /with-inputs\.mcap exists; pass --force to overwrite/);
+    assert.match(again.stderr, /with-inputs\.mcap: exists; pass --force to overwrite/);
     return McapRosReader.open(out).then(async (rd) => {
       const names = (await rd.topics()).map((t) => t.topic);
       await rd.close();
@@ -117,7 +117,7 @@ describe('replay and extract (MCAP end to end)', function () {
     assert.deepEqual(index.s2.scale_sizes, [[32, 32], [64, 64]]);
     const again = cli(['extract', '--bag', kit.recording, '--config', kit.config, '--out', out]);
     assert.equal(again.status, 2);
-    assert.match(again.stderr, /is not empty; pass --force to overwrite/);
+    assert.match(again.stderr, /is not empty; pass --force to replace it/);
   });
 
   it('names a missing topic, a bad config key and a policy that does not fit', () => {
