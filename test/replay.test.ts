@@ -82,7 +82,7 @@ describe('replay and extract (MCAP end to end)', function () {
     assert.match(r.stdout, /limits respected/);
     const again = cli(['replay', '--bag', kit.recording, '--config', kit.config, '--out', out]);
     assert.equal(again.status, 2);
-    assert.match(again.stderr, /with-inputs\.mcap: exists; pass --force to overwrite/);
+    assert.match(again.stderr, /with-inputs\.mcap:? exists; pass --force to overwrite/);
     return McapRosReader.open(out).then(async (rd) => {
       const names = (await rd.topics()).map((t) => t.topic);
       await rd.close();
