@@ -7,6 +7,7 @@ import { readNpy } from '../src/io/npy.js';
 import { areaResize } from '../src/s2/pool.js';
 import { resizeBicubic } from '../src/s2/resize.js';
 import { multiscaleForward } from '../src/s2/multiscale.js';
+import { multiscaleForwardReference } from '../src/s2/reference.js';
 import type { S2Options, Size } from '../src/s2/plan.js';
 import type { PresetName } from '../src/models/zoo.js';
 import { GOLDEN, cli, maxAbsDiff, modelPath, rms, tempDir } from './helpers/util.js';
@@ -86,6 +87,19 @@ describe('golden values from PyTorch', () => {
       it(c.name, async () => {
         const bb = await OnnxBackbone.load(modelPath(c.preset));
         const got = await multiscaleForward(bb, load(c.input), toOptions(c.options));
+        const y = load(c.output);
+        assert.deepEqual(got.dims, y.dims);
+        assertClose(got.data, y.data, c.name);
+        await bb.release();
+      });
+    }
+  });
+
+  describe('the readable reference steps (src/s2/reference.ts) equal the reference S² wrapper', () => {
+    for (const c of index.s2) {
+      it(c.name, async () => {
+        const bb = await OnnxBackbone.load(modelPath(c.preset));
+        const got = await multiscaleForwardReference(bb, load(c.input), toOptions(c.options));
         const y = load(c.output);
         assert.deepEqual(got.dims, y.dims);
         assertClose(got.data, y.data, c.name);
