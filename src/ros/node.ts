@@ -87,7 +87,6 @@ export class S2PolicyNode {
   private diagPub?: Pub;
   private clock?: ManualClock;
   private clockSub?: rclnodejs.Subscription;
-  private lastError?: string;
 
   constructor(
     readonly name = 's2_policy',
@@ -206,7 +205,6 @@ export class S2PolicyNode {
       return CallbackReturnCode.FAILURE;
     }
     if (!p.ok) {
-      this.lastError = p.error;
       this.log('error', `configure failed: ${p.error}`);
       return CallbackReturnCode.FAILURE;
     }
@@ -272,7 +270,7 @@ export class S2PolicyNode {
             m = reader.readMessage<ImageMsg | CompressedImageMsg>(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
           } catch (e) {
             pipeline.metrics.drop('frame:rejected:undecodable_cdr');
-            this.lastError = `${cam.topic}: ${(e as Error).message.split('\n')[0]}`;
+            pipeline.metrics.lastError = `${cam.topic}: ${(e as Error).message.split('\n')[0]}`;
             return;
           }
           frames.next({ camera: cam.name, kind: cam.transport, msg: m });
