@@ -231,12 +231,7 @@ def pretrained_flag(a):
 def load_timm(name, a):
     timm = need('timm', f'timm:{name}')
     pretrained = pretrained_flag(a)
-    kw = dict(pretrained=pretrained)
-    stage = a.output.startswith('stage:')
-    if stage:
-        kw.update(features_only=True, out_indices=(int(a.output[6:]),))
-    else:
-        kw.update(num_classes=0)
+    kw = dict(pretrained=pretrained, num_classes=0)
     vit_kw = {}
     if a.image_size:
         vit_kw['img_size'] = a.image_size
@@ -253,18 +248,24 @@ def load_timm(name, a):
             raise UserError(f'timm has no model {name!r} (timm.list_models("*part*") lists names)') from None
         raise
     if a.checkpoint:
-        load_checkpoint(model, a.checkpoint, strict=not stage)
+        load_checkpoint(model, a.checkpoint)
     cfg = getattr(model, 'pretrained_cfg', None) or {}
     size = int(cfg.get('input_size', (3, 224, 224))[-1])
     if 'img_size' in vit_kw:
         size = a.image_size
     norm = (tuple(cfg.get('mean', IMAGENET[0])), tuple(cfg.get('std', IMAGENET[1])))
-    nhwc = getattr(model, 'output_fmt', 'NCHW') == 'NHWC' if not stage else False
+    nhwc = getattr(model, 'output_fmt', 'NCHW') == 'NHWC'
     pe = getattr(model, 'patch_embed', None)
     patch = pe.patch_size[0] if pe is not None and hasattr(pe, 'patch_size') else None
     prefix = getattr(model, 'num_prefix_tokens', None)
-    if stage:
-        module = wrap(model, lambda m, x: m(x)[0])
+    if a.output.startswith('stage:'):
+        # The module timm's features_only would tap for this stage, on the model as built (so the checkpoint
+        # loads strictly into the same names).
+        n = int(a.output[6:])
+        info = getattr(model, 'feature_info', None) or []
+        if n >= len(info):
+            raise UserError(f'--output {a.output}: timm {name} has {len(info)} feature stages (0-{len(info) - 1})')
+        module = hooked(model, info[n]['module'], lambda m, x: m.forward_features(x))
     elif a.output.startswith('layer:'):
         module = hooked(model, a.output[6:], lambda m, x: m.forward_features(x))
     else:
@@ -617,6 +618,9 @@ def export(loaded, a):
                 f.write(metadata_entry(k, v))
         if a.dynamic_size:
             check_dynamic(module, tmp, a, size, loaded)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the model private
         os.replace(tmp, a.out)
     finally:
         if os.path.exists(tmp):
