@@ -274,7 +274,7 @@ describe('export_backbone.py (PyTorch → ONNX, verified against the reference S
       const outs: Record<string, Float32Array> = {};
       for (const [name, file] of Object.entries(files)) {
         const b = await OnnxBackbone.load(file);
-        outs[name] = (await b.forward(x)).data;
+        outs[name] = (await b.forward({ dims: x.dims, data: x.data.slice() })).data; // forward may take over the buffer
         await b.release();
       }
       assert.ok(maxAbsDiff(outs.seed0, outs.seed1) === 0, 'the checkpoint weights should make the seed irrelevant');
