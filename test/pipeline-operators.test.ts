@@ -64,6 +64,40 @@ describe('pipeline operators (marbles)', () => {
   });
 });
 
+describe('chunk coverage', () => {
+  it('while features are fresh, holds the newest chunk\'s last action past its end (counted), and stops only at the watchdog', () => {
+    const ts = scheduler();
+    ts.run(({ cold, expectObservable }) => {
+      const c = new ActionController({ dim: 1, commandType: 'velocity', chunkMode: 'latest', ensembleK: 0, staleAfterMs: 250, limits: {} });
+      // A 2-step chunk at 50 ms, 10 Hz ticks: it covers the 100 and 200 ms ticks; the 300 ms tick is fresh
+      // (250 ms old) but past the chunk, so it holds 2; from 400 ms the watchdog sends the safe zero.
+      cold('50ms a').subscribe(() => c.addChunk(50, Float32Array.of(1, 2), 2));
+      const out = atControlRate(c, 10, ts).pipe(map((cmd) => `${cmd.values[0]}${cmd.state === 'ok' ? '' : 's'}`));
+      expectObservable(out, '^ 550ms !').toBe('100ms a 99ms b 99ms c 99ms d 99ms e', { a: '1', b: '2', c: '2', d: '0s', e: '0s' });
+    });
+  });
+
+  it('counts the held ticks, and a new chunk takes over at once', () => {
+    const c = new ActionController({ dim: 1, commandType: 'velocity', chunkMode: 'ensemble', ensembleK: 0.01, staleAfterMs: 300, limits: { maxDelta: [10] } });
+    c.tick(0, 0);
+    c.addChunk(10, Float32Array.of(0.1, 0.2), 2);
+    assert.ok(Math.abs((c.tick(1, 50)?.values[0] ?? 0) - 0.1) < 1e-6);
+    assert.ok(Math.abs((c.tick(2, 100)?.values[0] ?? 0) - 0.2) < 1e-6);
+    const held = c.tick(3, 150);
+    assert.equal(held?.state, 'ok');
+    assert.ok(Math.abs((held?.values[0] ?? 0) - 0.2) < 1e-6);
+    assert.equal(c.uncovered, 1);
+    c.addChunk(160, Float32Array.of(0.5, 0.6), 2);
+    assert.ok(Math.abs((c.tick(4, 200)?.values[0] ?? 0) - 0.5) < 1e-6);
+    assert.equal(c.uncovered, 1);
+    assert.equal(c.tick(5, 250)?.values[0] !== undefined, true);
+    assert.equal(c.tick(6, 300)?.state, 'ok', 'held: fresh until 460 ms');
+    assert.equal(c.uncovered, 2);
+    assert.equal(c.tick(7, 500)?.state, 'stale');
+    assert.equal(c.tick(7, 500)?.values[0], 0);
+  });
+});
+
 describe('control clock and watchdog', () => {
   it('follows a clock that jumps (first /clock of a simulation) without replaying the gap', () => {
     const clock = new ManualClock(0);

@@ -112,7 +112,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const drops = Object.entries(m.dropped);
   console.log(`dropped   ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);
   console.log(`latency   ingest p50 ${ms(m.latencyMs.ingest.p50)}, s2 p50 ${ms(m.latencyMs.s2.p50)}, policy p50 ${ms(m.latencyMs.policy.p50, 2)}, end-to-end p95 ${ms(m.latencyMs.end_to_end.p95)}`);
-  console.log(`actions   ${s.actions} on ${s.actionTopic} (${s.safeActions} safe actions while stale), limits ${s.actionLimitsRespected ? 'respected' : 'VIOLATED'}`);
+  console.log(`actions   ${s.actions} on ${s.actionTopic} (${s.safeActions} safe actions while stale, ${m.counts.heldPastChunk} fresh ticks holding the last action past their chunk), limits ${s.actionLimitsRespected ? 'respected' : 'VIOLATED'}`);
   console.log(`features  ${s.features} S2Features on ${s.featuresTopic}`);
   console.log(`wrote ${out}`);
   return s.actionLimitsRespected ? 0 : 1;

@@ -157,7 +157,11 @@ export async function runOnClock(pipeline: PolicyPipeline, inputs: AsyncIterable
     await pipeline.idle();
     const tail = options.tailMs ?? 0;
     if (clock) clock.advanceTo(last + tail);
-    else if (tail > 0) await new Promise((r) => setTimeout(r, tail / options.rate));
+    else if (paced) {
+      // Until the recording's clock reads the last input's time plus the tail (processing may already have used it).
+      const wait = (last + tail - paced.now()) / paced.rate;
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    } else if (tail > 0) await new Promise((r) => setTimeout(r, tail / options.rate));
     await Promise.all(pending);
   } finally {
     for (const s of subs) s.unsubscribe();

@@ -29,7 +29,11 @@ export class ActionController {
   private lastFreshAt = -Infinity;
   private lastCommand: Float32Array | undefined;
   state: ControlState = 'stale';
-  /** Ticks at which no chunk covered the tick while features were fresh (the action was held or zeroed). */
+  /**
+   * Ticks at which no chunk covered the tick while features were fresh. Such a tick holds the newest chunk's last
+   * action (limited as any action) rather than falling back to the safe action: the features are fresh, only the
+   * chunk was shorter than the gap to the next one. The watchdog still stops the robot after stale_after_ms.
+   */
   uncovered = 0;
 
   private opts: ControllerOptions;
@@ -70,9 +74,12 @@ export class ActionController {
     this.state = stale ? 'stale' : 'ok';
     let values: Float32Array | undefined;
     if (!stale) {
-      const a = this.chunks.at(tick);
+      let a = this.chunks.at(tick);
+      if (!a) {
+        a = this.chunks.newestFinal;
+        if (a) this.uncovered++;
+      }
       if (a) values = limitAction(a, this.opts.limits, this.lastCommand);
-      else this.uncovered++;
     }
     if (!values) {
       // A stop (or hold) is applied at once: it bypasses maxDelta but still respects the clamps.

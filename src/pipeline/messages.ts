@@ -108,6 +108,7 @@ export function diagnosticsMessage(m: MetricsSnapshot, stamp: Time, name: string
     { key: 'frames_in', value: String(m.counts.framesIn) },
     { key: 'frames_processed', value: String(m.counts.framesProcessed) },
     { key: 'safe_actions', value: String(m.counts.safeActions) },
+    { key: 'actions_held_past_chunk', value: String(m.counts.heldPastChunk) },
   ];
   for (const [stage, s] of Object.entries(m.latencyMs)) {
     values.push({ key: `${stage}_ms_p50`, value: fmt(s.p50) }, { key: `${stage}_ms_p95`, value: fmt(s.p95) }, { key: `${stage}_ms_max`, value: fmt(s.max) });

@@ -37,6 +37,8 @@ export interface MetricsSnapshot {
     chunks: number;
     actions: number;
     safeActions: number;
+    /** Fresh ticks past the end of every chunk, holding the newest chunk's last action. */
+    heldPastChunk: number;
   };
   /** Per second over the time since the previous snapshot. */
   rates: { framesIn: number; groups: number; actions: number };
@@ -66,7 +68,7 @@ export class Metrics {
     end_to_end: new Samples(),
     overhead: new Samples(),
   };
-  readonly counts = { framesIn: 0, framesProcessed: 0, groupsProcessed: 0, chunks: 0, actions: 0, safeActions: 0 };
+  readonly counts = { framesIn: 0, framesProcessed: 0, groupsProcessed: 0, chunks: 0, actions: 0, safeActions: 0, heldPastChunk: 0 };
   readonly dropped: Record<string, number> = {};
   state: 'ok' | 'stale' | 'disabled' = 'stale';
   lastError?: string;

@@ -330,6 +330,7 @@ export class PolicyPipeline {
       tap((cmd) => {
         m.counts.actions++;
         if (cmd.state === 'stale') m.counts.safeActions++;
+        m.counts.heldPastChunk = this.controller.uncovered;
       }),
     );
   }

@@ -11,6 +11,7 @@ interface Chunk {
 
 export class ActionChunks {
   private chunks: Chunk[] = [];
+  private final: Float32Array | undefined;
 
   constructor(
     readonly dim: number,
@@ -30,6 +31,7 @@ export class ActionChunks {
   add(start: number, actions: Float32Array, steps: number): void {
     if (actions.length !== steps * this.dim) throw new Error(`chunk of ${actions.length} values is not ${steps}×${this.dim}`);
     this.chunks.push({ start, steps, actions });
+    this.final = actions.slice((steps - 1) * this.dim, steps * this.dim);
     if (this.mode === 'latest') this.chunks = [this.chunks[this.chunks.length - 1]];
   }
 
@@ -64,11 +66,17 @@ export class ActionChunks {
     return w.map((x) => x / total);
   }
 
+  /** The last action of the newest chunk (what the controller holds when every chunk has run out). */
+  get newestFinal(): Float32Array | undefined {
+    return this.final?.slice();
+  }
+
   get size(): number {
     return this.chunks.length;
   }
 
   reset(): void {
     this.chunks = [];
+    this.final = undefined;
   }
 }

@@ -89,6 +89,31 @@ export function messageAccounting(reader: RecordingReader, all: readonly TopicIn
   return { total, items };
 }
 
+/**
+ * The start-up check of chunk coverage: a chunk of T actions at rate_hz lasts T / rate_hz; when that is not longer
+ * than the slowest camera's period (plus the processing time, which only adds), ticks run past the chunk before the
+ * next one comes and hold its last action. Returns the warning naming the numbers, or undefined.
+ */
+export function chunkCoverage(config: Config, steps: number | undefined, topics: readonly TopicInfo[], range: { start: bigint; end: bigint } | undefined): string | undefined {
+  const rate = config.control?.rate_hz;
+  if (steps === undefined || rate === undefined || !range) return undefined;
+  const durationMs = Number(range.end - range.start) / 1e6;
+  let slowest: { name: string; periodMs: number } | undefined;
+  for (const cam of config.cameras) {
+    const n = topics.find((t) => t.topic === cam.topic)?.messageCount ?? 0;
+    if (n < 2 || durationMs <= 0) continue;
+    const periodMs = durationMs / (n - 1);
+    if (!slowest || periodMs > slowest.periodMs) slowest = { name: cam.name, periodMs };
+  }
+  const chunkMs = (1000 * steps) / rate;
+  if (!slowest || chunkMs > slowest.periodMs) return undefined;
+  return (
+    `policy chunk of ${steps} actions at control.rate_hz ${rate} covers ${chunkMs.toFixed(0)} ms, not more than camera '${slowest.name}''s ` +
+    `period of ${slowest.periodMs.toFixed(0)} ms (${(1000 / slowest.periodMs).toFixed(1)} Hz) plus processing time: ticks past a chunk hold its last ` +
+    `action (counted as actions_held_past_chunk) until the next chunk or the watchdog; a chunk of at least ${Math.floor((slowest.periodMs * rate) / 1000) + 1} covers the gap`
+  );
+}
+
 /** Timed pipeline inputs from a recording, in log-time order, times in ms relative to `startNs`. */
 export async function* recordingInputs(reader: RecordingReader, topics: InputTopics, startNs: bigint, onMessage?: (topic: string, msg: unknown, logTime: bigint) => Promise<void>): AsyncGenerator<TimedInput> {
   const names = [...topics.cameras.keys(), ...(topics.joints ? [topics.joints] : [])];
@@ -149,6 +174,8 @@ async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<Re
     runtime = await buildRuntime(o.config, o.source ?? 'config', { features: true, policy: true, by: 'replay' });
     const extractor = runtime.extractor as FeatureExtractor;
     const pipeline = runtime.pipeline(schedulerFor({ rate: o.rate }, 0));
+    const chunkWarning = chunkCoverage(o.config, runtime.head?.shape.chunk, await reader.topics(), reader.timeRange);
+    if (chunkWarning) o.onWarning?.(chunkWarning);
     writer = await createRecordingWriter(o.out, o.output);
     const w = writer;
     const c = need(o.config, 'control', o.source ?? 'config', 'replay');
