@@ -21,7 +21,7 @@ import {
 import { decompressedBound, isZstd, zstdCompress, zstdDecompress } from '../src/bag/zstd.js';
 import { UserError } from '../src/errors.js';
 import { writeDemoKit, type DemoKit } from '../src/cli/make-demo.js';
-import { cli, tempDir } from './helpers/util.js';
+import { cli, ROOT, tempDir } from './helpers/util.js';
 
 const T0 = 1_700_000_000_000_000_000n;
 const MS = 1_000_000n;
@@ -196,6 +196,46 @@ describe('zstd for rosbag2 file and message compression', () => {
     assert.ok(out.subarray(100_000, 105_000).every((b) => b === 42));
     assert.deepEqual(out.subarray(105_000), plain);
     assert.throws(() => decompressedBound(streamed.subarray(0, 5000)), /cut short/);
+  });
+});
+
+describe('a file compressed by the zstd tool in streaming mode (test/fixtures)', () => {
+  const fixture = join(ROOT, 'test', 'fixtures', 'streamed_0.mcap.zstd');
+  const check = (ms: BagMessage[]) => {
+    assert.equal(ms.length, 800);
+    ms.forEach((m, i) => {
+      assert.equal(m.logTime, T0 + BigInt(i) * 10n * MS);
+      assert.deepEqual(Array.from((m.message as Float64MultiArrayMsg).data), Array.from({ length: 16 }, (_, k) => i * 16 + k));
+    });
+  };
+
+  it('reads as a lone .mcap.zstd and as a FILE-compressed folder', async () => {
+    const bytes = readFileSync(fixture);
+    // No content size in the frame header (Frame_Content_Size_flag 0, Single_Segment 0): the bound comes from blocks.
+    assert.equal(bytes[4] >> 5, 0);
+    check(await readAll(await openRecordingPath(fixture)));
+    const dir = join(tempDir('s2-rb2-'), 'streamed');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'streamed_0.mcap.zstd'), bytes);
+    const span = 799n * 10n * MS;
+    const meta: Rosbag2Metadata = {
+      version: 9,
+      storageIdentifier: 'mcap',
+      durationNs: span,
+      startingTimeNs: T0,
+      messageCount: 800,
+      topics: [{ name: '/counter', type: 'std_msgs/msg/Float64MultiArray', serializationFormat: 'cdr', offeredQos: [defaultOfferedQos()], typeDescriptionHash: '', messageCount: 800 }],
+      compressionFormat: 'zstd',
+      compressionMode: 'file',
+      relativeFilePaths: ['streamed_0.mcap.zstd'],
+      files: [{ path: 'streamed_0.mcap', startingTimeNs: T0, durationNs: span, messageCount: 800 }],
+      customData: {},
+      rosDistro: 'jazzy',
+    };
+    writeFileSync(join(dir, 'metadata.yaml'), serializeRosbag2Metadata(meta));
+    const warnings: string[] = [];
+    check(await readAll(await openRecordingPath(dir, { onWarning: (w) => warnings.push(w) })));
+    assert.deepEqual(warnings, []);
   });
 });
 
