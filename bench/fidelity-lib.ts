@@ -173,6 +173,12 @@ async function stop(child: ChildProcess, ms = 10000): Promise<void> {
   }
 }
 
+/** The control settings the comparison needs (a features-only configuration has none). */
+export function controlOf(config: Config): NonNullable<Config['control']> {
+  if (!config.control) throw new Error('the fidelity run compares actions; the configuration has no control section');
+  return config.control;
+}
+
 export interface LiveRunOptions {
   /** The recording to play (file or rosbag2 folder) and the configuration it was made for. */
   bag: string;
@@ -200,7 +206,7 @@ export async function runLive(o: LiveRunOptions): Promise<LiveRun> {
   mkdirSync(o.dir, { recursive: true });
   const params = join(o.dir, 'params.yaml');
   writeFileSync(params, stringifyParamsFile({ ...configToParams(config), autostart: true }, ['s2_policy']));
-  const actionTopic = resolveTopic(config.control.action_topic);
+  const actionTopic = resolveTopic(controlOf(config).action_topic);
   const jointTopic = config.joint_states?.topic;
   if (!jointTopic) throw new Error('the fidelity run aligns clocks by joint states; the configuration has none');
   const liveBag = join(o.dir, 'live');
@@ -241,7 +247,7 @@ export async function measureFidelity(o: LiveRunOptions & { rates: number[] }): 
   await src.close();
   const durationMs = Number(range.end - range.start) / 1e6;
   const liveActions = await readActions(live.liveBag, live.actionTopic, range.start + offset.offsetNs);
-  const periodMs = 1000 / live.config.control.rate_hz;
+  const periodMs = 1000 / controlOf(live.config).rate_hz;
   // The window the replay covers: the recording plus the watchdog's tail.
   const toMs = durationMs + live.config.watchdog.stale_after_ms + periodMs;
   const results: { rate: number; c: Comparison }[] = [];

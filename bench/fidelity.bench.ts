@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { writeDemoKit } from '../src/cli/make-demo.js';
 import { sourcedRosDistro } from '../src/ros/detect.js';
-import { copyToFolder, measureFidelity } from './fidelity-lib.js';
+import { controlOf, copyToFolder, measureFidelity } from './fidelity-lib.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
@@ -22,7 +22,7 @@ const bag = join(dir, 'demo_bag');
 await copyToFolder(kit.recording, bag);
 const m = await measureFidelity({ bag, configFile: kit.config, dir, rates: [1, 0], log: process.env.S2_VERBOSE ? (s) => process.stdout.write(s) : undefined });
 const ms = (x: number) => `${x.toFixed(0)} ms`;
-console.log(`recording ${(m.durationMs / 1000).toFixed(1)} s (${seconds} s demo: raw wrist camera, JPEG front camera stalling at 60%), control at ${m.live.config.control.rate_hz} Hz`);
+console.log(`recording ${(m.durationMs / 1000).toFixed(1)} s (${seconds} s demo: raw wrist camera, JPEG front camera stalling at 60%), control at ${controlOf(m.live.config).rate_hz} Hz`);
 console.log(`clocks aligned by ${m.offset.matched} joint states (receive-time spread p5–p95 ${m.offset.spreadMs.toFixed(1)} ms)`);
 for (const { rate, c } of m.results) {
   console.log(`replay --rate ${rate}:`);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parseRosbag2Metadata } from '../../src/bag/rosbag2.js';
 import { writeDemoKit, type DemoKit } from '../../src/cli/make-demo.js';
 import { sourcedRosDistro } from '../../src/ros/detect.js';
-import { copyToFolder, measureFidelity } from '../../bench/fidelity-lib.js';
+import { controlOf, copyToFolder, measureFidelity } from '../../bench/fidelity-lib.js';
 import { cli, tempDir } from '../helpers/util.js';
 
 function bagInfo(path: string): { status: number | null; out: string } {
@@ -69,7 +69,7 @@ describe('ROS 2 live: rosbag2 folders and replay fidelity', function () {
         `stale live ${JSON.stringify(c.liveStale)} replay ${JSON.stringify(c.replayStale)}`,
     );
     // About one action per control period in both, over the same window.
-    const expected = (c.windowMs[1] - c.windowMs[0]) / (1000 / m.live.config.control.rate_hz);
+    const expected = (c.windowMs[1] - c.windowMs[0]) / (1000 / controlOf(m.live.config).rate_hz);
     assert.ok(Math.abs(c.liveActions - expected) <= 0.1 * expected, `${c.liveActions} live actions, about ${expected} expected`);
     assert.ok(Math.abs(c.replayActions - expected) <= 0.1 * expected, `${c.replayActions} replayed actions, about ${expected} expected`);
     assert.ok(c.paired >= 0.9 * c.replayActions, `${c.paired} of ${c.replayActions} ticks paired`);
