@@ -12,6 +12,7 @@ import { loadConfig, type Config } from '../src/config/config.js';
 import type { JointStateMsg, JointTrajectoryMsg, Float64MultiArrayMsg, TwistStampedMsg } from '../src/msgs/types.js';
 import { timeToNs } from '../src/msgs/types.js';
 import { configToParams, stringifyParamsFile } from '../src/ros/params.js';
+import { ACTION_TYPES } from '../src/pipeline/messages.js';
 import { resolveTopic } from '../src/run/replay.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -78,7 +79,7 @@ export interface Comparison {
   windowMs: [number, number];
   liveActions: number;
   replayActions: number;
-  /** Replay ticks with a live tick within half a control period. */
+  /** Replay ticks paired one-to-one with a live tick within 0.6 control period. */
   paired: number;
   /** Of the paired ticks, those whose actions differ by more than `tolerance` in some component. */
   differing: number;
@@ -114,11 +115,15 @@ export function compareActions(live: readonly TimedAction[], replay: readonly Ti
   const diffs: number[] = [];
   const phases: number[] = [];
   let differing = 0;
+  // One-to-one pairs in time order: the nearest live tick not yet paired, within 0.6 period (the two clocks tick at
+  // the same rate with an arbitrary phase between them).
   let j = 0;
   for (const a of r) {
-    while (j + 1 < l.length && Math.abs(l[j + 1].t - a.t) <= Math.abs(l[j].t - a.t)) j++;
+    while (j < l.length && (l[j].t - a.t) / 1e6 < -0.6 * periodMs) j++;
+    if (j + 1 < l.length && Math.abs(l[j + 1].t - a.t) < Math.abs(l[j].t - a.t)) j++;
     const b = l[j];
-    if (!b || Math.abs(b.t - a.t) / 1e6 > periodMs / 2) continue;
+    if (!b || Math.abs(b.t - a.t) / 1e6 > 0.6 * periodMs) continue;
+    j++;
     phases.push(Math.abs(b.t - a.t) / 1e6);
     const d = Math.max(0, ...a.v.map((x, k) => Math.abs(x - (b.v[k] ?? NaN))));
     diffs.push(Number.isNaN(d) ? Infinity : d);
@@ -214,7 +219,7 @@ export async function runLive(o: LiveRunOptions): Promise<LiveRun> {
   let recorder: ChildProcess | undefined;
   try {
     // The node publishes (safe actions) once configured and active; wait for the first.
-    const first = spawnSync('timeout', ['90', 'ros2', 'topic', 'echo', '--once', actionTopic], { encoding: 'utf8' });
+    const first = spawnSync('timeout', ['90', 'ros2', 'topic', 'echo', '--once', actionTopic, ACTION_TYPES[controlOf(config).action_interface]], { encoding: 'utf8' });
     if (first.status !== 0) throw new Error(`no action on ${actionTopic} within 90 s of starting the node`);
     // The inputs too, as the node received them: the live folder can then be replayed itself.
     const inputs = [...config.cameras.map((c) => c.topic), jointTopic];

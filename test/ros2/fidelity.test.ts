@@ -65,7 +65,7 @@ describe('ROS 2 live: rosbag2 folders and replay fidelity', function () {
     });
     const c = m.results[0].c;
     console.log(
-      `      fidelity: live ${c.liveActions} actions, replay ${c.replayActions}; ${c.differing} of ${c.paired} paired ticks differ; ` +
+      `      fidelity: live ${c.liveActions} actions, replay ${c.replayActions}; ${c.differing} of ${c.paired} paired ticks differ (phase ${c.medianPhaseMs.toFixed(1)} ms); ` +
         `stale live ${JSON.stringify(c.liveStale)} replay ${JSON.stringify(c.replayStale)}`,
     );
     // About one action per control period in both, over the same window.
