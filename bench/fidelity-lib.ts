@@ -84,6 +84,13 @@ export interface Comparison {
   /** Of the paired ticks, those whose actions differ by more than `tolerance` in some component. */
   differing: number;
   differingFraction: number;
+  /** Paired ticks where either action is not the safe (all-zero) one, and of those the ones differing by > coarse. */
+  pairedMoving: number;
+  differingMoving: number;
+  differingCoarse: number;
+  coarseTolerance: number;
+  /** Of pairedMoving, those whose live action is within coarseTolerance of a replay action at most one period away. */
+  matchedWithinOneTick: number;
   medianAbsDiff: number;
   maxAbsDiff: number;
   /** Median |live tick time − replay tick time| of the pairs (the two clocks' phase), ms. */
@@ -108,13 +115,17 @@ export function stalePeriods(actions: readonly TimedAction[]): StalePeriod[] {
 }
 
 /** Compares two action streams on one timeline over [fromMs, toMs]. */
-export function compareActions(live: readonly TimedAction[], replay: readonly TimedAction[], periodMs: number, fromMs: number, toMs: number, tolerance = 1e-6): Comparison {
+export function compareActions(live: readonly TimedAction[], replay: readonly TimedAction[], periodMs: number, fromMs: number, toMs: number, tolerance = 1e-6, coarseTolerance = 1e-2): Comparison {
   const inWindow = (a: TimedAction) => a.t / 1e6 >= fromMs && a.t / 1e6 <= toMs;
   const l = live.filter(inWindow);
   const r = replay.filter(inWindow);
   const diffs: number[] = [];
   const phases: number[] = [];
   let differing = 0;
+  let pairedMoving = 0;
+  let differingMoving = 0;
+  let differingCoarse = 0;
+  let matchedWithinOneTick = 0;
   // One-to-one pairs in time order: the nearest live tick not yet paired, within 0.6 period (the two clocks tick at
   // the same rate with an arbitrary phase between them).
   let j = 0;
@@ -128,6 +139,13 @@ export function compareActions(live: readonly TimedAction[], replay: readonly Ti
     const d = Math.max(0, ...a.v.map((x, k) => Math.abs(x - (b.v[k] ?? NaN))));
     diffs.push(Number.isNaN(d) ? Infinity : d);
     if (!(d <= tolerance)) differing++;
+    if (a.v.some((x) => x !== 0) || b.v.some((x) => x !== 0)) {
+      pairedMoving++;
+      if (!(d <= tolerance)) differingMoving++;
+      if (!(d <= coarseTolerance)) differingCoarse++;
+      const near = r.filter((x) => Math.abs(x.t - b.t) / 1e6 <= 1.5 * periodMs);
+      if (near.some((x) => Math.max(0, ...x.v.map((y, k) => Math.abs(y - (b.v[k] ?? NaN)))) <= coarseTolerance)) matchedWithinOneTick++;
+    }
   }
   const median = (xs: number[]) => (xs.length === 0 ? NaN : [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]);
   return {
@@ -137,6 +155,11 @@ export function compareActions(live: readonly TimedAction[], replay: readonly Ti
     paired: diffs.length,
     differing,
     differingFraction: diffs.length === 0 ? NaN : differing / diffs.length,
+    pairedMoving,
+    differingMoving,
+    differingCoarse,
+    coarseTolerance,
+    matchedWithinOneTick,
     medianAbsDiff: median(diffs),
     maxAbsDiff: diffs.length === 0 ? NaN : Math.max(...diffs),
     medianPhaseMs: median(phases),

@@ -29,6 +29,9 @@ for (const { rate, c } of m.results) {
   console.log(`  actions          live ${c.liveActions}, replay ${c.replayActions} (window ${ms(c.windowMs[0])}–${ms(c.windowMs[1])})`);
   console.log(`  paired ticks     ${c.paired} (median phase ${c.medianPhaseMs.toFixed(1)} ms)`);
   console.log(`  differing ticks  ${c.differing} of ${c.paired} = ${(100 * c.differingFraction).toFixed(1)}% (|Δ| > 1e-6); median |Δ| ${c.medianAbsDiff.toExponential(2)}, max ${c.maxAbsDiff.toExponential(2)}`);
+  const pct = (n: number, d: number) => `${n} of ${d} = ${((100 * n) / Math.max(1, d)).toFixed(1)}%`;
+  console.log(`  while moving     ${c.pairedMoving} paired ticks not both safe: ${pct(c.differingMoving, c.pairedMoving)} differ by > 1e-6, ${pct(c.differingCoarse, c.pairedMoving)} by > ${c.coarseTolerance}`);
+  console.log(`  within a tick    ${pct(c.matchedWithinOneTick, c.pairedMoving)} of those live actions are within ${c.coarseTolerance} of a replay action at most one period away`);
   const fmt = (ps: { startMs: number; endMs: number }[]) => (ps.length ? ps.map((p) => `${ms(p.startMs)}–${ms(p.endMs)}`).join(', ') : 'none');
   console.log(`  stale periods    live ${fmt(c.liveStale)}; replay ${fmt(c.replayStale)}`);
   if (c.liveStale.length > 0 && c.replayStale.length > 0) {
