@@ -545,6 +545,34 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
     }));
   });
 
+  describe('layout flags and outputs', () => {
+    it('features and inspect probe with the given --num-prefix-token / --output-shape; channels-last output refused', cases(async () => {
+      const vit = modelPath('vit-tiny');
+      const x = join(dir, 'probe-x.npy');
+      writeNpy(x, { dims: [1, 3, 32, 32], data: new Float32Array(3 * 32 * 32).fill(0.2) });
+      const y = join(dir, 'probe-y.npy');
+      await check({ name: '--num-prefix-token 0 on a CLS model', args: ['features', '--model', vit, '--input', x, '--out', y, '--scales', '1', '--num-prefix-token', '0'], inputs: [x, vit], outputs: [y], message: /0 prefix tokens leave \d+ spatial tokens, not a square grid/ });
+      await check({ name: '--output-shape bchw on a ViT', args: ['features', '--model', vit, '--input', x, '--out', y, '--scales', '1', '--output-shape', 'bchw'], inputs: [x, vit], outputs: [y], message: /bchw needs a rank-4 output/ });
+      await check({ name: 'inspect --num-prefix-token 0', args: ['inspect', '--model', vit, '--scales', '1,2', '--num-prefix-token', '0'], codes: [2], inputs: [vit], outputs: [], message: /prefix/ });
+      const { inferLayout } = await import('../src/backbone/layout.js');
+      stats.cases += 3;
+      assert.throws(() => inferLayout([1, 7, 7, 256], [112, 112]), /looks channels-last \(B×H×W×C: a 7×7 grid of 256 channels\)/);
+      assert.throws(() => inferLayout([1, 6, 8, 64], [96, 128]), /channels-last/);
+      assert.deepEqual(inferLayout([1, 256, 7, 7], [112, 112]).grid, [7, 7]);
+    }));
+
+    it('extract needs only the sections it uses (no policy, no control)', cases(async () => {
+      const cfg = parse(readFileSync(kit.config, 'utf8')) as Record<string, unknown>;
+      delete cfg.policy;
+      delete cfg.control;
+      const small = join(kit.dir, '..', 'extract-only.yaml');
+      writeFileSync(small, stringify({ ...cfg, backbone: { model: kit.backbone } }));
+      const out = join(dir, 'extract-only');
+      await check({ name: 'extract without policy and control', args: ['extract', '--bag', kit.recording, '--config', small, '--out', out], codes: [0], inputs: [kit.dir, small], outputs: [out], after: () => indexAddsUp(out) });
+      assert.ok(existsSync(join(out, 'features.npy')));
+    }));
+  });
+
   describe('replay clock', () => {
     it('--rate 1 stamps every action within the recording time range plus the watchdog tail', cases(async () => {
       const out = join(dir, 'rate.out.mcap');

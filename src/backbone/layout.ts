@@ -34,6 +34,22 @@ export function prefixCandidates(numTokens: number, cropSide: number): number[] 
 }
 
 /**
+ * A B×H×W×C (channels-last) output read as B×C×H×W gives a grid whose aspect does not follow the crop's (a 7×256
+ * "grid" from a square crop) while H×W read channels-last does: refused, as no reading of it would be right.
+ */
+function refuseChannelsLast(outDims: readonly number[], cropSize: readonly [number, number]): void {
+  const [, d1, d2, d3] = outDims;
+  const crop = cropSize[0] / cropSize[1];
+  const off = (a: number) => Math.abs(Math.log(a / crop));
+  if (off(d2 / d3) > Math.log(1.5) && off(d1 / d2) < Math.log(1.2) && d3 > d1) {
+    throw new LayoutError(
+      `feature output [${outDims.join(', ')}] looks channels-last (B×H×W×C: a ${d1}×${d2} grid of ${d3} channels) for a ${cropSize[0]}×${cropSize[1]} crop; ` +
+        `read as B×C×H×W it would be a ${d2}×${d3} grid: export the model with B×C×H×W output (e.g. x.permute(0, 3, 1, 2))`,
+    );
+  }
+}
+
+/**
  * Reads the layout from one crop's output dims (batch axis included). Overrides win; a prefix count from the
  * model's metadata comes next; otherwise it is inferred and must be unambiguous.
  */
@@ -48,6 +64,7 @@ export function inferLayout(
   }
   if (shape === 'bchw') {
     if (outDims.length !== 4) throw new LayoutError(`output shape bchw needs a rank-4 output, the model gives [${outDims.join(', ')}]`);
+    refuseChannelsLast(outDims, cropSize);
     if ((overrides.numPrefixToken ?? 0) > 0) throw new LayoutError('prefix tokens only exist in bnc (token) outputs');
     return { outputShape: 'bchw', numPrefixToken: 0, channels: outDims[1], grid: [outDims[2], outDims[3]] };
   }

@@ -202,8 +202,14 @@ export class OnnxBackbone implements Backbone {
   }
 
   /** The layout of one crop's output, from a probe run on a zero crop (cached per crop size). */
-  async layoutFor(cropSize: [number, number]): Promise<Layout> {
-    const key = `${cropSize[0]}×${cropSize[1]}`;
+  /**
+   * The output layout for one crop size, probed once. `given` (the user's --output-shape / --num-prefix-token or
+   * s2 options) wins over the options the backbone was loaded with, so the probe reads what the run will use.
+   */
+  async layoutFor(cropSize: [number, number], given: { outputShape?: OutputShape; numPrefixToken?: number } = {}): Promise<Layout> {
+    const outputShape = given.outputShape ?? this.options.outputShape;
+    const numPrefixToken = given.numPrefixToken ?? this.options.numPrefixToken;
+    const key = `${cropSize[0]}×${cropSize[1]}:${outputShape ?? ''}:${numPrefixToken ?? ''}`;
     const cached = this.layouts.get(key);
     if (cached) return cached;
     const c = this.inputChannels ?? 3;
@@ -212,8 +218,8 @@ export class OnnxBackbone implements Backbone {
     let layout: Layout;
     try {
       layout = inferLayout(probe.dims, cropSize, {
-        outputShape: this.options.outputShape,
-        numPrefixToken: this.options.numPrefixToken,
+        outputShape,
+        numPrefixToken,
         metadataPrefix: metaPrefix !== undefined && /^\d+$/.test(metaPrefix) ? Number(metaPrefix) : undefined,
       });
     } catch (e) {

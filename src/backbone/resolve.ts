@@ -17,7 +17,7 @@ export async function resolveS2Options(backbone: OnnxBackbone, options: S2Option
   const layouts = new Map<string, Layout>();
   for (const s of first.scales) {
     const key = `${s.cropSize[0]}×${s.cropSize[1]}`;
-    if (!layouts.has(key)) layouts.set(key, await backbone.layoutFor(s.cropSize));
+    if (!layouts.has(key)) layouts.set(key, await backbone.layoutFor(s.cropSize, { outputShape: options.outputShape, numPrefixToken: options.numPrefixToken }));
   }
   const layout = [...layouts.values()][0];
   const resolved: S2Options = {

@@ -243,6 +243,11 @@ export class PolicyPipeline {
       m.latency('s2', performance.now() - t);
       const backboneMs = extractor.timings.inferenceMs;
       m.latency('backbone', backboneMs);
+      // Features with a NaN or Inf are neither published nor fed to the policy.
+      if (perCamera.some((v) => v.some((x) => !Number.isFinite(x)))) {
+        for (const f of group) m.frameDropped(f.camera, 'frame:nonfinite_features');
+        return undefined;
+      }
       for (const f of group) m.frameProcessed(f.camera);
       m.counts.groupsProcessed++;
       const stampMs = Math.max(...group.map((f) => timeToMs(f.msg.header.stamp)));

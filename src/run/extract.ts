@@ -152,8 +152,13 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
           for (const f of g) dropFrame(f.camera, 'frame:no_aligned_state_or_action');
           continue;
         }
-        for (const f of g) perCamera[f.camera].processed++;
         const per = await extractor.extract(inputs);
+        // Features with a NaN or Inf are not written (a training set must not carry them silently).
+        if (per.some((x) => x.some((y) => !Number.isFinite(y)))) {
+          for (const f of g) dropFrame(f.camera, 'frame:nonfinite_features');
+          continue;
+        }
+        for (const f of g) perCamera[f.camera].processed++;
         const v = new Float32Array(per.reduce((n, x) => n + x.length, 0));
         let off = 0;
         for (const x of per) {
