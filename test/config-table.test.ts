@@ -171,6 +171,20 @@ describe('pipeline.reconfigure', () => {
     assert.equal(o.staleAfterMs, 99);
     assert.equal(p.enabled, false);
     assert.equal(p.config.features.publish, true);
+    // /diagnostics reports every dynamic key as applied.
+    const s = p.settings();
+    assert.deepEqual(Object.keys(s).sort(), [...DYNAMIC_KEYS].sort());
+    assert.deepEqual(s, {
+      'control.enabled': 'false',
+      'control.rate_hz': '10',
+      'control.lower': '[-0.2]',
+      'control.upper': '[0.2]',
+      'control.max_delta': '[0.01]',
+      'policy.chunk_mode': 'latest',
+      'policy.ensemble_k': '0.5',
+      'watchdog.stale_after_ms': '99',
+      'features.publish': 'true',
+    });
   });
 
   it('refuses a change of a fixed key, naming it, and applies nothing of that change', () => {

@@ -125,6 +125,7 @@ export function diagnosticsMessage(m: MetricsSnapshot, stamp: Time, name: string
     { key: 'joint_states_per_s', value: fmt(m.joints.ratePerS) },
     { key: 'joint_state_age_ms', value: fmt(m.joints.ageMs) },
   );
+  for (const [key, value] of Object.entries(m.settings ?? {})) values.push({ key, value });
   if (m.lastError) values.push({ key: 'last_error', value: m.lastError });
   const level = m.lastError && (m.dropped.error ?? 0) > 0 ? 2 : m.state === 'stale' ? 1 : 0;
   const message = level === 2 ? `error: ${m.lastError}` : m.state === 'stale' ? 'stale: no fresh features, safe action' : m.state === 'disabled' ? 'actions disabled' : 'ok';

@@ -50,6 +50,8 @@ export interface MetricsSnapshot {
   joints: { in: number; used: number; ratePerS: number; ageMs: number };
   state: 'ok' | 'stale' | 'disabled';
   lastError?: string;
+  /** The dynamic settings in force (as the pipeline applied them), by config key. */
+  settings?: Record<string, string>;
 }
 
 export interface CameraCounts {

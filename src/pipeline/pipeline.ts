@@ -163,6 +163,23 @@ export class PolicyPipeline {
     return this.cfg;
   }
 
+  /** The dynamic settings as applied (the controller's own options, not a copy of the request), by config key. */
+  settings(): Record<string, string> {
+    const o = this.controller.o;
+    const list = (v?: readonly number[]) => (v ? `[${v.join(', ')}]` : 'unset');
+    return {
+      'control.enabled': String(this.enabled),
+      'control.rate_hz': String(this.cfg.control?.rate_hz ?? 20),
+      'control.lower': list(o.limits.lower),
+      'control.upper': list(o.limits.upper),
+      'control.max_delta': list(o.limits.maxDelta),
+      'policy.chunk_mode': o.chunkMode,
+      'policy.ensemble_k': String(o.ensembleK),
+      'watchdog.stale_after_ms': String(o.staleAfterMs),
+      'features.publish': String(this.cfg.features.publish),
+    };
+  }
+
   /** Actions are published (control.enabled). */
   get enabled(): boolean {
     return this.cfg.control?.enabled ?? true;
@@ -374,7 +391,7 @@ export class PolicyPipeline {
     const ticks$ = this.ticks();
     const actions = merge(processed$, joints$, this.head ? ticks$ : EMPTY).pipe(share());
     m.begin(this.scheduler.now());
-    const metrics = interval(1000, this.scheduler).pipe(map(() => m.snapshot(this.scheduler.now())));
+    const metrics = interval(1000, this.scheduler).pipe(map(() => ({ ...m.snapshot(this.scheduler.now()), settings: this.settings() })));
     return { actions, features: features$.asObservable(), metrics };
   }
 
@@ -408,7 +425,7 @@ export class PolicyPipeline {
     const joints$ = this.jointsInto(inputs.joints);
     const ticks$ = this.ticks();
     const actions = merge(processed$, joints$, ticks$).pipe(share());
-    const metrics = interval(1000, this.scheduler).pipe(map(() => m.snapshot(this.scheduler.now())));
+    const metrics = interval(1000, this.scheduler).pipe(map(() => ({ ...m.snapshot(this.scheduler.now()), settings: this.settings() })));
     return { actions, features: EMPTY, metrics };
   }
 }
