@@ -129,7 +129,7 @@ export class S2PolicyNode {
     // is applied as a whole config that carries the current value, so a later change cannot undo a disable.
     service('std_srvs/srv/SetBool', '~/enable', (req) => {
       const on = req.data === true;
-      const r = this.node.setParameter(new rclnodejs.Parameter('control.enabled', rclnodejs.ParameterType.PARAMETER_BOOL, on)) as unknown as { successful: boolean; reason: string };
+      const r = setResult(this.node.setParameter(new rclnodejs.Parameter('control.enabled', rclnodejs.ParameterType.PARAMETER_BOOL, on)));
       if (!r.successful) return { success: false, message: r.reason };
       return { success: true, message: `actions ${on ? 'enabled' : 'disabled'}${this.pipeline ? '' : ' (applies once configured)'}` };
     });
@@ -152,7 +152,7 @@ export class S2PolicyNode {
     lc._onChangeState = (request: unknown, response: unknown) => {
       const t = (request as { transition?: { id?: number; label?: string } }).transition;
       const configure = t?.id === TRANSITION_CONFIGURE || t?.label === 'configure';
-      if (configure && this.node.currentState.asMessage().id === STATE_UNCONFIGURED) void this.prepare().finally(() => original(request, response));
+      if (configure && stateId(this.node.currentState) === STATE_UNCONFIGURED) void this.prepare().finally(() => original(request, response));
       else original(request, response);
     };
   }
@@ -307,7 +307,7 @@ export class S2PolicyNode {
       );
     }
     const diag = this.diagPub;
-    active.rx.push(out.metrics.subscribe((m) => diag.publish(diagnosticsMessage(m, this.now(), `${this.name}: pipeline`, this.name))));
+    active.rx.push(out.metrics.subscribe((m) => diag.publish(diagnosticsMessage(m, this.now(), `${this.node.name()}: pipeline`, this.node.name()))));
     this.active = active;
     return CallbackReturnCode.SUCCESS;
   }
@@ -392,6 +392,16 @@ function commandLineConfigFile(argv: readonly string[]): string | undefined {
     if (m) return m[1];
   }
   return undefined;
+}
+
+/** The id of a lifecycle State (rclnodejs's typings omit the field its State objects carry). */
+function stateId(s: unknown): number {
+  return (s as { id: number }).id;
+}
+
+/** setParameter's result (typed only where rclnodejs's interface typings were generated). */
+function setResult(r: unknown): { successful: boolean; reason: string } {
+  return r as { successful: boolean; reason: string };
 }
 
 const TRANSITION_CONFIGURE = 1;
