@@ -58,7 +58,7 @@ function findInterpreters(): Interpreter[] {
 }
 
 let interpreters: Interpreter[] = [];
-const results: { name: string; interpreter: string; ratios: string[] }[] = [];
+const results: { name: string; interpreter: string; reference: string; ratios: string[] }[] = [];
 
 function pick(needs: Package[]): Interpreter | undefined {
   return interpreters.find((i) => needs.every((p) => i.versions[p] !== undefined));
@@ -79,12 +79,12 @@ function needOrSkip(ctx: Mocha.Context, needs: Package[]): Interpreter {
 }
 
 /** Parses the --verify lines: label and error ratio of each, all of which must PASS. */
-function verifyLines(out: string): { label: string; ratio: number; pass: boolean }[] {
+function verifyLines(out: string): { label: string; ratio: number; reference: string; pass: boolean }[] {
   const lines = out.split('\n').filter((l) => l.startsWith('verify '));
   return lines.map((l) => {
-    const m = /^verify (.*?): output .* max error ([0-9.e+-]+|inf) x RMS .*: (PASS|FAIL) /.exec(l);
+    const m = /^verify (.*?): output .* max error ([0-9.e+-]+|inf) x RMS .* against (s2wrapper|scripts\/s2ref\.py).*: (PASS|FAIL) /.exec(l);
     assert.ok(m, `unparsed verify line: ${l}`);
-    return { label: m[1], ratio: Number(m[2]), pass: m[3] === 'PASS' };
+    return { label: m[1], ratio: Number(m[2]), reference: m[3], pass: m[4] === 'PASS' };
   });
 }
 
@@ -107,7 +107,7 @@ function exportAndVerify(ctx: Mocha.Context, name: string, needs: Package[], arg
     assert.ok(l.pass, `${l.label}: FAIL\n${r.stdout}`);
     assert.ok(l.ratio < TOLERANCE, `${l.label}: ${l.ratio}`);
   }
-  results.push({ name, interpreter: interp.executable, ratios: lines.map((l) => `${l.label.startsWith('random') ? 'random' : 'image'} ${l.ratio.toExponential(2)}`) });
+  results.push({ name, interpreter: interp.executable, reference: lines[0].reference, ratios: lines.map((l) => `${l.label.startsWith('random') ? 'random' : 'image'} ${l.ratio.toExponential(2)}`) });
   return r;
 }
 
@@ -162,8 +162,8 @@ describe('export_backbone.py (PyTorch → ONNX, verified against the reference S
 
   after(function () {
     if (results.length === 0) return;
-    console.log('\n      family                                               python                                   max error / RMS');
-    for (const r of results) console.log(`      ${r.name.padEnd(52)} ${r.interpreter.padEnd(40)} ${r.ratios.join(', ')}`);
+    console.log(`\n      ${'family'.padEnd(46)} ${'python'.padEnd(40)} ${'reference'.padEnd(17)} max error / RMS`);
+    for (const r of results) console.log(`      ${r.name.padEnd(46)} ${r.interpreter.padEnd(40)} ${r.reference.padEnd(17)} ${r.ratios.join(', ')}`);
   });
 
   describe('families', function () {
