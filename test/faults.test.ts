@@ -561,6 +561,20 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
       assert.deepEqual(inferLayout([1, 256, 7, 7], [112, 112]).grid, [7, 7]);
     }));
 
+    it('replay writes no S2Features when features.publish is false', cases(async () => {
+      const cfg = parse(readFileSync(kit.config, 'utf8')) as Record<string, Record<string, unknown>>;
+      cfg.features.publish = false;
+      const quiet = join(kit.dir, '..', 'no-features.yaml');
+      writeFileSync(quiet, stringify({ ...cfg, backbone: { model: kit.backbone }, policy: { ...cfg.policy, model: kit.policy } }));
+      const out = join(dir, 'no-features.mcap');
+      await check({ name: 'features.publish false', args: ['replay', '--bag', kit.recording, '--config', quiet, '--out', out], codes: [0], inputs: [kit.dir, quiet], outputs: [out], after: countsAddUp });
+      const r = await McapRosReader.open(out);
+      const topics = (await r.topics()).map((t) => t.topic);
+      await r.close();
+      assert.ok(!topics.includes('/s2_policy/features'), topics.join(', '));
+      assert.ok(topics.includes('/diagnostics'));
+    }));
+
     it('extract needs only the sections it uses (no policy, no control)', cases(async () => {
       const cfg = parse(readFileSync(kit.config, 'utf8')) as Record<string, unknown>;
       delete cfg.policy;

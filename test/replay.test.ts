@@ -49,6 +49,7 @@ describe('replay and extract (MCAP end to end)', function () {
       } else if (m.topic === '/s2_policy/features') {
         const f = m.message as S2FeaturesMsg;
         assert.deepEqual(f.camera_names, ['wrist', 'front']);
+        assert.equal(f.header.frame_id, 'wrist_optical_frame', "the first camera's frame");
         assert.deepEqual(Array.from(f.shape), [2, 48]);
         assert.equal(f.data.length, 96);
         assert.deepEqual(Array.from(f.scale_heights), [32, 64]);

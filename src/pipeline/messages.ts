@@ -66,7 +66,7 @@ export function actionMessage(cmd: ActionCommand, stamp: Time, o: ActionMessageO
 }
 
 /** One S2Features message for a group: the pooled features of every camera, in camera order. */
-export function featuresMessage(r: FeatureResult, layout: FeatureLayout, frameId = ''): S2FeaturesMsg {
+export function featuresMessage(r: FeatureResult, layout: FeatureLayout, frameId = r.frameId ?? ''): S2FeaturesMsg {
   const per = r.perCamera[0]?.length ?? 0;
   const data = new Float32Array(r.perCamera.length * per);
   r.perCamera.forEach((v, i) => data.set(v, i * per));

@@ -19,6 +19,8 @@ export interface FeatureResult {
   at: number;
   cameras: string[];
   perCamera: Float32Array[];
+  /** header.frame_id of the group's first camera (S2Features.header.frame_id). */
+  frameId?: string;
   state?: Float32Array;
   chunk?: Float32Array;
 }
@@ -268,7 +270,7 @@ export class PolicyPipeline {
       for (const f of group) m.frameProcessed(f.camera);
       m.counts.groupsProcessed++;
       const stampMs = Math.max(...group.map((f) => timeToMs(f.msg.header.stamp)));
-      const result: FeatureResult = { stampMs, at: this.scheduler.now(), cameras: group.map((f) => f.camera), perCamera };
+      const result: FeatureResult = { stampMs, at: this.scheduler.now(), cameras: group.map((f) => f.camera), perCamera, frameId: group[0]?.msg.header.frame_id };
       const policyMs = await this.act(result);
       const done = performance.now();
       m.latency('end_to_end', done - complete);

@@ -194,9 +194,6 @@ async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<Re
     const toNs = (ms: number) => startNs + BigInt(Math.round(ms * 1e6));
     const periodMs = 1000 / c.rate_hz;
     let messagesIn = 0;
-    // S2Features.header.frame_id is the first camera's frame, as the message definition says.
-    const firstCameraTopic = o.config.cameras[0]?.topic;
-    let firstFrameId = '';
     const delivered = new Map<string, number>([...topics.cameras.keys(), ...(topics.joints ? [topics.joints] : [])].map((t) => [t, 0]));
     let actions = 0;
     let features = 0;
@@ -208,7 +205,6 @@ async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<Re
       recordingInputs(reader, topics, startNs, async (topic, msg, logTime) => {
         messagesIn++;
         delivered.set(topic, (delivered.get(topic) ?? 0) + 1);
-        if (topic === firstCameraTopic) firstFrameId = (msg as ImageMsg).header.frame_id;
         const ch = inputChannels.get(topic);
         if (ch) await w.write(ch, msg as never, logTime);
       }),
@@ -228,7 +224,7 @@ async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<Re
         features: async (f) => {
           if (!featuresCh) return;
           features++;
-          await w.write(featuresCh, featuresMessage(f, extractor.layout, firstFrameId), toNs(f.at));
+          await w.write(featuresCh, featuresMessage(f, extractor.layout), toNs(f.at));
         },
         metrics: async (m) => {
           const at = toNs(m.at);
