@@ -9,12 +9,13 @@ import { PolicyHead } from '../src/policy/head.js';
 import { ensureDemoModels, runClosedLoop } from '../src/sim/closed-loop.js';
 import { wilson } from '../src/cli/learn.js';
 import { cli, tempDir } from './helpers/util.js';
+import { LEGEND_WIDTH } from '../src/sim/plot.js';
 
 describe('closed loop with the simulation', function () {
   this.timeout(180000);
 
   it('gives identical episodes for identical seeds, and moves the arm', async () => {
-    const models = await ensureDemoModels(tempDir('s2-cl-'), { sizes: [[48, 64], [96, 128]], episodes: 3, seed: 500 });
+    const models = await ensureDemoModels(tempDir('s2-cl-'), { sizes: [[48, 64], [96, 128]], episodes: 3, seed: 500, daggerRounds: 1, daggerEpisodes: 2, daggerSteps: 10, epochs: 3 });
     const extractor = await FeatureExtractor.create(models.config);
     const head = await PolicyHead.load({ model: models.config.policy!.model, stats: models.config.policy!.stats, featuresInput: 'features', stateInput: 'state' });
     const a = await runClosedLoop(models.config, extractor, head, 2, 7);
@@ -41,7 +42,7 @@ describe('closed loop with the simulation', function () {
     const png = join(out, 'episodes.png');
     assert.ok(existsSync(png));
     const meta = await sharp(png).metadata();
-    assert.deepEqual([meta.format, meta.width, meta.height], ['png', 640, 480]);
+    assert.deepEqual([meta.format, meta.width, meta.height], ['png', 640 + LEGEND_WIDTH, 480]);
   });
 
   it('collects demonstrations and fits a policy from them', () => {

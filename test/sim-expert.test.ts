@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { TabletopSim, runExpertEpisode, renderEpisodesPng, type ExpertEpisode } from '../src/sim/index.js';
+import { LEGEND_WIDTH, PATH_COLOURS } from '../src/sim/plot.js';
 import { UserError } from '../src/errors.js';
 import { tempDir } from './helpers/util.js';
 
@@ -65,7 +66,7 @@ describe('sim: scripted expert', () => {
 });
 
 describe('sim: episode path plot', () => {
-  it('writes a PNG of the frame size with success paths in green and failure paths in red', async () => {
+  it('writes a PNG of the frame size plus a legend, each path in its own colour', async () => {
     const sim = new TabletopSim();
     const paths: { points: [number, number][]; success: boolean; target?: [number, number] }[] = [];
     for (let seed = 0; seed < 19; seed++) paths.push(runExpertEpisode(sim, seed));
@@ -83,22 +84,27 @@ describe('sim: episode path plot', () => {
     assert.equal(await renderEpisodesPng(file, sim, paths), file);
 
     const meta = await sharp(file).metadata();
-    assert.deepEqual([meta.format, meta.width, meta.height, meta.channels], ['png', 640, 480, 3]);
+    assert.deepEqual([meta.format, meta.width, meta.height, meta.channels], ['png', 640 + LEGEND_WIDTH, 480, 3]);
+    const W = 640 + LEGEND_WIDTH;
     const { data } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
     const at = ([u, v]: readonly number[]): number[] => {
-      const o = (Math.floor(v) * 640 + Math.floor(u)) * 3;
+      const o = (Math.floor(v) * W + Math.floor(u)) * 3;
       return [data[o], data[o + 1], data[o + 2]];
     };
-    // Midpoints of segments lie on the drawn polylines; the failure path is drawn last, so nothing covers it.
+    // Each path in its own colour: midpoints of segments lie on its polyline; the failure path is drawn last.
     const mid = (p: [number, number][], i: number): number[] => [(p[i][0] + p[i + 1][0]) / 2, (p[i][1] + p[i + 1][1]) / 2];
-    assert.deepEqual(at(mid(failPoints, 10)), [225, 0, 0]);
-    const green = paths.slice(0, 19).filter((p) => p.success);
-    assert.ok(green.length >= 18);
-    const greenHits = green.filter((p) => at(mid(p.points, Math.floor(p.points.length / 3))).join() === '0,170,40').length;
-    assert.ok(greenHits >= green.length - 3, `${greenHits} of ${green.length} success paths green at a third of their length`);
-    // Away from the paths, the scene is washed out (0.55 × colour + 110), not left as the raw frame.
+    assert.deepEqual(at(mid(failPoints, 10)), [...PATH_COLOURS[19 % PATH_COLOURS.length]]);
+    const hits = paths.slice(0, 12).filter((p, k) => at(mid(p.points, Math.floor(p.points.length / 3))).join() === PATH_COLOURS[k].join()).length;
+    assert.ok(hits >= 9, `${hits} of 12 paths in their own colour at a third of their length`);
+    // Away from the paths, the scene is washed out (0.45 × colour + 135), not left as the raw frame.
     const raw = sim.render({ arm: false }).data as Uint8Array;
-    assert.deepEqual(at([2, 2]), [0, 1, 2].map((c) => Math.round(raw[(2 * 640 + 2) * 3 + c] * 0.55 + 110)));
+    assert.deepEqual(at([2, 2]), [0, 1, 2].map((c) => Math.round(raw[(2 * 640 + 2) * 3 + c] * 0.45 + 135)));
+    // The legend panel: white, with a swatch of the first path's colour and dark text.
+    assert.deepEqual(at([640 + 5, 240]), [255, 255, 255]);
+    assert.deepEqual(at([640 + 20, 44 - 8]), [...PATH_COLOURS[0]]);
+    let dark = 0;
+    for (let v = 0; v < 480; v++) for (let u = 640 + 40; u < W; u++) if (at([u, v]).every((x) => x < 90)) dark++;
+    assert.ok(dark > 200, `legend text drawn (${dark} dark pixels)`);
   });
 
   it('follows the simulation frame size and rejects bad points and unwritable files in one line', async () => {
@@ -106,7 +112,7 @@ describe('sim: episode path plot', () => {
     const e = runExpertEpisode(small, 3);
     const dir = tempDir('s2-sim-');
     const meta = await sharp(await renderEpisodesPng(join(dir, 'small.png'), small, [e])).metadata();
-    assert.deepEqual([meta.width, meta.height], [320, 240]);
+    assert.deepEqual([meta.width, meta.height], [320 + LEGEND_WIDTH, 240]);
     await assert.rejects(
       renderEpisodesPng(join(dir, 'bad.png'), small, [e, { points: [[1, 2], [NaN, 3]], success: true }]),
       (err: Error) => err instanceof UserError && err.message === 'renderEpisodesPng: paths[1].points[1] must be a finite [u, v], got [NaN, 3]',

@@ -16,6 +16,9 @@ export const START_HELP = `usage: s2-policy start [--transport sim|ros|replay] [
        sim (default without ROS 2): closed loop with the built-in simulation; ros (default with ROS 2 sourced): the node;
        replay: the demo recording through the pipeline (make-demo + replay)`;
 
+/** Episodes `start` runs by default. */
+export const START_EPISODES = 8;
+
 /** The demo model recipe used by `start` and `eval`: S² at the camera's 3:4 aspect, two scales. */
 export const DEMO_SIZES: [number, number][] = [
   [96, 128],
@@ -38,7 +41,11 @@ async function startSim(flags: { episodes: number; seed: number; out: string }):
   console.log('transport: sim (built-in tabletop simulation; no ROS 2 sourced or --transport sim)');
   mkdirSync(flags.out, { recursive: true });
   const models = await ensureDemoModels(join(flags.out, 'models'), { sizes: DEMO_SIZES }, (l) => console.log(l));
-  console.log(`demo models ready (${elapsed()}): project-made ConvNet backbone (not pretrained), S² sizes ${DEMO_SIZES.map((s) => s.join('x')).join(', ')}, linear policy head (λ ${models.fit.lambda})`);
+  const sm = models.summary;
+  console.log(
+    `demo models ready (${elapsed()}): backbone of ${sm.pretrain.filters} k-means filters pretrained on simulated frames without labels, S² sizes ${DEMO_SIZES.map((s) => s.join('x')).join(', ')}, ` +
+      `${sm.head} policy head on ${sm.rows} steps (${sm.expertEpisodes} expert episodes + ${sm.daggerRows} DAgger-relabelled states)`,
+  );
   const runtime = await buildRuntime(models.config, 'demo config', { features: true, policy: true, by: 'start' });
   const extractor = runtime.extractor as FeatureExtractor;
   const head = runtime.head as PolicyHead;
@@ -94,5 +101,5 @@ export async function startCommand(argv: string[]): Promise<number> {
     const { replayCommand } = await import('./replay.js');
     return replayCommand(['--bag', kit.recording, '--config', kit.config, '--out', join(out, 'demo', 'out.mcap'), '--force']);
   }
-  return startSim({ episodes: int(flags, 'episodes') ?? 4, seed: int(flags, 'seed', 0) ?? 0, out });
+  return startSim({ episodes: int(flags, 'episodes') ?? START_EPISODES, seed: int(flags, 'seed', 0) ?? 0, out });
 }

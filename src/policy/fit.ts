@@ -29,6 +29,8 @@ export interface LambdaScore {
 
 export interface LambdaSelection {
   lambda: number;
+  /** Held-out MSE of predicting each fold's training mean (what any λ must beat to be worth anything). */
+  meanMse: number;
   /** One per λ, in ascending λ. */
   scores: LambdaScore[];
   /** 'episodes': whole episodes held out; 'blocks': one episode only, contiguous blocks of rows held out instead. */
@@ -260,10 +262,12 @@ function selectOn(p: CentredProblem, groups: Int32Array, lambdas: number[], maxF
   // The smaller system per fold. (λ = 0 can only work in the primal form: a centred kernel matrix is singular.)
   const form: RidgeForm = d <= minTrain ? 'primal' : 'dual';
   const se = new Float64Array(lambdas.length);
+  let meanSe = 0;
   for (let f = 0; f < plan.folds; f++) {
     const train: number[] = [];
     const held: number[] = [];
     for (let i = 0; i < n; i++) (plan.fold[i] === f ? held : train).push(i);
+    meanSe += meanPredictionError(p.y, p.k, train, held);
     const fold = form === 'primal' ? primalFold(p, train, held) : dualFold(p, train, held);
     lambdas.forEach((lambda, li) => {
       se[li] += fold(lambda, where);
@@ -272,7 +276,38 @@ function selectOn(p: CentredProblem, groups: Int32Array, lambdas: number[], maxF
   const scores = lambdas.map((lambda, i) => ({ lambda, mse: se[i] / (n * p.k) }));
   let best = scores[0];
   for (const s of scores) if (s.mse <= best.mse) best = s;
-  return { lambda: best.lambda, scores, protocol: plan.protocol, folds: plan.folds, note: describe(plan) };
+  return { lambda: best.lambda, meanMse: meanSe / (n * p.k), scores, protocol: plan.protocol, folds: plan.folds, note: describe(plan) };
+}
+
+/** Squared error on the held-out rows of predicting the training rows' mean. */
+function meanPredictionError(y: Float64Array, k: number, train: number[], held: number[]): number {
+  const m = new Float64Array(k);
+  for (const i of train) for (let t = 0; t < k; t++) m[t] += y[i * k + t];
+  for (let t = 0; t < k; t++) m[t] /= train.length;
+  let s = 0;
+  for (const i of held) for (let t = 0; t < k; t++) s += (y[i * k + t] - m[t]) ** 2;
+  return s;
+}
+
+/**
+ * Warnings about a λ selection a user should act on: the chosen λ at an end of a grid of several (the best may lie
+ * beyond it), or no λ beating the mean prediction on held-out rows (the features carry nothing usable).
+ */
+export function selectionWarnings(sel: Pick<LambdaSelection, 'lambda' | 'scores' | 'meanMse'>): string[] {
+  const out: string[] = [];
+  const grid = sel.scores.map((s) => s.lambda);
+  const best = sel.scores.find((s) => s.lambda === sel.lambda)!;
+  if (grid.length > 1 && sel.lambda === grid[grid.length - 1]) {
+    out.push(`λ = ${sel.lambda} is the largest of the grid (${grid.join(', ')}): the held-out error may still fall beyond it; widen --lambdas`);
+  } else if (grid.length > 1 && sel.lambda === grid[0] && sel.lambda > 0) {
+    out.push(`λ = ${sel.lambda} is the smallest of the grid (${grid.join(', ')}): the held-out error may still fall below it; widen --lambdas`);
+  }
+  if (!(best.mse < sel.meanMse)) {
+    out.push(
+      `no λ beats predicting the mean action on held-out episodes (best held-out MSE ${best.mse.toPrecision(4)} ≥ ${sel.meanMse.toPrecision(4)} for the mean): the features carry no usable signal for these actions`,
+    );
+  }
+  return out;
 }
 
 function rowsOf(a: Float64Array, cols: number, rows: readonly number[]): Float64Array {
@@ -406,7 +441,9 @@ export interface PolicyFit {
   stats: PolicyStatsJson;
   lambda: number;
   scores: LambdaScore[];
-  selection: { protocol: 'episodes' | 'blocks'; folds: number; note: string };
+  selection: { protocol: 'episodes' | 'blocks'; folds: number; note: string; meanMse: number };
+  /** What the user should know about the selection (selectionWarnings); empty when all is well. */
+  warnings: string[];
   /** Mean squared error of the final fit on its training rows, in normalised action units (as the scores). */
   trainMse: number;
   featureDim: number;
@@ -454,6 +491,29 @@ export function stackChunks(actions: Tensor, episodes: Int32Array, chunk: number
   return { dims: [n, chunk, a], data: out };
 }
 
+/** The episode with the fewest rows (an episode is a contiguous run of one id). */
+export function shortestEpisode(episodes: Int32Array): { id: number; rows: number } {
+  let best = { id: episodes[0], rows: Infinity };
+  for (let start = 0; start < episodes.length; ) {
+    let stop = start + 1;
+    while (stop < episodes.length && episodes[stop] === episodes[start]) stop++;
+    if (stop - start < best.rows) best = { id: episodes[start], rows: stop - start };
+    start = stop;
+  }
+  return best;
+}
+
+/**
+ * The shortest chunk that keeps the controller supplied: a chunk must last from the features that made it until
+ * the next features are processed, i.e. the slowest camera's period plus the processing time, in control ticks.
+ */
+export function coveringChunk(framePeriodMs: number, processingMs: number, rateHz: number): number {
+  for (const [name, v] of [['frame period', framePeriodMs], ['processing time', processingMs], ['control rate', rateHz]] as const) {
+    if (!Number.isFinite(v) || v < 0 || (name === 'control rate' && v <= 0)) throw new UserError(`fit: ${name} must be a finite number ≥ 0, got ${v}`);
+  }
+  return Math.max(1, Math.ceil(((framePeriodMs + processingMs) * rateHz) / 1000 - 1e-9));
+}
+
 /** Per-column mean and floored std, rounded to float32 as the statistics file and PolicyHead will hold them. */
 function meanStd(data: Float32Array, rows: number, cols: number): MeanStdJson {
   const mean = new Float64Array(cols);
@@ -492,6 +552,10 @@ export function fitPolicy(data: PolicyData, options: FitPolicyOptions): PolicyFi
   if (ad.length === 2) {
     rows2(data.actions, 'actions');
     if (ad[0] !== n) throw new UserError(`fitPolicy: actions has ${ad[0]} rows (shape [${ad.join(', ')}]), features has ${n}`);
+    const shortest = shortestEpisode(data.episodes);
+    if (chunk > shortest.rows) {
+      throw new UserError(`fitPolicy: chunk ${chunk} is longer than the shortest episode (episode ${shortest.id}, ${shortest.rows} row${shortest.rows === 1 ? '' : 's'}); its chunks would repeat the last action`);
+    }
     targets = stackChunks(data.actions, data.episodes, chunk);
   } else if (ad.length === 3) {
     if (ad[0] !== n || ad[1] !== chunk) throw new UserError(`fitPolicy: actions has shape [${ad.join(', ')}], expected [${n}, ${chunk}, actionDim] (N rows, chunk ${chunk})`);
@@ -535,7 +599,8 @@ export function fitPolicy(data: PolicyData, options: FitPolicyOptions): PolicyFi
     stats,
     lambda: selection.lambda,
     scores: selection.scores,
-    selection: { protocol: selection.protocol, folds: selection.folds, note: selection.note },
+    selection: { protocol: selection.protocol, folds: selection.folds, note: selection.note, meanMse: selection.meanMse },
+    warnings: selectionWarnings(selection),
     trainMse,
     featureDim,
     stateDim,
@@ -570,19 +635,30 @@ export function predictPolicy(fit: PolicyFit, features: Float32Array, state?: Fl
  * Writes the head as ONNX (buildLinearPolicy: inputs 'features' and, with a state, 'state'; output 'actions'
  * [B, chunk, actionDim]) and its statistics JSON. `out` is a folder (policy.onnx + policy.stats.json inside), a
  * .onnx path (statistics beside it as <name>.stats.json, the name the configuration looks for), or explicit paths.
- * Existing files are overwritten.
+ * Existing files are replaced (each written under a temporary name, then renamed).
  */
 export function writePolicy(out: string | { model: string; stats?: string }, fit: PolicyFit): { model: string; stats: string } {
-  const model = typeof out !== 'string' ? out.model : /\.onnx$/i.test(out) ? out : join(out, 'policy.onnx');
-  const stats = (typeof out !== 'string' ? out.stats : undefined) ?? model.replace(/\.onnx$/i, '') + '.stats.json';
+  const { model, stats } = policyPaths(out);
   const { featureDim, stateDim, chunk, actionDim, weight, bias } = fit;
   if (weight.length !== (featureDim + stateDim) * chunk * actionDim || bias.length !== chunk * actionDim) {
     throw new UserError(`writePolicy: weight has ${weight.length} values and bias ${bias.length}, expected ${featureDim + stateDim}×${chunk * actionDim} and ${chunk * actionDim}`);
   }
   const bytes = buildLinearPolicy({ featureDim, stateDim, chunk, actionDim, weight, bias }).serialize();
+  writeBoth(model, bytes, stats, JSON.stringify(fit.stats, null, 1) + '\n');
+  return { model, stats };
+}
+
+/** Writes a model and its statistics, each under a temporary name renamed when complete. */
+export function writeBoth(model: string, bytes: Uint8Array, stats: string, text: string): void {
   mkdirSync(dirname(model), { recursive: true });
   mkdirSync(dirname(stats), { recursive: true });
   writeFileAtomic(model, bytes);
-  writeFileAtomic(stats, JSON.stringify(fit.stats, null, 1) + '\n');
+  writeFileAtomic(stats, text);
+}
+
+/** The model and statistics paths writePolicy uses for `out`. */
+export function policyPaths(out: string | { model: string; stats?: string }): { model: string; stats: string } {
+  const model = typeof out !== 'string' ? out.model : /\.onnx$/i.test(out) ? out : join(out, 'policy.onnx');
+  const stats = (typeof out !== 'string' ? out.stats : undefined) ?? model.replace(/\.onnx$/i, '') + '.stats.json';
   return { model, stats };
 }

@@ -2,15 +2,18 @@
 // watchdog) on a virtual clock, plus demonstration collection with the scripted expert and the demo models.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.js';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { UserError } from '../errors.js';
 import { need, parseConfig, type Config } from '../config/config.js';
-import { writePresetModel } from '../models/write.js';
 import { ManualClock, runOnClock, type TimedInput } from '../pipeline/clock.js';
 import type { FeatureExtractor } from '../pipeline/extractor.js';
 import { buildRuntime } from '../runtime/build.js';
 import { PolicyPipeline } from '../pipeline/pipeline.js';
-import { fitPolicy, writePolicy, type PolicyFit } from '../policy/fit.js';
-import type { PolicyHead } from '../policy/head.js';
+import { fitPolicy, stackChunks, writePolicy, type PolicyFit } from '../policy/fit.js';
+import { fitKeypointHead, predictKeypoint, writeKeypointPolicy, type KeypointData } from '../policy/keypoint.js';
+import type { TabletopSimOptions } from './options.js';
+import { pretrainBackbone, type PretrainOptions, type PretrainResult } from './pretrain.js';
+import { PolicyHead } from '../policy/head.js';
 import { timeToMs } from '../msgs/types.js';
 import { TabletopSim } from './tabletop.js';
 import type { EpisodePath } from './plot.js';
@@ -18,7 +21,22 @@ import type { EpisodePath } from './plot.js';
 export const SIM_CAMERA = 'overhead';
 export const SIM_CAMERA_TOPIC = '/overhead_camera/image_raw';
 /** Bumped whenever the demo models or their recipe change, so cached models are rebuilt. */
-export const DEMO_MODELS_VERSION = 'sim-demo-v2';
+export const DEMO_MODELS_VERSION = 'sim-demo-v3';
+/** The demo's pooling: a 16×16 grid of every channel, fine enough for the keypoint head to locate small things. */
+export const DEMO_POOL = 'grid:16';
+
+/** The demo recipe's defaults (see DemoRecipe). */
+export const DEMO_RECIPE = {
+  pool: 'grid:16',
+  chunk: 2,
+  head: 'keypoint' as const,
+  episodes: 40,
+  seed: 1000,
+  daggerRounds: 1,
+  daggerEpisodes: 20,
+  daggerSteps: 40,
+  epochs: 15,
+};
 
 export interface SimModelOptions {
   /** S² sizes as [height, width] per scale, e.g. [[96, 128], [192, 256]]. */
@@ -26,6 +44,8 @@ export interface SimModelOptions {
   /** Feature pooling (grid:K keeps where things are). */
   pool?: string;
   chunk?: number;
+  /** The policy head: 'keypoint' (spatial softmax + MLP, behaviour cloning; the default) or 'linear' (ridge probe). */
+  head?: 'keypoint' | 'linear';
 }
 
 /** The node configuration the simulation runs: one overhead camera, joint states, a linear policy head. */
@@ -34,11 +54,12 @@ export function simConfig(dir: string, o: SimModelOptions): Config {
     {
       backbone: { model: 'backbone.onnx' },
       s2: { img_sizes: o.sizes, max_split_size: 32 },
-      image: { base_size: o.sizes[0], crop: 'none', resize: 'reference', normalization: 'imagenet' },
+      // Every scale resized from the camera frame itself, so the larger scales hold detail the base has lost.
+      image: { base_size: o.sizes[0], crop: 'none', resize: 'native', normalization: 'imagenet' },
       cameras: [{ name: SIM_CAMERA, topic: SIM_CAMERA_TOPIC, transport: 'raw' }],
       sync: { mode: 'latest' },
       joint_states: { topic: '/joint_states', names: ['joint1', 'joint2'], max_age_ms: 100 },
-      features: { pool: o.pool ?? 'grid:8' },
+      features: { pool: o.pool ?? DEMO_POOL },
       policy: { model: 'policy.onnx', features_input: 'features', state_input: 'state', chunk_mode: 'ensemble', ensemble_k: 0.1 },
       control: { rate_hz: 20, command_type: 'velocity', lower: [-1, -1], upper: [1, 1], max_delta: [0.5, 0.5] },
       watchdog: { stale_after_ms: 200 },
@@ -58,8 +79,8 @@ export interface Demos {
 }
 
 /** Runs the expert for `episodes` seeded episodes, rendering every step and computing its pooled S² features. */
-export async function collectDemos(extractor: FeatureExtractor, episodes: number, seed: number, onEpisode?: (i: number) => void): Promise<Demos> {
-  const sim = new TabletopSim({ seed });
+export async function collectDemos(extractor: FeatureExtractor, episodes: number, seed: number, onEpisode?: (i: number) => void, simOptions: TabletopSimOptions = {}): Promise<Demos> {
+  const sim = new TabletopSim({ ...simOptions, seed });
   const feats: Float32Array[] = [];
   const states: number[] = [];
   const actions: number[] = [];
@@ -124,8 +145,8 @@ export interface ClosedLoopProgress {
  * the pipeline; the pipeline's control clock produces the action that the sim executes. Virtual time, so the result
  * depends only on the seeds and the models.
  */
-export async function runClosedLoop(config: Config, extractor: FeatureExtractor, head: PolicyHead, episodes: number, seed: number, onProgress?: (p: ClosedLoopProgress) => void): Promise<EpisodeResult[]> {
-  const sim = new TabletopSim({ seed });
+export async function runClosedLoop(config: Config, extractor: FeatureExtractor, head: PolicyHead, episodes: number, seed: number, onProgress?: (p: ClosedLoopProgress) => void, simOptions: TabletopSimOptions = {}): Promise<EpisodeResult[]> {
+  const sim = new TabletopSim({ ...simOptions, seed });
   const results: EpisodeResult[] = [];
   const dt = sim.options.dt * 1000;
   for (let e = 0; e < episodes; e++) {
@@ -165,45 +186,200 @@ export async function runClosedLoop(config: Config, extractor: FeatureExtractor,
 }
 
 export function toPaths(results: EpisodeResult[]): EpisodePath[] {
-  return results.map((r) => ({ points: r.points, success: r.success, target: r.target }));
+  return results.map((r) => ({ points: r.points, success: r.success, target: r.target, label: `seed ${r.seed}: ${r.success ? 'success' : 'failure'}, ${(100 * r.finalDistance).toFixed(1)} cm` }));
+}
+
+export interface DemoRecipe extends SimModelOptions {
+  /** Expert demonstration episodes (seeds from `seed`, default 1000). */
+  episodes?: number;
+  seed?: number;
+  /** DAgger rounds: the head drives, the expert labels every state it visits, the head is refitted on all rows. */
+  daggerRounds?: number;
+  /** Episodes per DAgger round (seeds from 3000), each cut at daggerSteps steps. */
+  daggerEpisodes?: number;
+  daggerSteps?: number;
+  /** Training epochs of the keypoint head (first fit; refits use half). */
+  epochs?: number;
+  /** Target size of the simulated scenes (px), for the detail experiment; the default task's 8 px otherwise. */
+  targetSizePx?: number;
+}
+
+export interface DemoSummary {
+  head: 'keypoint' | 'linear';
+  rows: number;
+  featureDim: number;
+  expertEpisodes: number;
+  daggerRows: number;
+  /** Linear head only. */
+  lambda?: number;
+  note: string;
+  pretrain: { seconds: number; weightsHash: string; filters: number; cached: boolean };
+  msPerFrame: number;
 }
 
 export interface DemoModels {
   dir: string;
   config: Config;
-  fit: PolicyFit;
+  summary: DemoSummary;
   trainSeconds: number;
 }
 
+/** The demo backbone recipe: k-means filters from frames at every resolution the demo and evaluation use. */
+export const DEMO_PRETRAIN: PretrainOptions = {
+  seed: 1,
+  sizes: [
+    [96, 128],
+    [192, 256],
+    [288, 384],
+  ],
+  filters: 64,
+};
+
+/** Backbones pretrained in this process, by recipe: eval's variants share one. */
+const made = new Map<string, PretrainResult>();
+
 /**
- * The demo backbone (project-made, not pretrained) and a linear head fitted on expert demonstrations in the
- * simulation, cached in `dir` (rebuilt when DEMO_MODELS_VERSION or the options change).
+ * Writes the pretrained demo backbone to `file` unless a backbone of the same recipe is already there (its recipe
+ * hash is kept in `file`.json). Returns how it was made.
  */
-export async function ensureDemoModels(dir: string, o: SimModelOptions & { episodes?: number; seed?: number }, log?: (line: string) => void): Promise<DemoModels> {
+export async function ensureDemoBackbone(file: string, o: PretrainOptions = DEMO_PRETRAIN): Promise<DemoSummary['pretrain']> {
   const key = JSON.stringify({ v: DEMO_MODELS_VERSION, o });
+  const stamp = `${file}.json`;
+  if (existsSync(file) && existsSync(stamp)) {
+    const saved = JSON.parse(readFileSync(stamp, 'utf8')) as { key: string; seconds: number; weightsHash: string; filters: number };
+    if (saved.key === key) return { seconds: saved.seconds, weightsHash: saved.weightsHash, filters: saved.filters, cached: true };
+  }
+  let r = made.get(key);
+  const cached = r !== undefined;
+  r ??= await pretrainBackbone(o);
+  made.set(key, r);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileAtomic(file, r.onnx);
+  writeFileAtomic(stamp, JSON.stringify({ key, seconds: r.seconds, weightsHash: r.weightsHash, filters: r.filters }));
+  return { seconds: r.seconds, weightsHash: r.weightsHash, filters: r.filters, cached };
+}
+
+/** The grid side of a 'grid:K' pooling. */
+function gridOf(pool: string): number {
+  const m = /^grid:(\d+)$/.exec(pool);
+  if (!m) throw new UserError(`sim: the keypoint head needs features.pool grid:K, got '${pool}'`);
+  return Number(m[1]);
+}
+
+function concatDemos(a: Demos, b: Demos): Demos {
+  const cat = <T extends Float32Array | Int32Array>(x: T, y: T, make: (n: number) => T): T => {
+    const out = make(x.length + y.length);
+    out.set(x);
+    out.set(y, x.length);
+    return out;
+  };
+  const shift = a.rows > 0 ? Math.max(...a.episodes) + 1 : 0;
+  return {
+    features: cat(a.features, b.features, (n) => new Float32Array(n)),
+    state: cat(a.state, b.state, (n) => new Float32Array(n)),
+    actions: cat(a.actions, b.actions, (n) => new Float32Array(n)),
+    episodes: cat(a.episodes, Int32Array.from(b.episodes, (e) => e + shift), (n) => new Int32Array(n)),
+    rows: a.rows + b.rows,
+    featureDim: a.featureDim,
+  };
+}
+
+/**
+ * DAgger's data: the fitted head drives (its chunk's first action, clamped to the velocity limit), the expert's action
+ * for every visited state is recorded as the label. Episodes end at success or after `maxSteps`.
+ */
+export async function collectDagger(extractor: FeatureExtractor, act: (features: Float32Array, state: Float32Array) => Float32Array, episodes: number, seed: number, maxSteps: number, simOptions: TabletopSimOptions = {}): Promise<Demos> {
+  const sim = new TabletopSim({ ...simOptions, seed });
+  const feats: Float32Array[] = [];
+  const states: number[] = [];
+  const actions: number[] = [];
+  const eps: number[] = [];
+  const buf = new Uint8Array(sim.options.width * sim.options.height * 3);
+  for (let e = 0; e < episodes; e++) {
+    sim.reset(seed + e);
+    for (let k = 0; k < maxSteps && !sim.status.done; k++) {
+      const r = await extractor.ingester.ingest(sim.render({ out: buf }), 'raw');
+      if (!r.ok) throw new Error(`sim frame rejected: ${r.detail}`);
+      const [f] = await extractor.extract([{ base: r.base, scales: r.scales }]);
+      const q = Float32Array.from(sim.joints);
+      const expert = sim.expertAction();
+      feats.push(f);
+      states.push(q[0], q[1]);
+      actions.push(expert[0], expert[1]);
+      eps.push(e);
+      const a = act(f, q);
+      sim.step([Math.max(-1, Math.min(1, a[0])), Math.max(-1, Math.min(1, a[1]))]);
+    }
+  }
+  const d = extractor.layout.perCamera;
+  const features = new Float32Array(feats.length * d);
+  feats.forEach((f, i) => features.set(f, i * d));
+  return { features, state: Float32Array.from(states), actions: Float32Array.from(actions), episodes: Int32Array.from(eps), rows: feats.length, featureDim: d };
+}
+
+function keypointData(demos: Demos, grid: number, chunk: number): KeypointData {
+  const targets = stackChunks({ dims: [demos.rows, 2], data: demos.actions }, demos.episodes, chunk);
+  return { features: demos.features, state: demos.state, targets: targets.data, rows: demos.rows, channels: demos.featureDim / (grid * grid), grid, stateDim: 2, chunk, actionDim: 2 };
+}
+
+/**
+ * The demo models, cached in `dir` (rebuilt when DEMO_MODELS_VERSION or the recipe change): the backbone pretrained
+ * without labels (pretrain.ts), expert demonstrations in the simulation, a head fitted on them (keypoint by
+ * behaviour cloning with DAgger rounds, or the linear ridge probe), written as ONNX with its statistics.
+ */
+export async function ensureDemoModels(dir: string, o: DemoRecipe, log?: (line: string) => void): Promise<DemoModels> {
+  const recipe = { ...DEMO_RECIPE, ...o };
+  const key = JSON.stringify({ v: DEMO_MODELS_VERSION, recipe, pretrain: DEMO_PRETRAIN });
   const stamp = join(dir, 'models.json');
-  const config = simConfig(dir, o);
+  const config = simConfig(dir, recipe);
   const policy = need(config, 'policy', 'demo config', 'the demo');
   if (existsSync(stamp) && existsSync(policy.model)) {
-    const saved = JSON.parse(readFileSync(stamp, 'utf8')) as { key: string; fit: PolicyFit; trainSeconds: number };
-    if (saved.key === key) return { dir, config, fit: saved.fit, trainSeconds: saved.trainSeconds };
+    const saved = JSON.parse(readFileSync(stamp, 'utf8')) as { key: string; summary: DemoSummary; trainSeconds: number };
+    if (saved.key === key) return { dir, config, summary: saved.summary, trainSeconds: saved.trainSeconds };
   }
   mkdirSync(dir, { recursive: true });
   const t0 = performance.now();
-  writePresetModel('convnet-tiny', config.backbone.model);
+  const pretrain = await ensureDemoBackbone(config.backbone.model);
+  log?.(
+    pretrain.cached
+      ? `backbone: k-means filters (cached, sha256 ${pretrain.weightsHash.slice(0, 12)})`
+      : `backbone: ${pretrain.filters} k-means filters learned from simulated frames in ${pretrain.seconds.toFixed(1)} s (no labels; sha256 ${pretrain.weightsHash.slice(0, 12)})`,
+  );
   const runtime = await buildRuntime(config, 'demo config', { features: true, policy: false, by: 'the demo' });
   const extractor = runtime.extractor as FeatureExtractor;
+  const simOptions: TabletopSimOptions = recipe.targetSizePx !== undefined ? { targetSizePx: recipe.targetSizePx } : {};
   try {
-    const episodes = o.episodes ?? 24;
-    log?.(`collecting ${episodes} expert demonstrations (seeds ${o.seed ?? 1000}…) for the demo policy head…`);
-    const demos = await collectDemos(extractor, episodes, o.seed ?? 1000);
-    const fit = fitDemos(demos, o.chunk ?? 4);
-    writePolicy({ model: policy.model, stats: join(dir, 'policy.stats.json') }, fit);
+    const episodes = recipe.episodes;
+    const chunk = recipe.chunk;
+    log?.(`collecting ${episodes} expert demonstrations (seeds ${recipe.seed}…)…`);
+    const tc = performance.now();
+    let demos = await collectDemos(extractor, episodes, recipe.seed, undefined, simOptions);
+    const msPerFrame = (performance.now() - tc) / demos.rows;
+    let summary: DemoSummary;
+    if (recipe.head === 'linear') {
+      const fit = fitDemos(demos, chunk);
+      writePolicy({ model: policy.model, stats: join(dir, 'policy.stats.json') }, fit);
+      summary = { head: 'linear', rows: demos.rows, featureDim: demos.featureDim, expertEpisodes: episodes, daggerRows: 0, lambda: fit.lambda, note: `λ = ${fit.lambda}, ${fit.selection.note}`, pretrain, msPerFrame };
+    } else {
+      const grid = gridOf(config.features.pool);
+      let fit = fitKeypointHead(keypointData(demos, grid, chunk), { epochs: recipe.epochs, seed: 7 });
+      log?.(`keypoint head fitted on ${demos.rows} expert steps (training MSE ${fit.trainMse.toFixed(3)}, ${fit.seconds.toFixed(1)} s)`);
+      let daggerRows = 0;
+      for (let r = 0; r < recipe.daggerRounds; r++) {
+        const current = fit;
+        const extra = await collectDagger(extractor, (f, q) => predictKeypoint(current, f, q), recipe.daggerEpisodes, 3000 + r * recipe.daggerEpisodes, recipe.daggerSteps, simOptions);
+        daggerRows += extra.rows;
+        demos = concatDemos(demos, extra);
+        fit = fitKeypointHead(keypointData(demos, grid, chunk), { epochs: recipe.epochs, seed: 7 + r + 1 });
+        log?.(`DAgger round ${r + 1}: +${extra.rows} expert-labelled states the head visited, refitted on ${demos.rows} (training MSE ${fit.trainMse.toFixed(3)})`);
+      }
+      writeKeypointPolicy({ model: policy.model, stats: join(dir, 'policy.stats.json') }, fit);
+      summary = { head: 'keypoint', rows: demos.rows, featureDim: demos.featureDim, expertEpisodes: episodes, daggerRows, note: `training MSE ${fit.trainMse.toFixed(3)}`, pretrain, msPerFrame };
+    }
     const trainSeconds = (performance.now() - t0) / 1000;
-    log?.(`fitted a linear head on ${demos.rows} steps × ${demos.featureDim} features (λ = ${fit.lambda}, ${fit.selection.note}) in ${trainSeconds.toFixed(1)} s`);
-    const slim = { ...fit, weight: [], bias: [] };
-    writeFileAtomic(stamp, JSON.stringify({ key, fit: slim, trainSeconds }));
-    return { dir, config: simConfig(dir, o), fit, trainSeconds };
+    log?.(`demo models ready in ${trainSeconds.toFixed(1)} s (${demos.rows} rows × ${demos.featureDim} features, ${msPerFrame.toFixed(1)} ms per frame)`);
+    writeFileAtomic(stamp, JSON.stringify({ key, summary, trainSeconds }));
+    return { dir, config: simConfig(dir, recipe), summary, trainSeconds };
   } finally {
     await runtime.release();
   }

@@ -1,0 +1,417 @@
+// A spatial-softmax keypoint head (Levine et al. 2016, "End-to-end training of deep visuomotor policies") fitted by
+// behaviour cloning: a 1×1 linear score per grid cell for each of M keypoint maps, a softmax over the cells, the
+// expected cell coordinates as M image keypoints, then an MLP on [keypoints ‖ state] to an action chunk. Trained
+// with Adam on the mean squared error to the demonstrated actions, in TypeScript, float32, deterministic per seed;
+// exported as ONNX with the same statistics file as the linear head.
+import { UserError } from '../errors.js';
+import { OnnxGraph } from '../models/onnx-graph.js';
+import { seededRandom } from '../models/zoo.js';
+import { policyPaths, writeBoth, type PolicyStatsJson } from './fit.js';
+
+export interface KeypointData {
+  /** N rows of channels × grid × grid features, channel-major (the pipeline's grid:K layout for a bchw backbone). */
+  features: Float32Array;
+  /** N × stateDim */
+  state: Float32Array;
+  /** N × chunk × actionDim chunk targets. */
+  targets: Float32Array;
+  rows: number;
+  channels: number;
+  grid: number;
+  stateDim: number;
+  chunk: number;
+  actionDim: number;
+}
+
+export interface KeypointOptions {
+  keypoints?: number;
+  hidden?: number;
+  epochs?: number;
+  batch?: number;
+  learningRate?: number;
+  weightDecay?: number;
+  seed?: number;
+  /** Continue from these parameters (same shapes), e.g. after adding DAgger rows. */
+  init?: KeypointParams;
+  /** Called after every epoch with the training loss (normalised units). */
+  onEpoch?: (epoch: number, loss: number) => void;
+}
+
+export interface KeypointParams {
+  keypoints: number;
+  hidden: number;
+  channels: number;
+  grid: number;
+  stateDim: number;
+  chunk: number;
+  actionDim: number;
+  /** M × C score weights. */
+  score: Float32Array;
+  /** (2M + S) × H */
+  w1: Float32Array;
+  b1: Float32Array;
+  /** H × H */
+  w2: Float32Array;
+  b2: Float32Array;
+  /** H × (T·A) */
+  w3: Float32Array;
+  b3: Float32Array;
+}
+
+export interface KeypointFit {
+  params: KeypointParams;
+  stats: PolicyStatsJson;
+  trainMse: number;
+  seconds: number;
+}
+
+/** Cell centres in [-1, 1]: x across, y down, row-major over the grid. */
+function cellPositions(g: number): Float32Array {
+  const pos = new Float32Array(g * g * 2);
+  for (let i = 0; i < g; i++) {
+    for (let j = 0; j < g; j++) {
+      pos[(i * g + j) * 2] = ((j + 0.5) / g) * 2 - 1;
+      pos[(i * g + j) * 2 + 1] = ((i + 0.5) / g) * 2 - 1;
+    }
+  }
+  return pos;
+}
+
+function gaussian(rand: () => number): number {
+  const u = Math.max(1e-12, rand());
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
+}
+
+function init(n: number, scale: number, rand: () => number): Float32Array {
+  return Float32Array.from({ length: n }, () => gaussian(rand) * scale);
+}
+
+function meanStd(values: Float32Array, rows: number, cols: number): { mean: number[]; std: number[] } {
+  const mean = new Float64Array(cols);
+  const sq = new Float64Array(cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) mean[j] += values[i * cols + j];
+  for (let j = 0; j < cols; j++) mean[j] /= rows;
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) sq[j] += (values[i * cols + j] - mean[j]) ** 2;
+  return { mean: Array.from(mean, (m) => Math.fround(m)), std: Array.from(sq, (s) => Math.fround(Math.max(1e-6, Math.sqrt(s / rows)))) };
+}
+
+/** Per-channel statistics (shared by every cell of a channel), written out per feature dimension. */
+function featureStats(d: KeypointData): { mean: number[]; std: number[] } {
+  const L = d.grid * d.grid;
+  const C = d.channels;
+  const mean = new Float64Array(C);
+  const sq = new Float64Array(C);
+  const f = d.features;
+  for (let r = 0; r < d.rows; r++) for (let c = 0; c < C; c++) for (let l = 0; l < L; l++) mean[c] += f[(r * C + c) * L + l];
+  for (let c = 0; c < C; c++) mean[c] /= d.rows * L;
+  for (let r = 0; r < d.rows; r++) {
+    for (let c = 0; c < C; c++) for (let l = 0; l < L; l++) sq[c] += (f[(r * C + c) * L + l] - mean[c]) ** 2;
+  }
+  const m: number[] = [];
+  const s: number[] = [];
+  for (let c = 0; c < C; c++) {
+    const mc = Math.fround(mean[c]);
+    const sc = Math.fround(Math.max(1e-6, Math.sqrt(sq[c] / (d.rows * L))));
+    for (let l = 0; l < L; l++) {
+      m.push(mc);
+      s.push(sc);
+    }
+  }
+  return { mean: m, std: s };
+}
+
+const EPS = 1e-8;
+
+/** Workspace and forward/backward pass for one row. */
+class Net {
+  readonly L: number;
+  readonly inDim: number;
+  readonly outDim: number;
+  readonly pos: Float32Array;
+  // activations
+  readonly s: Float32Array;
+  readonly z: Float32Array;
+  readonly h1: Float32Array;
+  readonly h2: Float32Array;
+  readonly y: Float32Array;
+  // backward scratch
+  readonly dy: Float32Array;
+  readonly dh2: Float32Array;
+  readonly dh1: Float32Array;
+  readonly dz: Float32Array;
+  readonly ds: Float32Array;
+
+  constructor(readonly p: KeypointParams) {
+    this.L = p.grid * p.grid;
+    this.inDim = 2 * p.keypoints + p.stateDim;
+    this.outDim = p.chunk * p.actionDim;
+    this.pos = cellPositions(p.grid);
+    this.s = new Float32Array(p.keypoints * this.L);
+    this.z = new Float32Array(this.inDim);
+    this.h1 = new Float32Array(p.hidden);
+    this.h2 = new Float32Array(p.hidden);
+    this.y = new Float32Array(this.outDim);
+    this.dy = new Float32Array(this.outDim);
+    this.dh2 = new Float32Array(p.hidden);
+    this.dh1 = new Float32Array(p.hidden);
+    this.dz = new Float32Array(this.inDim);
+    this.ds = new Float32Array(p.keypoints * this.L);
+  }
+
+  /** x: normalised features of one row (C × L), q: normalised state. Leaves activations for backward(). */
+  forward(x: Float32Array, xo: number, q: Float32Array, qo: number): Float32Array {
+    const { p, L, s, z, h1, h2, y, pos } = this;
+    const C = p.channels;
+    const M = p.keypoints;
+    const H = p.hidden;
+    s.fill(0);
+    for (let m = 0; m < M; m++) {
+      const so = m * L;
+      for (let c = 0; c < C; c++) {
+        const w = p.score[m * C + c];
+        if (w === 0) continue;
+        const fo = xo + c * L;
+        for (let l = 0; l < L; l++) s[so + l] += w * x[fo + l];
+      }
+      let mx = -Infinity;
+      for (let l = 0; l < L; l++) if (s[so + l] > mx) mx = s[so + l];
+      let sum = 0;
+      for (let l = 0; l < L; l++) sum += s[so + l] = Math.exp(s[so + l] - mx);
+      let kx = 0;
+      let ky = 0;
+      for (let l = 0; l < L; l++) {
+        const pr = (s[so + l] /= sum);
+        kx += pr * pos[2 * l];
+        ky += pr * pos[2 * l + 1];
+      }
+      z[2 * m] = kx;
+      z[2 * m + 1] = ky;
+    }
+    for (let i = 0; i < p.stateDim; i++) z[2 * M + i] = q[qo + i];
+    dense(z, p.w1, p.b1, h1, this.inDim, H, true);
+    dense(h1, p.w2, p.b2, h2, H, H, true);
+    dense(h2, p.w3, p.b3, y, H, this.outDim, false);
+    return y;
+  }
+
+  /** Accumulates gradients of ½‖y − t‖² into g for the row last passed to forward(). */
+  backward(x: Float32Array, xo: number, t: Float32Array, to: number, g: KeypointParams): number {
+    const { p, L, s, z, h1, h2, y, dy, dh2, dh1, dz, ds, pos } = this;
+    const C = p.channels;
+    const M = p.keypoints;
+    const H = p.hidden;
+    let loss = 0;
+    for (let k = 0; k < this.outDim; k++) {
+      dy[k] = y[k] - t[to + k];
+      loss += dy[k] * dy[k];
+    }
+    denseBack(h2, p.w3, dy, dh2, g.w3, g.b3, H, this.outDim);
+    for (let i = 0; i < H; i++) if (h2[i] <= 0) dh2[i] = 0;
+    denseBack(h1, p.w2, dh2, dh1, g.w2, g.b2, H, H);
+    for (let i = 0; i < H; i++) if (h1[i] <= 0) dh1[i] = 0;
+    denseBack(z, p.w1, dh1, dz, g.w1, g.b1, this.inDim, H);
+    for (let m = 0; m < M; m++) {
+      const so = m * L;
+      const gx = dz[2 * m];
+      const gy = dz[2 * m + 1];
+      // d k / d s_l = p_l (pos_l − k)
+      for (let l = 0; l < L; l++) ds[so + l] = s[so + l] * (gx * (pos[2 * l] - z[2 * m]) + gy * (pos[2 * l + 1] - z[2 * m + 1]));
+      for (let c = 0; c < C; c++) {
+        const fo = xo + c * L;
+        let acc = 0;
+        for (let l = 0; l < L; l++) acc += ds[so + l] * x[fo + l];
+        g.score[m * C + c] += acc;
+      }
+    }
+    return loss;
+  }
+}
+
+function dense(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, n: number, k: number, relu: boolean): void {
+  for (let j = 0; j < k; j++) out[j] = b[j];
+  for (let i = 0; i < n; i++) {
+    const xi = x[i];
+    if (xi === 0) continue;
+    const o = i * k;
+    for (let j = 0; j < k; j++) out[j] += xi * w[o + j];
+  }
+  if (relu) for (let j = 0; j < k; j++) if (out[j] < 0) out[j] = 0;
+}
+
+function denseBack(x: Float32Array, w: Float32Array, dout: Float32Array, dx: Float32Array, gw: Float32Array, gb: Float32Array, n: number, k: number): void {
+  for (let j = 0; j < k; j++) gb[j] += dout[j];
+  for (let i = 0; i < n; i++) {
+    const o = i * k;
+    const xi = x[i];
+    let acc = 0;
+    for (let j = 0; j < k; j++) {
+      gw[o + j] += xi * dout[j];
+      acc += w[o + j] * dout[j];
+    }
+    dx[i] = acc;
+  }
+}
+
+const PARAM_KEYS = ['score', 'w1', 'b1', 'w2', 'b2', 'w3', 'b3'] as const;
+
+function zerosLike(p: KeypointParams): KeypointParams {
+  const z = { ...p };
+  for (const k of PARAM_KEYS) z[k] = new Float32Array(p[k].length);
+  return z;
+}
+
+function checkData(d: KeypointData): void {
+  const L = d.grid * d.grid;
+  if (d.features.length !== d.rows * d.channels * L) throw new UserError(`keypoint head: features hold ${d.features.length} values, expected ${d.rows}×${d.channels}×${d.grid}×${d.grid}`);
+  if (d.state.length !== d.rows * d.stateDim) throw new UserError(`keypoint head: state holds ${d.state.length} values, expected ${d.rows}×${d.stateDim}`);
+  if (d.targets.length !== d.rows * d.chunk * d.actionDim) throw new UserError(`keypoint head: targets hold ${d.targets.length} values, expected ${d.rows}×${d.chunk}×${d.actionDim}`);
+  if (d.rows < 2) throw new UserError(`keypoint head: ${d.rows} rows; at least 2 are needed`);
+}
+
+/**
+ * Fits the keypoint head by behaviour cloning. Features, state and actions are standardised (features per channel,
+ * shared across cells) and the statistics returned for the head's stats file.
+ */
+export function fitKeypointHead(d: KeypointData, o: KeypointOptions = {}): KeypointFit {
+  const t0 = performance.now();
+  checkData(d);
+  const L = d.grid * d.grid;
+  const C = d.channels;
+  const fs = featureStats(d);
+  const ss = meanStd(d.state, d.rows, d.stateDim);
+  const as = meanStd(d.targets, d.rows * d.chunk, d.actionDim);
+  const stats: PolicyStatsJson = { 'observation.features': fs, 'observation.state': ss, action: as };
+  const x = new Float32Array(d.features.length);
+  for (let r = 0; r < d.rows; r++) {
+    for (let c = 0; c < C; c++) {
+      const m = fs.mean[c * L];
+      const inv = 1 / (fs.std[c * L] + EPS);
+      const o = (r * C + c) * L;
+      for (let l = 0; l < L; l++) x[o + l] = (d.features[o + l] - m) * inv;
+    }
+  }
+  const q = Float32Array.from(d.state, (v, i) => (v - ss.mean[i % d.stateDim]) / (ss.std[i % d.stateDim] + EPS));
+  const t = Float32Array.from(d.targets, (v, i) => (v - as.mean[i % d.actionDim]) / (as.std[i % d.actionDim] + EPS));
+
+  const M = o.keypoints ?? 3;
+  const H = o.hidden ?? 64;
+  const rand = seededRandom(o.seed ?? 7);
+  const inDim = 2 * M + d.stateDim;
+  const outDim = d.chunk * d.actionDim;
+  const params: KeypointParams = o.init
+    ? { ...o.init, score: o.init.score.slice(), w1: o.init.w1.slice(), b1: o.init.b1.slice(), w2: o.init.w2.slice(), b2: o.init.b2.slice(), w3: o.init.w3.slice(), b3: o.init.b3.slice() }
+    : {
+        keypoints: M,
+        hidden: H,
+        channels: C,
+        grid: d.grid,
+        stateDim: d.stateDim,
+        chunk: d.chunk,
+        actionDim: d.actionDim,
+        score: init(M * C, 1 / Math.sqrt(C), rand),
+        w1: init(inDim * H, Math.sqrt(2 / inDim), rand),
+        b1: new Float32Array(H),
+        w2: init(H * H, Math.sqrt(2 / H), rand),
+        b2: new Float32Array(H),
+        w3: init(H * outDim, Math.sqrt(1 / H), rand),
+        b3: new Float32Array(outDim),
+      };
+  if (o.init && (o.init.channels !== C || o.init.grid !== d.grid || o.init.chunk !== d.chunk)) throw new UserError('keypoint head: init parameters do not match the data');
+  const net = new Net(params);
+  const grad = zerosLike(params);
+  const m1 = zerosLike(params);
+  const m2 = zerosLike(params);
+  const epochs = o.epochs ?? 30;
+  const batch = o.batch ?? 32;
+  const lr0 = o.learningRate ?? 3e-3;
+  const wd = o.weightDecay ?? 1e-4;
+  const order = Int32Array.from({ length: d.rows }, (_, i) => i);
+  const steps = Math.ceil(d.rows / batch) * epochs;
+  let step = 0;
+  for (let e = 0; e < epochs; e++) {
+    for (let i = d.rows - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    let epochLoss = 0;
+    for (let b0 = 0; b0 < d.rows; b0 += batch) {
+      const b1 = Math.min(d.rows, b0 + batch);
+      for (const k of PARAM_KEYS) grad[k].fill(0);
+      for (let bi = b0; bi < b1; bi++) {
+        const r = order[bi];
+        net.forward(x, r * C * L, q, r * d.stateDim);
+        epochLoss += net.backward(x, r * C * L, t, r * outDim, grad);
+      }
+      step++;
+      // Cosine decay to 5% of the initial rate.
+      const lr = lr0 * (0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * step) / steps)));
+      const inv = 1 / (b1 - b0);
+      const c1 = 1 - 0.9 ** step;
+      const c2 = 1 - 0.999 ** step;
+      for (const k of PARAM_KEYS) {
+        const w = params[k];
+        const gk = grad[k];
+        const a = m1[k];
+        const v = m2[k];
+        const decay = k.startsWith('w') || k === 'score' ? wd : 0;
+        for (let i = 0; i < w.length; i++) {
+          const gi = gk[i] * inv + decay * w[i];
+          a[i] = 0.9 * a[i] + 0.1 * gi;
+          v[i] = 0.999 * v[i] + 0.001 * gi * gi;
+          w[i] -= (lr * (a[i] / c1)) / (Math.sqrt(v[i] / c2) + 1e-8);
+        }
+      }
+    }
+    o.onEpoch?.(e, epochLoss / (d.rows * outDim));
+  }
+  let se = 0;
+  for (let r = 0; r < d.rows; r++) {
+    const y = net.forward(x, r * C * L, q, r * d.stateDim);
+    for (let k = 0; k < outDim; k++) se += (y[k] - t[r * outDim + k]) ** 2;
+  }
+  return { params, stats, trainMse: se / (d.rows * outDim), seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The head's unnormalised action chunk (chunk × actionDim) for one row of raw features and state, in TypeScript. */
+export function predictKeypoint(fit: KeypointFit, features: Float32Array, state: Float32Array): Float32Array {
+  const p = fit.params;
+  const L = p.grid * p.grid;
+  const fsM = fit.stats['observation.features'];
+  const x = Float32Array.from(features, (v, i) => (v - fsM.mean[i]) / (fsM.std[i] + EPS));
+  const ss = fit.stats['observation.state']!;
+  const q = Float32Array.from(state, (v, i) => (v - ss.mean[i]) / (ss.std[i] + EPS));
+  if (x.length !== p.channels * L) throw new UserError(`keypoint head: ${x.length} features, expected ${p.channels * L}`);
+  const y = new Net(p).forward(x, 0, q, 0);
+  const as = fit.stats.action;
+  return Float32Array.from(y, (v, i) => v * (as.std[i % p.actionDim] + EPS) + as.mean[i % p.actionDim]);
+}
+
+/** The head as ONNX: inputs 'features' [B, C·G²] and 'state' [B, S] (both normalised), output 'actions' [B, T, A]. */
+export function buildKeypointPolicy(p: KeypointParams): OnnxGraph {
+  const L = p.grid * p.grid;
+  const M = p.keypoints;
+  const g = new OnnxGraph('s2_keypoint_policy');
+  g.metadata['s2.policy'] = 'spatial-softmax keypoints + MLP';
+  const features = g.input('features', ['batch', p.channels * L]);
+  const state = g.input('state', ['batch', p.stateDim]);
+  const maps = g.op('Reshape', [features, g.ints([-1, p.channels, L])]);
+  const scores = g.op('MatMul', [g.weight('keypoint.score', [M, p.channels], p.score), maps]);
+  const probs = g.op('Softmax', [scores], { axis: -1 });
+  const kp = g.op('MatMul', [probs, g.weight('keypoint.positions', [L, 2], cellPositions(p.grid))]);
+  const z = g.op('Concat', [g.op('Reshape', [kp, g.ints([-1, 2 * M])]), state], { axis: 1 });
+  const layer = (x: string, w: Float32Array, b: Float32Array, n: number, k: number, name: string) =>
+    g.op('Add', [g.op('MatMul', [x, g.weight(`${name}.weight`, [n, k], w)]), g.weight(`${name}.bias`, [k], b)]);
+  const h1 = g.op('Relu', [layer(z, p.w1, p.b1, 2 * M + p.stateDim, p.hidden, 'mlp.0')]);
+  const h2 = g.op('Relu', [layer(h1, p.w2, p.b2, p.hidden, p.hidden, 'mlp.1')]);
+  const y = layer(h2, p.w3, p.b3, p.hidden, p.chunk * p.actionDim, 'mlp.2');
+  g.op('Reshape', [y, g.ints([-1, p.chunk, p.actionDim])], {}, 'actions');
+  g.output('actions', ['batch', p.chunk, p.actionDim]);
+  return g;
+}
+
+/** Writes the keypoint head and its statistics, as writePolicy does for the linear head. */
+export function writeKeypointPolicy(out: string | { model: string; stats?: string }, fit: KeypointFit): { model: string; stats: string } {
+  const paths = policyPaths(out);
+  writeBoth(paths.model, buildKeypointPolicy(fit.params).serialize(), paths.stats, JSON.stringify(fit.stats) + '\n');
+  return paths;
+}
