@@ -34,7 +34,7 @@ describe('closed loop with the simulation', function () {
 
   it('npm start (s2-policy start) runs to a summary table and a PNG of the paths', async () => {
     const out = tempDir('s2-start-');
-    const r = cli(['start', '--transport', 'sim', '--episodes', '1', '--out', out]);
+    const r = cli(['start', '--transport', 'sim', '--episodes', '1', '--demos', '2', '--dagger', '0', '--out', out]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^transport: sim/);
     assert.match(r.stdout, /episode {2}seed {3}result/);

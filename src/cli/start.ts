@@ -12,7 +12,7 @@ import { renderEpisodesPng } from '../sim/plot.js';
 import { TabletopSim } from '../sim/tabletop.js';
 import { int, parseFlags, str } from './args.js';
 
-export const START_HELP = `usage: s2-policy start [--transport sim|ros|replay] [--episodes N] [--seed S] [--out DIR]
+export const START_HELP = `usage: s2-policy start [--transport sim|ros|replay] [--episodes 8] [--seed S] [--out DIR] [--demos 40] [--dagger 1]
        sim (default without ROS 2): closed loop with the built-in simulation; ros (default with ROS 2 sourced): the node;
        replay: the demo recording through the pipeline (make-demo + replay)`;
 
@@ -35,12 +35,12 @@ export function summaryTable(results: EpisodeResult[]): string[] {
   return lines;
 }
 
-async function startSim(flags: { episodes: number; seed: number; out: string }): Promise<number> {
+async function startSim(flags: { episodes: number; seed: number; out: string; demos?: number; dagger?: number }): Promise<number> {
   const t0 = performance.now();
   const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   console.log('transport: sim (built-in tabletop simulation; no ROS 2 sourced or --transport sim)');
   mkdirSync(flags.out, { recursive: true });
-  const models = await ensureDemoModels(join(flags.out, 'models'), { sizes: DEMO_SIZES }, (l) => console.log(l));
+  const models = await ensureDemoModels(join(flags.out, 'models'), { sizes: DEMO_SIZES, episodes: flags.demos, daggerRounds: flags.dagger }, (l) => console.log(l));
   const sm = models.summary;
   console.log(
     `demo models ready (${elapsed()}): backbone of ${sm.pretrain.filters} k-means filters pretrained on simulated frames without labels, S² sizes ${DEMO_SIZES.map((s) => s.join('x')).join(', ')}, ` +
@@ -78,6 +78,8 @@ export async function startCommand(argv: string[]): Promise<number> {
     episodes: { type: 'string' },
     seed: { type: 'string' },
     out: { type: 'string' },
+    demos: { type: 'string' },
+    dagger: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (flags.help) {
@@ -101,5 +103,5 @@ export async function startCommand(argv: string[]): Promise<number> {
     const { replayCommand } = await import('./replay.js');
     return replayCommand(['--bag', kit.recording, '--config', kit.config, '--out', join(out, 'demo', 'out.mcap'), '--force']);
   }
-  return startSim({ episodes: int(flags, 'episodes') ?? START_EPISODES, seed: int(flags, 'seed', 0) ?? 0, out });
+  return startSim({ episodes: int(flags, 'episodes') ?? START_EPISODES, seed: int(flags, 'seed', 0) ?? 0, out, demos: int(flags, 'demos'), dagger: int(flags, 'dagger', 0) });
 }

@@ -53,7 +53,8 @@ export function simConfig(dir: string, o: SimModelOptions): Config {
   return parseConfig(
     {
       backbone: { model: 'backbone.onnx' },
-      s2: { img_sizes: o.sizes, max_split_size: 32 },
+      // The JS engine: the compiled one makes every scale from the base image, and the demo's scales come from the frame.
+      s2: { img_sizes: o.sizes, max_split_size: 32, engine: 'js' },
       // Every scale resized from the camera frame itself, so the larger scales hold detail the base has lost.
       image: { base_size: o.sizes[0], crop: 'none', resize: 'native', normalization: 'imagenet' },
       cameras: [{ name: SIM_CAMERA, topic: SIM_CAMERA_TOPIC, transport: 'raw' }],
@@ -328,7 +329,7 @@ function keypointData(demos: Demos, grid: number, chunk: number): KeypointData {
  * behaviour cloning with DAgger rounds, or the linear ridge probe), written as ONNX with its statistics.
  */
 export async function ensureDemoModels(dir: string, o: DemoRecipe, log?: (line: string) => void): Promise<DemoModels> {
-  const recipe = { ...DEMO_RECIPE, ...o };
+  const recipe = { ...DEMO_RECIPE, ...(Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as DemoRecipe) };
   const key = JSON.stringify({ v: DEMO_MODELS_VERSION, recipe, pretrain: DEMO_PRETRAIN });
   const stamp = join(dir, 'models.json');
   const config = simConfig(dir, recipe);
