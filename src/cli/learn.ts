@@ -44,7 +44,7 @@ export async function simCommand(argv: string[]): Promise<number> {
     const c = models.config;
     need(c, 'control', 'demo config', 'sim models').action_topic = '/s2_policy/actions';
     const file = join(out, 'sim_params.yaml');
-    writeFileAtomic(file, stringifyParamsFile(configToParams(c), ['s2_policy'], '# s2_policy parameters for launch/sim.launch.py (demo models, not pretrained)\n'));
+    writeFileAtomic(file, stringifyParamsFile(configToParams(c), ['s2_policy'], '# s2_policy parameters for launch/sim.launch.py (demo models: k-means backbone pretrained on simulated frames without labels, keypoint head)\n'));
     console.log(`wrote ${file}`);
     return 0;
   }
