@@ -2,7 +2,8 @@
 // (onnxruntime static quantization, per-channel, calibrated on simulation frames passed through the node's own
 // ingestion), against fp32: median time of one base image, and the token cosine of INT8 to fp32 features on
 // held-out frames (mean and minimum over tokens). Run with `npm run bench:int8` (needs python3 with onnxruntime).
-// BENCH_PRESET picks another backbone, BENCH_CALIB / BENCH_EVAL the frame counts, BENCH_METHOD the calibration.
+// BENCH_PRESET picks another backbone, BENCH_CALIB / BENCH_EVAL the frame counts, BENCH_METHOD the calibration,
+// BENCH_PRODUCTS the variants of scripts/quantize_int8.py --products to compare (default weights,all).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +25,7 @@ const CALIB = Number(process.env.BENCH_CALIB ?? 32);
 const EVAL = Number(process.env.BENCH_EVAL ?? 12);
 const RUNS = Number(process.env.BENCH_RUNS ?? 9);
 const METHOD = process.env.BENCH_METHOD ?? 'percentile';
+const PRODUCTS = (process.env.BENCH_PRODUCTS ?? 'weights,all').split(',');
 const SIZES = [224, 448];
 const script = fileURLToPath(new URL('../../scripts/quantize_int8.py', import.meta.url));
 
@@ -63,61 +65,75 @@ const calib = await simFrames(CALIB, 1000);
 const evalFrames = await simFrames(EVAL, 5000);
 writeNpy(join(dir, 'calib.npy'), calib);
 
-console.log(`INT8 benchmark: ${PRESET}, S² [${SIZES.join(', ')}] compiled, ${CALIB} calibration and ${EVAL} held-out simulation frames, ${METHOD} calibration`);
-const t0 = performance.now();
-const q = spawnSync('python3', [script, '--model', fp32File, '--calibration', join(dir, 'calib.npy'), '--out', join(dir, 's2_int8.onnx'), '--method', METHOD], { encoding: 'utf8' });
-if (q.status !== 0) {
-  console.error(`quantization failed (status ${q.status}):\n${q.stderr}`);
-  process.exit(1);
+console.log(`INT8 benchmark: ${PRESET}, S² [${SIZES.join(', ')}] compiled, ${CALIB} calibration and ${EVAL} held-out simulation frames, ${METHOD} calibration, products: ${PRODUCTS.join(' and ')}`);
+const int8Files: string[] = [];
+for (const products of PRODUCTS) {
+  const t0 = performance.now();
+  const out = join(dir, `s2_int8_${products}.onnx`);
+  const q = spawnSync('python3', [script, '--model', fp32File, '--calibration', join(dir, 'calib.npy'), '--out', out, '--method', METHOD, '--products', products], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
+  if (q.status !== 0) {
+    console.error(`quantization failed (status ${q.status}, signal ${q.signal}):\n${q.stderr}`);
+    process.exit(1);
+  }
+  console.log(`  ${q.stdout.trim().split('\n').pop()} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  int8Files.push(out);
 }
-console.log(`  ${q.stdout.trim()} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 
 const fp32 = await CompiledS2.load(fp32File);
-const int8 = await CompiledS2.load(join(dir, 's2_int8.onnx'));
+const int8 = await Promise.all(int8Files.map((f) => CompiledS2.load(f)));
 const per = 3 * 224 * 224;
 const frame = (i: number): Tensor => ({ dims: [1, 3, 224, 224], data: evalFrames.data.slice(i * per, (i + 1) * per) });
 
-// Token cosine of INT8 to fp32 over every token of every held-out frame.
-const cosines: number[] = [];
-for (let i = 0; i < EVAL; i++) {
-  const a = await fp32.forward(frame(i));
-  const b = await int8.forward(frame(i));
-  const [, n, c] = a.dims;
-  for (let t = 0; t < n; t++) {
-    let ab = 0;
-    let aa = 0;
-    let bb2 = 0;
-    for (let k = 0; k < c; k++) {
-      const x = a.data[t * c + k];
-      const y = b.data[t * c + k];
-      ab += x * y;
-      aa += x * x;
-      bb2 += y * y;
+/** Token cosine of a model's features to fp32 over every token of every held-out frame: mean and minimum. */
+async function cosine(model: CompiledS2): Promise<{ mean: number; min: number; tokens: number }> {
+  const cos: number[] = [];
+  for (let i = 0; i < EVAL; i++) {
+    const a = await fp32.forward(frame(i));
+    const b = await model.forward(frame(i));
+    const [, n, c] = a.dims;
+    for (let t = 0; t < n; t++) {
+      let ab = 0;
+      let aa = 0;
+      let bb2 = 0;
+      for (let k = 0; k < c; k++) {
+        const x = a.data[t * c + k];
+        const y = b.data[t * c + k];
+        ab += x * y;
+        aa += x * x;
+        bb2 += y * y;
+      }
+      cos.push(ab / Math.sqrt(aa * bb2));
     }
-    cosines.push(ab / Math.sqrt(aa * bb2));
+  }
+  return { mean: cos.reduce((s2, v) => s2 + v, 0) / cos.length, min: Math.min(...cos), tokens: cos.length };
+}
+const cosines: { mean: number; min: number; tokens: number }[] = [];
+for (const m of int8) cosines.push(await cosine(m));
+
+// Interleaved timing of fp32 and every INT8 variant, one base image per call.
+const times: number[][] = [[], ...int8.map(() => [])];
+const models = [fp32, ...int8];
+for (let i = 0; i < 2 + RUNS; i++) {
+  for (let k = 0; k < models.length; k++) {
+    const x = frame(i % EVAL);
+    const t = performance.now();
+    await models[k].forward(x);
+    if (i >= 2) times[k].push(performance.now() - t);
   }
 }
-const meanCos = cosines.reduce((s, v) => s + v, 0) / cosines.length;
-const minCos = Math.min(...cosines);
-
-const tf: number[] = [];
-const ti: number[] = [];
-for (let i = 0; i < 2 + RUNS; i++) {
-  const x1 = frame(i % EVAL);
-  const x2 = frame(i % EVAL);
-  let t = performance.now();
-  await fp32.forward(x1);
-  const a = performance.now() - t;
-  t = performance.now();
-  await int8.forward(x2);
-  const b = performance.now() - t;
-  if (i < 2) continue;
-  tf.push(a);
-  ti.push(b);
-}
-await fp32.release();
-await int8.release();
-const speedup = median(tf) / median(ti);
-console.log(`  fp32 S² median ${median(tf).toFixed(1)} ms, INT8 S² median ${median(ti).toFixed(1)} ms: ${speedup.toFixed(2)}× faster (target ≥ 1.8×)`);
-console.log(`  token cosine INT8 vs fp32 over ${cosines.length} tokens: mean ${meanCos.toFixed(4)}, min ${minCos.toFixed(4)} (targets ≥ 0.99 / ≥ 0.97)`);
-console.log(`  targets: speed ${speedup >= 1.8 ? 'met' : 'not met'}, mean cosine ${meanCos >= 0.99 ? 'met' : 'not met'}, min cosine ${minCos >= 0.97 ? 'met' : 'not met'}`);
+for (const m of models) await m.release();
+const fp32Ms = median(times[0]);
+console.log(`  fp32 S² median ${fp32Ms.toFixed(1)} ms (fastest ${Math.min(...times[0]).toFixed(1)} ms)`);
+PRODUCTS.forEach((products, k) => {
+  const ms = median(times[k + 1]);
+  const speedup = fp32Ms / ms;
+  const c = cosines[k];
+  console.log(
+    `  INT8 (${products} products) S² median ${ms.toFixed(1)} ms (fastest ${Math.min(...times[k + 1]).toFixed(1)} ms): ${speedup.toFixed(2)}× faster (target ≥ 1.8×); ` +
+      `token cosine to fp32 over ${c.tokens} tokens mean ${c.mean.toFixed(4)}, min ${c.min.toFixed(4)} (targets ≥ 0.99 / ≥ 0.97): ` +
+      `speed ${speedup >= 1.8 ? 'met' : 'not met'}, mean ${c.mean >= 0.99 ? 'met' : 'not met'}, min ${c.min >= 0.97 ? 'met' : 'not met'}`,
+  );
+});

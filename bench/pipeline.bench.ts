@@ -44,7 +44,8 @@ writeFileSync(
   stringify({
     // One inference thread leaves the other core to decoding, ingestion and the control clock.
     backbone: { model: 'backbone.onnx', threads: 1 },
-    s2: { img_sizes: [224, 448] },
+    // BENCH_ENGINE=js runs the JavaScript S² engine; the default is the node's (compiled; native resize needs js).
+    s2: { img_sizes: [224, 448], engine: process.env.BENCH_ENGINE ?? (process.env.BENCH_RESIZE === 'native' ? 'js' : 'compiled') },
     // BENCH_RESIZE=native makes every scale with sharp from the full frame instead of S²'s bicubic from the base.
     image: { base_size: 224, crop: 'center', resize: process.env.BENCH_RESIZE === 'native' ? 'native' : 'reference', normalization: 'imagenet' },
     cameras: [
@@ -85,7 +86,7 @@ async function* counted(): AsyncGenerator<TimedInput> {
   }
 }
 
-console.log(`replaying ${seconds} s in real time through the pipeline (vit-bench backbone, sizes [224, 448], 2 cameras in one batch, image.resize ${config.image.resize})…`);
+console.log(`replaying ${seconds} s in real time through the pipeline (vit-bench backbone, sizes [224, 448], 2 cameras in one batch, image.resize ${config.image.resize}, s2.engine ${extractor.engine})…`);
 const wall = performance.now();
 await runOnClock(pipeline, counted(), { rate: 1 }, {});
 const rssEnd = process.memoryUsage().rss;

@@ -5,7 +5,8 @@ Recipe: onnxruntime.quantization.quant_pre_process (shape inference), then quant
 per-channel INT8 weights and UINT8 activations, calibrated on base images N x C x H x W (.npy, normalised as the
 model expects: the frames the node feeds it). Only the backbone's weight products are quantized: Conv and
 MatMul/Gemm nodes inside the inlined backbone whose second input is a constant. The S² resampling products
-(resize, pooling), attention's activation x activation products, LayerNorm, Softmax and GELU stay float32.
+(resize, pooling), LayerNorm, Softmax and GELU stay float32, and so do attention's activation x activation
+products unless --products all.
 The compiled model's metadata is carried over, with s2.quantization describing what was done.
 
     python3 scripts/quantize_int8.py --model s2_vits16.onnx --calibration frames.npy --out s2_vits16.int8.onnx
@@ -58,15 +59,16 @@ class Frames(CalibrationDataReader):
         self.set_range(0, len(self.batches))
 
 
-def weight_nodes(model):
-    """Names of Conv / MatMul / Gemm nodes of the inlined backbone whose weight input is an initializer."""
+def backbone_nodes(model, products):
+    """Names of the inlined backbone's Conv / MatMul / Gemm nodes: those with a constant weight input, or with
+    products 'all' also activation x activation products (attention's QK^T and AV)."""
     inits = {i.name for i in model.graph.initializer}
     consts = {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
     names = []
     for n in model.graph.node:
-        if not n.name.startswith("backbone@"):
+        if not n.name.startswith("backbone@") or n.op_type not in ("Conv", "MatMul", "Gemm") or len(n.input) < 2:
             continue
-        if n.op_type in ("Conv", "MatMul", "Gemm") and len(n.input) > 1 and (n.input[1] in inits or n.input[1] in consts):
+        if products == "all" or n.input[1] in inits or n.input[1] in consts:
             names.append(n.name)
     return names
 
@@ -78,6 +80,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--method", choices=sorted(METHODS), default="percentile", help="activation range calibration (default percentile 99.999)")
     ap.add_argument("--batch", type=int, default=2, help="frames per calibration run")
+    ap.add_argument("--products", choices=["weights", "all"], default="weights", help="quantize weight products only (default) or also attention's activation products")
     a = ap.parse_args()
 
     try:
@@ -95,7 +98,7 @@ def main():
     want = [info["channels"], *info["inputSize"]]
     if frames.dtype != np.float32 or frames.ndim != 4 or list(frames.shape[1:]) != want:
         fail(f"{a.calibration}: is {frames.dtype} {tuple(frames.shape)}, the model takes float32 N x {want[0]} x {want[1]} x {want[2]}")
-    nodes = weight_nodes(model)
+    nodes = backbone_nodes(model, a.products)
     if not nodes:
         fail(f"{a.model}: no Conv/MatMul/Gemm weights inside the backbone to quantize")
 
@@ -124,7 +127,7 @@ def main():
         del out.metadata_props[:]
         meta["s2.quantization"] = json.dumps(
             {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "weights": "int8 per-channel", "activations": "uint8",
-             "calibration": a.method, "frames": int(frames.shape[0]), "nodes": len(nodes)}
+             "calibration": a.method, "frames": int(frames.shape[0]), "products": a.products, "nodes": len(nodes)}
         )
         for k, v in meta.items():
             e = out.metadata_props.add()
@@ -132,7 +135,7 @@ def main():
         tmp_out = os.path.join(tmp, "out.onnx")
         onnx.save(out, tmp_out)
         os.replace(tmp_out, a.out)
-    print(f"wrote {a.out}: {len(nodes)} backbone weight products quantized (QDQ, int8 per-channel weights, uint8 activations, {a.method} calibration on {frames.shape[0]} frames)")
+    print(f"wrote {a.out}: {len(nodes)} backbone {'weight ' if a.products == 'weights' else ''}products quantized (QDQ, int8 per-channel weights, uint8 activations, {a.method} calibration on {frames.shape[0]} frames)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 // From camera frames to per-camera feature vectors: ingestion (sharp), one batched S² pass over all cameras,
 // and pooling (cls | mean | grid:K | tokens). Built once from the config, warmed up before the first frame.
 import { ModelError, OnnxBackbone } from '../backbone/onnx-backbone.js';
-import { compileLoaded } from '../compile/compile.js';
+import { compileLoaded, compiledInfo } from '../compile/compile.js';
 import { CompiledS2, checkCompiled } from '../compile/engine.js';
 import { resolveS2Options } from '../backbone/resolve.js';
 import { pair, type Config } from '../config/config.js';
@@ -138,6 +138,9 @@ export class FeatureExtractor {
       numPrefixToken: config.s2.num_prefix_token,
     });
     try {
+      if (compiledInfo(backbone.metadata, config.backbone.model)) {
+        throw new UserError(`backbone.model: ${config.backbone.model} is a compiled S² model; give the plain backbone (the node compiles it from the s2 settings at start-up)`);
+      }
       const base = pair(config.image.base_size);
       const cameras = config.cameras.length;
       const s2: S2Options = {
