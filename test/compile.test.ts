@@ -1,14 +1,15 @@
 // The compiled S² model against the PyTorch golden cases (library and CLI), against the JavaScript engine on
 // generated plans, its structure (standard operators, one backbone copy per crop size) and its refusals.
 import { strict as assert } from 'node:assert';
-import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import fc from 'fast-check';
 import { OnnxBackbone } from '../src/backbone/onnx-backbone.js';
 import { compileLoaded, compileS2 } from '../src/compile/compile.js';
 import { CompiledS2, checkCompiled } from '../src/compile/engine.js';
 import { parseOnnxModel } from '../src/compile/onnx-model.js';
 import { readNpy } from '../src/io/npy.js';
+import { ProtoWriter, readFields } from '../src/models/protobuf.js';
 import type { S2Options, Size } from '../src/s2/plan.js';
 import type { PresetName } from '../src/models/zoo.js';
 import { GOLDEN, cli, maxAbsDiff, modelPath, rms, tempDir } from './helpers/util.js';
@@ -257,5 +258,80 @@ describe('compiled S² model', () => {
       assert.match(r.stdout, /scale 2 +96×96: 3×3 crops of 32×32/);
       assert.match(r.stdout, /metadata +s2\.num_prefix_tokens = 1/);
     });
+  });
+});
+
+/** The model with every initializer's bytes moved to `<file>.data`, as PyTorch's exporter writes large models. */
+function toExternalData(model: Uint8Array, file: string): void {
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  const tensor = (raw: Uint8Array): Uint8Array => {
+    const w = new ProtoWriter();
+    let data: Uint8Array | undefined;
+    for (const f of readFields(raw, 'tensor')) {
+      if (f.field === 9 && f.bytes) data = f.bytes;
+      else if (f.bytes) w.bytes(f.field, f.bytes);
+      else if (f.value !== undefined) w.int(f.field, f.value);
+    }
+    if (!data) return raw;
+    const entry = (k: string, v: string) => w.message(13, (e) => e.string(1, k).string(2, v));
+    entry('location', `${basename(file)}.data`);
+    entry('offset', String(offset));
+    entry('length', String(data.length));
+    w.int(14, 1);
+    chunks.push(data);
+    offset += data.length;
+    return w.finish();
+  };
+  const out = new ProtoWriter();
+  for (const f of readFields(model, 'model')) {
+    if (f.field === 7 && f.bytes) {
+      const g = new ProtoWriter();
+      for (const gf of readFields(f.bytes, 'graph')) {
+        if (gf.field === 5 && gf.bytes) g.bytes(5, tensor(gf.bytes));
+        else if (gf.bytes) g.bytes(gf.field, gf.bytes);
+      }
+      out.bytes(7, g.finish());
+    } else if (f.bytes) out.bytes(f.field, f.bytes);
+    else if (f.value !== undefined) out.int(f.field, f.value);
+  }
+  writeFileSync(file, out.finish());
+  writeFileSync(`${file}.data`, Buffer.concat(chunks));
+}
+
+describe('backbones with external data files', () => {
+  it('load, run and compile as the same model with its weights inside', async () => {
+    const file = join(tempDir(), 'vit.onnx');
+    toExternalData(readFileSync(modelPath('vit-tiny')), file);
+    assert.ok(statSync(file).size < 20000, 'weights moved out of the model file');
+    const x = load(cases[0].input);
+    const ext = await OnnxBackbone.load(file);
+    const inside = await OnnxBackbone.load(modelPath('vit-tiny'));
+    try {
+      // forward() hands the input's buffer to the inference thread: each call gets its own copy.
+      const copy = () => ({ dims: x.dims, data: x.data.slice() });
+      assert.deepEqual((await ext.forward(copy())).data, (await inside.forward(copy())).data);
+    } finally {
+      await ext.release();
+      await inside.release();
+    }
+    const a = await compileS2(file, { imgSizes: [32, 64, 96] }, [32, 32]);
+    const b = await compileS2(modelPath('vit-tiny'), { imgSizes: [32, 64, 96] }, [32, 32]);
+    const ea = await CompiledS2.fromBytes(a.bytes, 'external');
+    const eb = await CompiledS2.fromBytes(b.bytes, 'inside');
+    try {
+      const y = await ea.forward({ dims: x.dims, data: x.data.slice() });
+      assert.deepEqual(y.data, (await eb.forward({ dims: x.dims, data: x.data.slice() })).data);
+      assertClose(y.data, load(cases[0].output).data, 'external data, compiled');
+    } finally {
+      await ea.release();
+      await eb.release();
+    }
+    const r = cli(['compile', '--model', file, '--img-sizes', '32,64,96', '--out', join(tempDir(), 'c.onnx')]);
+    assert.equal(r.status, 0, r.stderr);
+    rmSync(`${file}.data`);
+    const missing = cli(['compile', '--model', file, '--img-sizes', '32,64,96', '--out', join(tempDir(), 'c.onnx')]);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /^s2-policy: .*vit\.onnx: external data file .*vit\.onnx\.data of initializer '.*' does not exist\n$/);
   });
 });

@@ -11,6 +11,7 @@ import type { Tensor } from '../s2/tensor.js';
 import { readOnnxMetadata } from '../models/onnx-graph.js';
 import { inferLayout, type Layout } from './layout.js';
 import { UserError } from '../errors.js';
+import { inlineExternalData } from './external-data.js';
 
 export type Dim = number | string;
 
@@ -71,7 +72,8 @@ export class OnnxBackbone implements Backbone {
   static async load(file: string, options: BackboneOptions = {}): Promise<OnnxBackbone> {
     if (!existsSync(file)) throw new ModelError(`${file}: no such model file`);
     if (!statSync(file).isFile()) throw new ModelError(`${file}: not a file`);
-    return OnnxBackbone.fromBytes(readFileSync(file), file, options);
+    // Weights in external data files (PyTorch's exporter writes them) are inlined: sessions load from bytes.
+    return OnnxBackbone.fromBytes(inlineExternalData(readFileSync(file), dirname(file), file), file, options);
   }
 
   /** A model already in memory; `file` names it in messages. */

@@ -1,13 +1,15 @@
 // `compileS2`: one ONNX model computing what multiscaleForward computes for a backbone and S² options — the S²
 // graph of s2-graph.ts with the backbone's graph inlined once per crop size (weights shared between copies).
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
+import { inlineExternalData } from '../backbone/external-data.js';
 import { OnnxBackbone, ModelError, type BackboneOptions } from '../backbone/onnx-backbone.js';
 import { resolveS2Options } from '../backbone/resolve.js';
 import type { S2Options, S2Plan } from '../s2/plan.js';
 import { encodeNode, OnnxStructureError, parseOnnxModel, pruneTo, renamed, writeOnnxModel, type OnnxModelParts } from './onnx-model.js';
 import { BACKBONE_PLACEHOLDER, buildS2Graph, COMPILED_INPUT, COMPILED_OUTPUT } from './s2-graph.js';
 import type { Dim } from '../models/onnx-graph.js';
+import { UserError } from '../errors.js';
 
 /** Metadata key holding the compiled S² description (JSON); its presence marks a compiled model. */
 export const COMPILED_KEY = 's2.compiled';
@@ -65,8 +67,9 @@ export async function compileLoaded(backbone: OnnxBackbone, options: S2Options, 
 
   let model: OnnxModelParts;
   try {
-    model = parseOnnxModel(readFileSync(file));
+    model = parseOnnxModel(inlineExternalData(readFileSync(file), dirname(file), file));
   } catch (e) {
+    if (e instanceof UserError) throw e;
     if (e instanceof OnnxStructureError) throw new ModelError(`${file}: ${e.message}`);
     throw new ModelError(`${file}: cannot read the ONNX graph (${(e as Error).message.split('\n')[0]})`);
   }
