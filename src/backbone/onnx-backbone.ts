@@ -73,7 +73,14 @@ export class OnnxBackbone implements Backbone {
     if (!existsSync(file)) throw new ModelError(`${file}: no such model file`);
     if (!statSync(file).isFile()) throw new ModelError(`${file}: not a file`);
     // Weights in external data files (PyTorch's exporter writes them) are inlined: sessions load from bytes.
-    return OnnxBackbone.fromBytes(inlineExternalData(readFileSync(file), dirname(file), file), file, options);
+    let bytes: Uint8Array;
+    try {
+      bytes = inlineExternalData(readFileSync(file), dirname(file), file);
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      throw new ModelError(`${file}: not an ONNX model (protobuf parsing failed)`);
+    }
+    return OnnxBackbone.fromBytes(bytes, file, options);
   }
 
   /** A model already in memory; `file` names it in messages. */
