@@ -179,4 +179,10 @@ describe('fit: checks and warnings', () => {
     res = cli(['fit', '--data', dir, '--out', out, '--chunk', '2', '--force']);
     assert.equal(res.status, 0, res.stderr);
   });
+
+  it('eval names the variants it knows when given another', () => {
+    const res = cli(['eval', '--variants', '1x;2x']);
+    assert.equal(res.status, 2);
+    assert.equal(res.stderr.trim(), "s2-policy: eval: --variants takes 1x ; 1x,2x ; 1x,2x,3x separated by ';', got '2x'");
+  });
 });

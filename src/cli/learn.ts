@@ -27,7 +27,7 @@ export const FIT_HELP = `usage: s2-policy fit --data DIR --out policy.onnx [--he
        [--rate-hz 20] [--frame-period-ms P] [--processing-ms M]
        DIR holds features.npy, actions.npy and optionally state.npy and episodes.npy (from 'sim collect' or 'extract').
        The default chunk covers the slowest camera's period plus processing time at the control rate.`;
-export const EVAL_HELP = `usage: s2-policy eval [--episodes 50] [--seed S] [--demos N] [--out DIR] [--target-sizes 4,16|none] [--size-episodes 20] [--probe-scenes 300]
+export const EVAL_HELP = `usage: s2-policy eval [--episodes 50] [--seed S] [--demos N] [--out DIR] [--target-sizes 4,16|none] [--size-episodes 20] [--probe-scenes 300] [--variants '1x;1x,2x;1x,2x,3x']
        single scale vs S² [1x,2x] vs S² [1x,2x,3x]: closed-loop success (95% Wilson), final distance, cost, and a linear probe of the target's cell`;
 
 function pairs(text: string | undefined): [number, number][] {
@@ -349,6 +349,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     'target-sizes': { type: 'string' },
     'size-episodes': { type: 'string' },
     'probe-scenes': { type: 'string' },
+    variants: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (flags.help) {
@@ -364,18 +365,21 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const targetSizes = str(flags, 'target-sizes') === 'none' ? [] : numberList(str(flags, 'target-sizes') ?? '4,16', 'target-sizes');
   for (const t of targetSizes) if (!Number.isInteger(t) || t < 2 || t > 60) throw new UserError(`eval: --target-sizes must be integers from 2 to 60, got ${t}`);
   const [h, w] = DEMO_SIZES[0];
-  const variants: { name: string; sizes: [number, number][] }[] = [
-    { name: 'single scale', sizes: [[h, w]] },
-    { name: 'S² 1x,2x', sizes: [[h, w], [2 * h, 2 * w]] },
-    { name: 'S² 1x,2x,3x', sizes: [[h, w], [2 * h, 2 * w], [3 * h, 3 * w]] },
+  const all: { key: string; name: string; sizes: [number, number][] }[] = [
+    { key: '1x', name: 'single scale', sizes: [[h, w]] },
+    { key: '1x,2x', name: 'S² 1x,2x', sizes: [[h, w], [2 * h, 2 * w]] },
+    { key: '1x,2x,3x', name: 'S² 1x,2x,3x', sizes: [[h, w], [2 * h, 2 * w], [3 * h, 3 * w]] },
   ];
+  const chosen = (str(flags, 'variants') ?? all.map((v) => v.key).join(';')).split(';');
+  for (const c of chosen) if (!all.some((v) => v.key === c)) throw new UserError(`eval: --variants takes ${all.map((v) => v.key).join(' ; ')} separated by ';', got '${c}'`);
+  const variants = all.filter((v) => chosen.includes(v.key));
   const log = (l: string) => console.log(l);
   const slug = (s: string) => s.replace(/[^a-z0-9]+/gi, '_');
   const rows: EvalRow[] = [];
   for (const v of variants) rows.push(await evalVariant(join(out, slug(v.name)), v, { episodes, seed, demos, targetSizePx: SIM_DEFAULTS.targetSizePx, probeScenes, log }));
   const sweep: EvalRow[] = [];
   for (const t of [...new Set([...targetSizes, SIM_DEFAULTS.targetSizePx])].sort((a, b) => a - b)) {
-    for (const v of variants.slice(0, 2)) {
+    for (const v of variants.filter((x) => x.sizes.length <= 2)) {
       if (t === SIM_DEFAULTS.targetSizePx && sizeEpisodes === episodes) sweep.push(rows.find((r) => r.name === v.name)!);
       else sweep.push(await evalVariant(join(out, `${slug(v.name)}_${t}px`), v, { episodes: sizeEpisodes, seed, demos, targetSizePx: t, probeScenes, log }));
     }
