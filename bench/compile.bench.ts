@@ -19,7 +19,10 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 9);
 const WARMUP = 2;
 const THREADS = process.env.BENCH_THREADS === undefined ? undefined : Number(process.env.BENCH_THREADS);
 const PRESETS = (process.env.BENCH_PRESETS ?? 'vit-s16-bench,convnet-r18-bench,vit-bench,convnet-bench').split(',') as PresetName[];
-const SIZES = [[224, 448], [224, 448, 672]];
+const SIZES = [
+  [224, 448],
+  [224, 448, 672],
+];
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -105,14 +108,18 @@ console.log('\nmedians:');
 console.log('| backbone | sizes | crops | backbone alone ms | JS S² ms | compiled S² ms | JS / backbone | compiled / backbone |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.preset} | ${r.sizes} | ${r.crops} | ${r.backbone.toFixed(1)} | ${r.js.toFixed(1)} | ${r.compiled.toFixed(1)} | ${(r.js / r.backbone).toFixed(3)} | ${(r.compiled / r.backbone).toFixed(3)} |`);
+  console.log(
+    `| ${r.preset} | ${r.sizes} | ${r.crops} | ${r.backbone.toFixed(1)} | ${r.js.toFixed(1)} | ${r.compiled.toFixed(1)} | ${(r.js / r.backbone).toFixed(3)} | ${(r.compiled / r.backbone).toFixed(3)} |`,
+  );
 }
 console.log('\nfastest runs (the same runs):');
 console.log('| backbone | sizes | backbone alone ms | JS S² ms | compiled S² ms | JS / backbone | compiled / backbone |');
 console.log('|---|---|---|---|---|---|---|');
 for (const r of rows) {
   const m = r.min;
-  console.log(`| ${r.preset} | ${r.sizes} | ${m.backbone.toFixed(1)} | ${m.js.toFixed(1)} | ${m.compiled.toFixed(1)} | ${(m.js / m.backbone).toFixed(3)} | ${(m.compiled / m.backbone).toFixed(3)} |`);
+  console.log(
+    `| ${r.preset} | ${r.sizes} | ${m.backbone.toFixed(1)} | ${m.js.toFixed(1)} | ${m.compiled.toFixed(1)} | ${(m.js / m.backbone).toFixed(3)} | ${(m.compiled / m.backbone).toFixed(3)} |`,
+  );
 }
 const worst = Math.max(...rows.map((r) => r.compiled / r.backbone));
 console.log(`\nworst compiled / backbone of the medians ${worst.toFixed(3)} (target ≤ 1.03): ${worst <= 1.03 ? 'met' : 'not met'}`);

@@ -115,7 +115,15 @@ export function stalePeriods(actions: readonly TimedAction[]): StalePeriod[] {
 }
 
 /** Compares two action streams on one timeline over [fromMs, toMs]. */
-export function compareActions(live: readonly TimedAction[], replay: readonly TimedAction[], periodMs: number, fromMs: number, toMs: number, tolerance = 1e-6, coarseTolerance = 1e-2): Comparison {
+export function compareActions(
+  live: readonly TimedAction[],
+  replay: readonly TimedAction[],
+  periodMs: number,
+  fromMs: number,
+  toMs: number,
+  tolerance = 1e-6,
+  coarseTolerance = 1e-2,
+): Comparison {
   const inWindow = (a: TimedAction) => a.t / 1e6 >= fromMs && a.t / 1e6 <= toMs;
   const l = live.filter(inWindow);
   const r = replay.filter(inWindow);
@@ -242,11 +250,15 @@ export async function runLive(o: LiveRunOptions): Promise<LiveRun> {
   let recorder: ChildProcess | undefined;
   try {
     // The node publishes (safe actions) once configured and active; wait for the first.
-    const first = spawnSync('timeout', ['90', 'ros2', 'topic', 'echo', '--once', actionTopic, ACTION_TYPES[controlOf(config).action_interface]], { encoding: 'utf8' });
+    const first = spawnSync('timeout', ['90', 'ros2', 'topic', 'echo', '--once', actionTopic, ACTION_TYPES[controlOf(config).action_interface]], {
+      encoding: 'utf8',
+    });
     if (first.status !== 0) throw new Error(`no action on ${actionTopic} within 90 s of starting the node`);
     // The inputs too, as the node received them: the live folder can then be replayed itself.
     const inputs = [...config.cameras.map((c) => c.topic), jointTopic];
-    recorder = run('ros2', ['bag', 'record', '-s', 'mcap', '-o', liveBag, ...(o.recordArgs ?? []), actionTopic, '/diagnostics', ...inputs], (s) => log(`[record] ${s}`));
+    recorder = run('ros2', ['bag', 'record', '-s', 'mcap', '-o', liveBag, ...(o.recordArgs ?? []), actionTopic, '/diagnostics', ...inputs], (s) =>
+      log(`[record] ${s}`),
+    );
     await sleep(3000);
     const play = spawnSync('ros2', ['bag', 'play', o.bag], { encoding: 'utf8', cwd: ROOT });
     log(`[play] ${play.stdout}${play.stderr}`);
@@ -261,13 +273,18 @@ export async function runLive(o: LiveRunOptions): Promise<LiveRun> {
 
 /** Runs `s2-policy replay` at the given rate; returns the output path. */
 export function runReplay(bag: string, configFile: string, out: string, rate: number): string {
-  const r = spawnSync(process.execPath, [BIN, 'replay', '--bag', bag, '--config', configFile, '--out', out, '--rate', String(rate), '--force'], { encoding: 'utf8', cwd: ROOT });
+  const r = spawnSync(process.execPath, [BIN, 'replay', '--bag', bag, '--config', configFile, '--out', out, '--rate', String(rate), '--force'], {
+    encoding: 'utf8',
+    cwd: ROOT,
+  });
   if (r.status !== 0) throw new Error(`s2-policy replay failed (${r.status}): ${r.stderr.trim()}`);
   return out;
 }
 
 /** The whole measurement: live run, replay at `rates`, and the comparison of each with the live actions. */
-export async function measureFidelity(o: LiveRunOptions & { rates: number[] }): Promise<{ live: LiveRun; offset: Awaited<ReturnType<typeof clockOffset>>; durationMs: number; results: { rate: number; c: Comparison }[] }> {
+export async function measureFidelity(
+  o: LiveRunOptions & { rates: number[] },
+): Promise<{ live: LiveRun; offset: Awaited<ReturnType<typeof clockOffset>>; durationMs: number; results: { rate: number; c: Comparison }[] }> {
   const live = await runLive(o);
   const offset = await clockOffset(o.bag, live.liveBag, live.config.joint_states?.topic as string);
   const src = await openRecordingPath(o.bag);

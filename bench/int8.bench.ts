@@ -37,7 +37,13 @@ function median(xs: number[]): number {
 
 /** `count` frames of simulated episodes (expert actions, a new episode every 40 steps), ingested as the node does. */
 async function simFrames(count: number, seed: number): Promise<Tensor> {
-  const ingester = createIngester({ crop: 'center', resize: 'reference', baseSize: [224, 224], normalization: presetNormalization('imagenet', 'normalization'), maxPixels: 4096 * 4096 });
+  const ingester = createIngester({
+    crop: 'center',
+    resize: 'reference',
+    baseSize: [224, 224],
+    normalization: presetNormalization('imagenet', 'normalization'),
+    maxPixels: 4096 * 4096,
+  });
   const sim = new TabletopSim({ seed });
   const per = 3 * 224 * 224;
   const data = new Float32Array(count * per);
@@ -65,15 +71,21 @@ const calib = await simFrames(CALIB, 1000);
 const evalFrames = await simFrames(EVAL, 5000);
 writeNpy(join(dir, 'calib.npy'), calib);
 
-console.log(`INT8 benchmark: ${PRESET}, S² [${SIZES.join(', ')}] compiled, ${CALIB} calibration and ${EVAL} held-out simulation frames, ${METHOD} calibration, products: ${PRODUCTS.join(' and ')}`);
+console.log(
+  `INT8 benchmark: ${PRESET}, S² [${SIZES.join(', ')}] compiled, ${CALIB} calibration and ${EVAL} held-out simulation frames, ${METHOD} calibration, products: ${PRODUCTS.join(' and ')}`,
+);
 const int8Files: string[] = [];
 for (const products of PRODUCTS) {
   const t0 = performance.now();
   const out = join(dir, `s2_int8_${products}.onnx`);
-  const q = spawnSync('python3', [script, '--model', fp32File, '--calibration', join(dir, 'calib.npy'), '--out', out, '--method', METHOD, '--products', products], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 26,
-  });
+  const q = spawnSync(
+    'python3',
+    [script, '--model', fp32File, '--calibration', join(dir, 'calib.npy'), '--out', out, '--method', METHOD, '--products', products],
+    {
+      encoding: 'utf8',
+      maxBuffer: 1 << 26,
+    },
+  );
   if (q.status !== 0) {
     console.error(`quantization failed (status ${q.status}, signal ${q.signal}):\n${q.stderr}`);
     process.exit(1);

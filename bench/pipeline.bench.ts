@@ -63,7 +63,14 @@ const featureDim = 2 * 192 * 2;
 const chunk = 10;
 writeFileSync(
   join(dir, 'policy.onnx'),
-  buildLinearPolicy({ featureDim, stateDim: 2, chunk, actionDim: 2, weight: new Float32Array((featureDim + 2) * chunk * 2).fill(0.001), bias: new Float32Array(chunk * 2) }).serialize(),
+  buildLinearPolicy({
+    featureDim,
+    stateDim: 2,
+    chunk,
+    actionDim: 2,
+    weight: new Float32Array((featureDim + 2) * chunk * 2).fill(0.001),
+    bias: new Float32Array(chunk * 2),
+  }).serialize(),
 );
 
 const config = loadConfig(cfgFile);
@@ -86,7 +93,9 @@ async function* counted(): AsyncGenerator<TimedInput> {
   }
 }
 
-console.log(`replaying ${seconds} s in real time through the pipeline (vit-bench backbone, sizes [224, 448], 2 cameras in one batch, image.resize ${config.image.resize}, s2.engine ${extractor.engine})…`);
+console.log(
+  `replaying ${seconds} s in real time through the pipeline (vit-bench backbone, sizes [224, 448], 2 cameras in one batch, image.resize ${config.image.resize}, s2.engine ${extractor.engine})…`,
+);
 const wall = performance.now();
 await runOnClock(pipeline, counted(), { rate: 1 }, {});
 const rssEnd = process.memoryUsage().rss;
@@ -98,7 +107,9 @@ await head.release();
 const dropped = Object.entries(m.dropped).filter(([k]) => k.startsWith('frame:'));
 const droppedTotal = dropped.reduce((n, [, v]) => n + v, 0);
 const row = (name: string, s: { p50: number; p95: number; max: number; count: number }, note = '') =>
-  console.log(`  ${name.padEnd(34)} p50 ${s.p50.toFixed(2).padStart(7)} ms   p95 ${s.p95.toFixed(2).padStart(7)} ms   max ${s.max.toFixed(1).padStart(7)} ms${note}`);
+  console.log(
+    `  ${name.padEnd(34)} p50 ${s.p50.toFixed(2).padStart(7)} ms   p95 ${s.p95.toFixed(2).padStart(7)} ms   max ${s.max.toFixed(1).padStart(7)} ms${note}`,
+  );
 const L = m.latencyMs;
 console.log(`\nwall time ${((performance.now() - wall) / 1000).toFixed(1)} s for ${seconds} s of recording`);
 console.log('per processed group of 2 frames (latency samples: the last 512 groups):');
@@ -109,8 +120,14 @@ row('policy head', L.policy);
 row('overhead (S² pre/post, pooling, glue)', L.overhead, '   target with ingestion ≤ 3 ms');
 row('queue wait (backbone busy)', L.queue);
 row('end to end (group complete → chunk)', L.end_to_end);
-console.log(`frames    read ${framesRead}, in ${m.counts.framesIn}, processed ${m.counts.framesProcessed}, dropped ${droppedTotal} (${dropped.map(([k, v]) => `${k} ${v}`).join(', ')})`);
-console.log(`          processed + dropped = ${m.counts.framesProcessed + droppedTotal} ${m.counts.framesProcessed + droppedTotal === framesRead ? '=' : '≠'} frames read ${framesRead}`);
+console.log(
+  `frames    read ${framesRead}, in ${m.counts.framesIn}, processed ${m.counts.framesProcessed}, dropped ${droppedTotal} (${dropped.map(([k, v]) => `${k} ${v}`).join(', ')})`,
+);
+console.log(
+  `          processed + dropped = ${m.counts.framesProcessed + droppedTotal} ${m.counts.framesProcessed + droppedTotal === framesRead ? '=' : '≠'} frames read ${framesRead}`,
+);
 console.log(`actions   ${m.counts.actions} (${m.counts.safeActions} safe), chunks ${m.counts.chunks}`);
 const growth = ((rssEnd - rssAt1000) / rssAt1000) * 100;
-console.log(`RSS       ${(rssAt1000 / 2 ** 20).toFixed(0)} MiB at frame 1,000, ${(rssEnd / 2 ** 20).toFixed(0)} MiB at the end: ${growth >= 0 ? '+' : ''}${growth.toFixed(1)}% (target ≤ 5%)`);
+console.log(
+  `RSS       ${(rssAt1000 / 2 ** 20).toFixed(0)} MiB at frame 1,000, ${(rssEnd / 2 ** 20).toFixed(0)} MiB at the end: ${growth >= 0 ? '+' : ''}${growth.toFixed(1)}% (target ≤ 5%)`,
+);

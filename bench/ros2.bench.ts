@@ -17,20 +17,33 @@ if (process.argv[2] === 'publisher') {
   await rcl.init();
   const node = rcl.createNode('bench_image_publisher');
   // Our own message shape; rclnodejs's message typings exist only where they were generated.
-  const pub = node.createPublisher('sensor_msgs/msg/Image' as never, '/bench/image_raw', { qos: rcl.QoS.profileSensorData }) as unknown as { publish(m: object): void };
+  const pub = node.createPublisher('sensor_msgs/msg/Image' as never, '/bench/image_raw', { qos: rcl.QoS.profileSensorData }) as unknown as {
+    publish(m: object): void;
+  };
   const data = new Uint8Array(W * H * 3).map((_, i) => i % 251);
   rcl.spin(node);
   let n = 0;
   const timer = setInterval(() => {
     const ns = BigInt(Date.now()) * 1_000_000n;
-    pub.publish({ header: { stamp: { sec: Number(ns / 1_000_000_000n), nanosec: Number(ns % 1_000_000_000n) }, frame_id: String(n++) }, height: H, width: W, encoding: 'rgb8', is_bigendian: 0, step: W * 3, data });
+    pub.publish({
+      header: { stamp: { sec: Number(ns / 1_000_000_000n), nanosec: Number(ns % 1_000_000_000n) }, frame_id: String(n++) },
+      height: H,
+      width: W,
+      encoding: 'rgb8',
+      is_bigendian: 0,
+      step: W * 3,
+      data,
+    });
   }, 1000 / 30);
-  setTimeout(() => {
-    clearInterval(timer);
-    node.destroy();
-    rcl.shutdown();
-    process.exit(0);
-  }, (SECONDS + 2) * 1000);
+  setTimeout(
+    () => {
+      clearInterval(timer);
+      node.destroy();
+      rcl.shutdown();
+      process.exit(0);
+    },
+    (SECONDS + 2) * 1000,
+  );
 } else {
   const ok = await loadRclnodejs();
   if (!ok.ok) {
@@ -88,7 +101,9 @@ if (process.argv[2] === 'publisher') {
     return { mode, received, cpuMsPerMsg: (cpu.user + cpu.system) / 1000 / Math.max(1, received), latencyP50: q(0.5), latencyP95: q(0.95), bytesOk };
   }
 
-  console.log(`ROS 2 ${process.env.ROS_DISTRO} (${process.env.RMW_IMPLEMENTATION ?? 'default RMW'}): 640×480 rgb8 Image at 30 Hz from another process, ${SECONDS} s per mode`);
+  console.log(
+    `ROS 2 ${process.env.ROS_DISTRO} (${process.env.RMW_IMPLEMENTATION ?? 'default RMW'}): 640×480 rgb8 Image at 30 Hz from another process, ${SECONDS} s per mode`,
+  );
   for (const mode of ['typed', 'serialized'] as const) {
     const r = await run(mode);
     console.log(

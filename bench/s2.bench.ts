@@ -74,11 +74,15 @@ async function bench(preset: PresetName, options: S2Options): Promise<void> {
   const ma = median(a);
   const mb = median(b);
   const sizes = plan.scales.map((s) => s.size[0]).join(', ');
-  console.log(`\n${preset}: input 1×3×224×224, sizes [${sizes}], ${crops} crops of ${ch}×${cw} in 1 call, output [${outDims.join('×')}] (${layout.outputShape})`);
+  console.log(
+    `\n${preset}: input 1×3×224×224, sizes [${sizes}], ${crops} crops of ${ch}×${cw} in 1 call, output [${outDims.join('×')}] (${layout.outputShape})`,
+  );
   console.log(`  (a) backbone alone, same crops, one batch   median ${ma.toFixed(1)} ms`);
   console.log(`  (b) multiscaleForward                       median ${mb.toFixed(1)} ms`);
   console.log(`  b/a                                          ${(mb / ma).toFixed(3)}   (target ≤ 1.05), S² work b−a ${(mb - ma).toFixed(1)} ms`);
-  console.log(`  split of (b): resize+split ${median(split.resize).toFixed(2)} ms | inference ${median(split.inference).toFixed(1)} ms | merge+pool ${median(split.merge).toFixed(2)} ms`);
+  console.log(
+    `  split of (b): resize+split ${median(split.resize).toFixed(2)} ms | inference ${median(split.inference).toFixed(1)} ms | merge+pool ${median(split.merge).toFixed(2)} ms`,
+  );
   await bb.release();
 }
 

@@ -62,7 +62,10 @@ describe('atomic outputs', () => {
   it('names a missing folder, a file output that is a folder and a folder output that is a file, in one line', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'file'), '');
-    assert.throws(() => writeFileAtomic(join(dir, 'nope', 'a.npy'), 'x', '--out'), isUserError(/^--out .*nope\/a\.npy: cannot write: folder .*nope does not exist$/));
+    assert.throws(
+      () => writeFileAtomic(join(dir, 'nope', 'a.npy'), 'x', '--out'),
+      isUserError(/^--out .*nope\/a\.npy: cannot write: folder .*nope does not exist$/),
+    );
     assert.throws(() => writeFileAtomic(dir, 'x', '--out'), isUserError(/: is a folder; give a file name$/));
     assert.throws(() => AtomicDir.begin(join(dir, 'file'), '--out'), isUserError(/: is a file; give a folder$/));
     assert.throws(() => writeFileAtomic(join(dir, 'file', 'a.npy'), 'x'), isUserError(/is not a folder$/));

@@ -16,7 +16,15 @@ describe('bag: throughput', () => {
     const file = join(tempDir('s2-bag-perf-'), 'images.mcap');
     const pixels = new Uint8Array(640 * 480 * 3);
     for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 13) & 0xff;
-    const image: ImageMsg = { header: { stamp: { sec: 0, nanosec: 0 }, frame_id: 'cam' }, height: 480, width: 640, encoding: 'rgb8', is_bigendian: 0, step: 1920, data: pixels };
+    const image: ImageMsg = {
+      header: { stamp: { sec: 0, nanosec: 0 }, frame_id: 'cam' },
+      height: 480,
+      width: 640,
+      encoding: 'rgb8',
+      is_bigendian: 0,
+      step: 1920,
+      data: pixels,
+    };
 
     const t0 = performance.now();
     const writer = await McapRosWriter.create(file);
@@ -44,7 +52,9 @@ describe('bag: throughput', () => {
     rmSync(file);
     const writeMs = (t1 - t0) / FRAMES;
     const readMs = (t2 - t1) / FRAMES;
-    console.log(`      ${FRAMES} frames, ${mb.toFixed(0)} MB: write ${writeMs.toFixed(2)} ms/frame (${(mb / ((t1 - t0) / 1000)).toFixed(0)} MB/s), read+decode ${readMs.toFixed(2)} ms/frame (${(mb / ((t2 - t1) / 1000)).toFixed(0)} MB/s)`);
+    console.log(
+      `      ${FRAMES} frames, ${mb.toFixed(0)} MB: write ${writeMs.toFixed(2)} ms/frame (${(mb / ((t1 - t0) / 1000)).toFixed(0)} MB/s), read+decode ${readMs.toFixed(2)} ms/frame (${(mb / ((t2 - t1) / 1000)).toFixed(0)} MB/s)`,
+    );
     assert.equal(n, FRAMES);
     assert.equal(checksum, FRAMES * pixels[pixels.length - 1]);
     assert.ok(writeMs < MAX_MS_PER_FRAME, `write ${writeMs.toFixed(1)} ms/frame`);

@@ -124,7 +124,12 @@ describe('bag: message definitions', () => {
       'std_msgs/Header',
       'builtin_interfaces/Time',
     ]);
-    assert.deepEqual(sections('geometry_msgs/msg/TwistStamped'), ['geometry_msgs/Twist', 'geometry_msgs/Vector3', 'std_msgs/Header', 'builtin_interfaces/Time']);
+    assert.deepEqual(sections('geometry_msgs/msg/TwistStamped'), [
+      'geometry_msgs/Twist',
+      'geometry_msgs/Vector3',
+      'std_msgs/Header',
+      'builtin_interfaces/Time',
+    ]);
     assert.deepEqual(sections('std_msgs/msg/Float64MultiArray'), ['std_msgs/MultiArrayLayout', 'std_msgs/MultiArrayDimension']);
   });
 
@@ -134,13 +139,32 @@ describe('bag: message definitions', () => {
         .definitions.filter((f) => f.isConstant !== true)
         .map((f) => `${f.type}${f.isArray === true ? '[]' : ''} ${f.name}`);
     assert.deepEqual(fields('sensor_msgs/msg/Image'), [
-      'std_msgs/Header header', 'uint32 height', 'uint32 width', 'string encoding', 'uint8 is_bigendian', 'uint32 step', 'uint8[] data',
+      'std_msgs/Header header',
+      'uint32 height',
+      'uint32 width',
+      'string encoding',
+      'uint8 is_bigendian',
+      'uint32 step',
+      'uint8[] data',
     ]);
     assert.deepEqual(fields('s2_policy/msg/S2Features'), [
-      'std_msgs/Header header', 'string[] camera_names', 'uint32[] scale_heights', 'uint32[] scale_widths', 'uint32 num_prefix_tokens',
-      'uint32 grid_height', 'uint32 grid_width', 'uint32 channels', 'string pooling', 'uint32[] shape', 'float32[] data',
+      'std_msgs/Header header',
+      'string[] camera_names',
+      'uint32[] scale_heights',
+      'uint32[] scale_widths',
+      'uint32 num_prefix_tokens',
+      'uint32 grid_height',
+      'uint32 grid_width',
+      'uint32 channels',
+      'string pooling',
+      'uint32[] shape',
+      'float32[] data',
     ]);
-    assert.deepEqual(fields('trajectory_msgs/msg/JointTrajectory'), ['std_msgs/Header header', 'string[] joint_names', 'trajectory_msgs/JointTrajectoryPoint[] points']);
+    assert.deepEqual(fields('trajectory_msgs/msg/JointTrajectory'), [
+      'std_msgs/Header header',
+      'string[] joint_names',
+      'trajectory_msgs/JointTrajectoryPoint[] points',
+    ]);
     for (const type of REGISTERED_TYPES) assert.ok(registeredDefinitions(type).length >= 1, type);
   });
 });
@@ -186,7 +210,13 @@ describe('bag: round trips', () => {
       effort: [],
     };
     const multi: Float64MultiArrayMsg = {
-      layout: { dim: [{ label: 'rows', size: 2, stride: 6 }, { label: 'cols', size: 3, stride: 3 }], data_offset: 0 },
+      layout: {
+        dim: [
+          { label: 'rows', size: 2, stride: 6 },
+          { label: 'cols', size: 3, stride: 3 },
+        ],
+        data_offset: 0,
+      },
       data: [1.5, 2.5, -3.5, 1e-300, 1e300, -0],
     };
     const trajectory: JointTrajectoryMsg = {
@@ -240,7 +270,10 @@ describe('bag: round trips', () => {
     await writer.close();
 
     const got = await readAll(file);
-    assert.deepEqual(got.map((m) => m.topic), Object.values(channels).map((c) => c.topic));
+    assert.deepEqual(
+      got.map((m) => m.topic),
+      Object.values(channels).map((c) => c.topic),
+    );
     const byTopic = new Map(got.map((m) => [m.topic, m]));
 
     const img = byTopic.get('/camera/image_raw') as BagMessage;
@@ -293,7 +326,13 @@ describe('bag: round trips', () => {
       assert.equal(schema.encoding, 'ros2msg');
       assert.equal(new TextDecoder().decode(schema.data), rosbag2DefinitionText('sensor_msgs/msg/Image'));
       const channels = [...r.channelsById.values()];
-      assert.deepEqual(channels.map((c) => [c.id, c.topic, c.messageEncoding]), [[1, '/cam', 'cdr'], [2, '/cam2', 'cdr']]);
+      assert.deepEqual(
+        channels.map((c) => [c.id, c.topic, c.messageEncoding]),
+        [
+          [1, '/cam', 'cdr'],
+          [2, '/cam2', 'cdr'],
+        ],
+      );
       assert.equal(parseOfferedQos(channels[0].metadata.get('offered_qos_profiles') ?? '', 'cam')[0].reliability, 'best_effort');
       assert.equal(channels[1].metadata.get('topic_type_hash'), 'RIHS01_abc');
       assert.ok(r.chunkIndexes.length >= 2, 'two 900 KiB images do not share a 768 KiB chunk');
@@ -337,11 +376,23 @@ describe('bag: round trips', () => {
     const all = await readAll(file);
     assert.equal(all.length, 100);
     const times = all.map((m) => m.logTime);
-    assert.deepEqual(times, [...times].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    assert.deepEqual(
+      times,
+      [...times].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+    );
     // Alternating while both topics have messages, then the rest of /joint_states.
-    assert.deepEqual(all.slice(0, 4).map((m) => m.topic), ['/joint_states', '/cmd', '/joint_states', '/cmd']);
-    assert.deepEqual(all.slice(80).map((m) => m.topic), Array(20).fill('/joint_states'));
-    assert.deepEqual(all.filter((m) => m.topic === '/joint_states').map((m) => (m.message as JointStateMsg).position[0]), [...Array(60).keys()]);
+    assert.deepEqual(
+      all.slice(0, 4).map((m) => m.topic),
+      ['/joint_states', '/cmd', '/joint_states', '/cmd'],
+    );
+    assert.deepEqual(
+      all.slice(80).map((m) => m.topic),
+      Array(20).fill('/joint_states'),
+    );
+    assert.deepEqual(
+      all.filter((m) => m.topic === '/joint_states').map((m) => (m.message as JointStateMsg).position[0]),
+      [...Array(60).keys()],
+    );
 
     const onlyCmd = await readAll(file, { topics: ['/cmd'] });
     assert.equal(onlyCmd.length, 40);
@@ -349,9 +400,15 @@ describe('bag: round trips', () => {
 
     // Both ends inclusive: 10 µs … 20 µs holds log times 10,11,…,20 µs.
     const window = await readAll(file, { startTime: 10_000n, endTime: 20_000n });
-    assert.deepEqual(window.map((m) => m.logTime), Array.from({ length: 11 }, (_, i) => BigInt(10 + i) * 1000n));
+    assert.deepEqual(
+      window.map((m) => m.logTime),
+      Array.from({ length: 11 }, (_, i) => BigInt(10 + i) * 1000n),
+    );
     const both = await readAll(file, { topics: ['/cmd'], startTime: 10_000n, endTime: 20_000n });
-    assert.deepEqual(both.map((m) => m.logTime), [11_000n, 13_000n, 15_000n, 17_000n, 19_000n]);
+    assert.deepEqual(
+      both.map((m) => m.logTime),
+      [11_000n, 13_000n, 15_000n, 17_000n, 19_000n],
+    );
     const raw = await readAll(file, { topics: ['/cmd'], decode: false });
     assert.ok(raw.every((m) => m.message === undefined && m.data.byteLength > 0));
   });
@@ -363,15 +420,25 @@ describe('bag: interop with CDR built by hand', () => {
   const HAND_BUILT = Buffer.from(
     [
       '00010000', // encapsulation: CDR_LE, options 0
-      '01000000', '02000000', // stamp.sec, stamp.nanosec
-      '05000000', '6261736500', '000000', // frame_id length 5, "base\0", pad to 4
+      '01000000',
+      '02000000', // stamp.sec, stamp.nanosec
+      '05000000',
+      '6261736500',
+      '000000', // frame_id length 5, "base\0", pad to 4
       '02000000', // name: 2 strings
-      '03000000', '6a3100', '00', // "j1\0", pad
-      '03000000', '6a3200', '00', // "j2\0", pad
-      '02000000', '00000000', // position: 2 float64, pad to 8 (byte 48 is 44 past the origin)
-      '000000000000e03f', '000000000000f4bf', // 0.5, -1.25
+      '03000000',
+      '6a3100',
+      '00', // "j1\0", pad
+      '03000000',
+      '6a3200',
+      '00', // "j2\0", pad
+      '02000000',
+      '00000000', // position: 2 float64, pad to 8 (byte 48 is 44 past the origin)
+      '000000000000e03f',
+      '000000000000f4bf', // 0.5, -1.25
       '00000000', // velocity: 0
-      '01000000', '0000000000000840', // effort: 1, 3.0 (already 8-aligned)
+      '01000000',
+      '0000000000000840', // effort: 1, 3.0 (already 8-aligned)
     ].join(''),
     'hex',
   );
@@ -439,7 +506,13 @@ describe('bag: bad input', () => {
     const reader = await McapRosReader.open(file, { onDecodeError: (f) => failures.push(f) });
     const got: BagMessage[] = [];
     for await (const m of reader.messages()) got.push(m);
-    assert.deepEqual(got.map((m) => [m.topic, m.logTime]), [['/cmd', 2n], ['/joint_states', 4n]]);
+    assert.deepEqual(
+      got.map((m) => [m.topic, m.logTime]),
+      [
+        ['/cmd', 2n],
+        ['/joint_states', 4n],
+      ],
+    );
     assert.equal(reader.decodeFailures.total, 2);
     assert.equal(reader.decodeFailures.byTopic.get('/joint_states'), 2);
     assert.equal(reader.decodeFailures.byTopic.get('/cmd'), undefined);
@@ -464,7 +537,10 @@ describe('bag: bad input', () => {
     await writeImages(file, 20, 4096);
     const size = statSync(file).size;
     truncateSync(file, Math.floor(size * 0.6));
-    const message = await rejectsWith(McapRosReader.open(file), /truncated MCAP \(cut off inside its data section; .*after \d+ complete messages\): repair it with 'mcap recover /);
+    const message = await rejectsWith(
+      McapRosReader.open(file),
+      /truncated MCAP \(cut off inside its data section; .*after \d+ complete messages\): repair it with 'mcap recover /,
+    );
     assert.ok(message.startsWith(`${file}: `), message);
 
     const reader = await McapRosReader.open(file, { allowTruncated: true });
@@ -527,7 +603,10 @@ describe('bag: bad input', () => {
     const cam = await writer.addChannel('/cam', 'sensor_msgs/msg/Image');
     const base = { header: header(1), name: ['a'], position: [1], velocity: [], effort: [] };
     // MessageWriter would write a length prefix and no data for a Float32Array in a float64[] field.
-    await rejectsWith(writer.write(js, { ...base, position: new Float32Array([1]) as unknown as number[] }, 1n), /topic \/joint_states .*field 'position': expected Float64Array or an array/);
+    await rejectsWith(
+      writer.write(js, { ...base, position: new Float32Array([1]) as unknown as number[] }, 1n),
+      /topic \/joint_states .*field 'position': expected Float64Array or an array/,
+    );
     const { name: _name, ...noName } = base;
     await rejectsWith(writer.write(js, noName as unknown as JointStateMsg, 1n), /field 'name': expected a value/);
     await rejectsWith(writer.write(cam, { ...rgbImage(0), height: -1 }, 1n), /field 'height': expected an integer in \[0, 4294967295\]/);
@@ -583,8 +662,15 @@ describe('bag: unindexed files', () => {
   }
 
   const noSummary = {
-    useStatistics: false, useSummaryOffsets: false, useChunks: true, repeatSchemas: false, repeatChannels: false,
-    useAttachmentIndex: false, useMetadataIndex: false, useMessageIndex: false, useChunkIndex: false,
+    useStatistics: false,
+    useSummaryOffsets: false,
+    useChunks: true,
+    repeatSchemas: false,
+    repeatChannels: false,
+    useAttachmentIndex: false,
+    useMetadataIndex: false,
+    useMessageIndex: false,
+    useChunkIndex: false,
   };
 
   it('streams a file without summary, with counts and time filter', async () => {
@@ -592,7 +678,10 @@ describe('bag: unindexed files', () => {
     await writePlain(file, [1n, 2n, 3n, 5n, 8n], noSummary);
     const reader = await McapRosReader.open(file);
     assert.equal(reader.isIndexed, false);
-    assert.deepEqual((await reader.topics()).map((t) => [t.topic, t.messageCount]), [['/joint_states', 5]]);
+    assert.deepEqual(
+      (await reader.topics()).map((t) => [t.topic, t.messageCount]),
+      [['/joint_states', 5]],
+    );
     const got: bigint[] = [];
     for await (const m of reader.messages({ startTime: 2n, endTime: 5n })) got.push(m.logTime);
     assert.deepEqual(got, [2n, 3n, 5n]);

@@ -15,15 +15,34 @@ describe('closed loop with the simulation', function () {
   this.timeout(180000);
 
   it('gives identical episodes for identical seeds, and moves the arm', async () => {
-    const models = await ensureDemoModels(tempDir('s2-cl-'), { sizes: [[48, 64], [96, 128]], episodes: 3, seed: 500, daggerRounds: 1, daggerEpisodes: 2, daggerSteps: 10, epochs: 3 });
+    const models = await ensureDemoModels(tempDir('s2-cl-'), {
+      sizes: [
+        [48, 64],
+        [96, 128],
+      ],
+      episodes: 3,
+      seed: 500,
+      daggerRounds: 1,
+      daggerEpisodes: 2,
+      daggerSteps: 10,
+      epochs: 3,
+    });
     const extractor = await FeatureExtractor.create(models.config);
-    const head = await PolicyHead.load({ model: models.config.policy!.model, stats: models.config.policy!.stats, featuresInput: 'features', stateInput: 'state' });
+    const head = await PolicyHead.load({
+      model: models.config.policy!.model,
+      stats: models.config.policy!.stats,
+      featuresInput: 'features',
+      stateInput: 'state',
+    });
     const a = await runClosedLoop(models.config, extractor, head, 2, 7);
     const b = await runClosedLoop(models.config, extractor, head, 2, 7);
     await extractor.release();
     await head.release();
     assert.deepEqual(a, b);
-    assert.deepEqual(a.map((r) => r.seed), [7, 8]);
+    assert.deepEqual(
+      a.map((r) => r.seed),
+      [7, 8],
+    );
     for (const r of a) {
       assert.equal(r.points.length, r.steps + 1);
       const [x0, y0] = r.points[0];

@@ -13,12 +13,23 @@ import { FeatureExtractor } from '../src/pipeline/extractor.js';
 import { configToParams, flattenParams, paramsToConfigObject } from '../src/ros/params.js';
 import { maxAbsDiff, modelPath, rms, tempDir } from './helpers/util.js';
 
-function config(dir: string, preset: 'vit-tiny' | 'vit-tiny-b1' | 'convnet-tiny', extra: { s2?: Record<string, unknown>; image?: Record<string, unknown>; pool?: string } = {}): Config {
+function config(
+  dir: string,
+  preset: 'vit-tiny' | 'vit-tiny-b1' | 'convnet-tiny',
+  extra: { s2?: Record<string, unknown>; image?: Record<string, unknown>; pool?: string } = {},
+): Config {
   copyFileSync(modelPath(preset), join(dir, 'backbone.onnx'));
   return parseConfig(
     {
       backbone: { model: 'backbone.onnx' },
-      s2: { img_sizes: [[48, 64], [96, 128]], max_split_size: 32, ...extra.s2 },
+      s2: {
+        img_sizes: [
+          [48, 64],
+          [96, 128],
+        ],
+        max_split_size: 32,
+        ...extra.s2,
+      },
       image: { base_size: [48, 64], crop: 'none', ...extra.image },
       cameras: [
         { name: 'a', topic: '/a' },
@@ -109,6 +120,9 @@ describe('S² engine of the pipeline', () => {
     const back = parseConfig(paramsToConfigObject(flat), 'params', dir);
     assert.equal(back.s2.engine, 'js');
     assert.equal(config(dir, 'vit-tiny').s2.engine, 'compiled');
-    assert.throws(() => config(dir, 'vit-tiny', { s2: { engine: 'gpu' } }), (e: Error) => e instanceof UserError && /s2\.engine/.test(e.message));
+    assert.throws(
+      () => config(dir, 'vit-tiny', { s2: { engine: 'gpu' } }),
+      (e: Error) => e instanceof UserError && /s2\.engine/.test(e.message),
+    );
   });
 });

@@ -23,7 +23,13 @@ function pythonHasQuantization(): boolean {
 }
 
 async function simFrames(count: number, seed: number, side: number): Promise<Tensor> {
-  const ingester = createIngester({ crop: 'center', resize: 'reference', baseSize: [side, side], normalization: presetNormalization('imagenet', 'normalization'), maxPixels: 4096 * 4096 });
+  const ingester = createIngester({
+    crop: 'center',
+    resize: 'reference',
+    baseSize: [side, side],
+    normalization: presetNormalization('imagenet', 'normalization'),
+    maxPixels: 4096 * 4096,
+  });
   const sim = new TabletopSim({ seed });
   const per = 3 * side * side;
   const data = new Float32Array(count * per);
@@ -63,7 +69,10 @@ describe('INT8 recipe (scripts/quantize_int8.py)', function () {
     assert.ok(ops.includes('QuantizeLinear') && ops.includes('DequantizeLinear'), 'QDQ nodes present');
     // The S² resampling products stay float: their matrices are not quantized.
     const quantizedInits = new Set(parts.graph.initializers.map((i) => i.name));
-    assert.ok([...quantizedInits].some((n) => n.startsWith('backbone/') && n.includes('quantized')), 'backbone weights quantized');
+    assert.ok(
+      [...quantizedInits].some((n) => n.startsWith('backbone/') && n.includes('quantized')),
+      'backbone weights quantized',
+    );
     assert.ok(![...quantizedInits].some((n) => n.startsWith('s2_') && n.includes('quantized')), 'S² matrices left in float32');
     assert.ok(parts.metadata['s2.compiled'] !== undefined && parts.metadata['s2.quantization'] !== undefined);
 
@@ -105,7 +114,11 @@ describe('INT8 recipe (scripts/quantize_int8.py)', function () {
     assert.match(r.stderr, /^quantize_int8: .*not a compiled S² model/);
     assert.equal(r.stderr.trim().split('\n').length, 1);
     const compiled = join(dir, 's2.onnx');
-    assert.equal(spawnSync(process.execPath, [join(ROOT, 'bin', 's2-policy.js'), 'compile', '--model', modelPath('vit-tiny'), '--scales', '1,2', '--out', compiled]).status, 0);
+    assert.equal(
+      spawnSync(process.execPath, [join(ROOT, 'bin', 's2-policy.js'), 'compile', '--model', modelPath('vit-tiny'), '--scales', '1,2', '--out', compiled])
+        .status,
+      0,
+    );
     r = spawnSync('python3', [SCRIPT, '--model', compiled, '--calibration', join(dir, 'calib.npy'), '--out', out], { encoding: 'utf8' });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /calib\.npy: is float32 \(2, 3, 16, 16\), the model takes float32 N x 3 x 32 x 32/);

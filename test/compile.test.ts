@@ -49,7 +49,32 @@ function toOptions(o: GoldenCase['options']): S2Options {
 }
 
 /** Default-domain operators of opset 17 that a compiled project backbone may contain. */
-const STANDARD = new Set(['MatMul', 'Reshape', 'Transpose', 'Slice', 'Concat', 'ReduceSum', 'Div', 'Identity', 'Add', 'Mul', 'Erf', 'Softmax', 'Conv', 'Relu', 'LayerNormalization', 'Expand', 'Shape', 'Gather', 'Unsqueeze', 'Sqrt', 'ReduceMean', 'Constant', 'Split', 'Flatten']);
+const STANDARD = new Set([
+  'MatMul',
+  'Reshape',
+  'Transpose',
+  'Slice',
+  'Concat',
+  'ReduceSum',
+  'Div',
+  'Identity',
+  'Add',
+  'Mul',
+  'Erf',
+  'Softmax',
+  'Conv',
+  'Relu',
+  'LayerNormalization',
+  'Expand',
+  'Shape',
+  'Gather',
+  'Unsqueeze',
+  'Sqrt',
+  'ReduceMean',
+  'Constant',
+  'Split',
+  'Flatten',
+]);
 
 describe('compiled S² model', () => {
   describe('reproduces the golden cases (library)', () => {
@@ -116,7 +141,12 @@ describe('compiled S² model', () => {
               batch: fc.integer({ min: 1, max: 3 }),
             }),
             async (p) => {
-              const options: S2Options = { imgSizes: p.sizes.map(([a, b]) => [a, b] as const), maxSplitSize: p.split, splitMode: p.mode, resizeOutputToIdx: p.idx % p.sizes.length };
+              const options: S2Options = {
+                imgSizes: p.sizes.map(([a, b]) => [a, b] as const),
+                maxSplitSize: p.split,
+                splitMode: p.mode,
+                resizeOutputToIdx: p.idx % p.sizes.length,
+              };
               const m = await compileLoaded(bb, options, [p.h, p.w]);
               const engine = await CompiledS2.fromBytes(m.bytes, 'generated');
               try {
@@ -148,7 +178,12 @@ describe('compiled S² model', () => {
               batch: fc.integer({ min: 1, max: 2 }),
             }),
             async (p) => {
-              const options: S2Options = { imgSizes: p.sizes.map(([a, b]) => [a, b] as const), maxSplitSize: 32, splitMode: p.mode, resizeOutputToIdx: p.idx % p.sizes.length };
+              const options: S2Options = {
+                imgSizes: p.sizes.map(([a, b]) => [a, b] as const),
+                maxSplitSize: 32,
+                splitMode: p.mode,
+                resizeOutputToIdx: p.idx % p.sizes.length,
+              };
               const m = await compileLoaded(bb, options, [p.h, p.w]);
               const engine = await CompiledS2.fromBytes(m.bytes, 'generated');
               try {
@@ -193,7 +228,10 @@ describe('compiled S² model', () => {
       const m = await compileS2(modelPath('vit-tiny'), { scales: [1, 2] }, [32, 32]);
       const engine = await CompiledS2.fromBytes(m.bytes, 'vit-tiny');
       try {
-        assert.deepEqual(engine.model.outputs.map((o) => o.name), ['features']);
+        assert.deepEqual(
+          engine.model.outputs.map((o) => o.name),
+          ['features'],
+        );
         assert.deepEqual(engine.model.inputs[0].dims, ['batch', 3, 32, 32]);
       } finally {
         await engine.release();

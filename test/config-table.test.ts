@@ -27,7 +27,15 @@ function fullConfigs(dir: string): Record<string, unknown>[] {
     sync: { mode: 'approximate', slop_ms: 12.5 },
     joint_states: { topic: '/robot/joint_states', names: ['j1', 'j2'], max_age_ms: 55 },
     features: { pool: 'grid:3', publish: true, topic: '/robot/features' },
-    policy: { model: join(dir, 'p.onnx'), stats: join(dir, 'p.json'), features_input: 'f', state_input: 's', output: 'o', chunk_mode: 'latest', ensemble_k: 0.3 },
+    policy: {
+      model: join(dir, 'p.onnx'),
+      stats: join(dir, 'p.json'),
+      features_input: 'f',
+      state_input: 's',
+      output: 'o',
+      chunk_mode: 'latest',
+      ensemble_k: 0.3,
+    },
     control: {
       rate_hz: 33,
       command_type: 'position',
@@ -69,13 +77,21 @@ describe('configuration table', () => {
       writeFileSync(file, stringifyParamsFile(configToParams(config), ['s2_policy']));
       assert.deepEqual(loadParamsFile(file), config);
     });
-    assert.deepEqual(ENTRIES.map((e) => e.key).filter((k) => !covered.has(k)), [], 'every key is set in one of the configs');
+    assert.deepEqual(
+      ENTRIES.map((e) => e.key).filter((k) => !covered.has(k)),
+      [],
+      'every key is set in one of the configs',
+    );
   });
 
-  it('every parameter the node declares comes from the table (or is one of the node\'s own)', () => {
+  it("every parameter the node declares comes from the table (or is one of the node's own)", () => {
     const own = PARAMS.filter((p) => p.key === undefined).map((p) => p.name);
     assert.deepEqual(own.sort(), ['autostart', 'config_file']);
-    for (const e of ENTRIES) assert.ok(PARAMS.some((p) => p.key === e.key), e.key);
+    for (const e of ENTRIES)
+      assert.ok(
+        PARAMS.some((p) => p.key === e.key),
+        e.key,
+      );
     for (const p of PARAMS.filter((x) => x.key)) assert.equal(p.readOnly, !DYNAMIC_KEYS.includes(p.key as string), p.name);
   });
 
@@ -105,7 +121,16 @@ describe('configuration table', () => {
   it('config_file: a YAML config underneath the parameters, which override it', () => {
     const dir = tempDir('s2-table-');
     const cfg = join(dir, 'cfg.yaml');
-    writeFileSync(cfg, stringify({ backbone: { model: 'b.onnx' }, s2: { scales: [1, 2] }, cameras: [{ name: 'c', topic: '/c' }], policy: { model: 'p.onnx' }, control: { rate_hz: 20, command_type: 'velocity' } }));
+    writeFileSync(
+      cfg,
+      stringify({
+        backbone: { model: 'b.onnx' },
+        s2: { scales: [1, 2] },
+        cameras: [{ name: 'c', topic: '/c' }],
+        policy: { model: 'p.onnx' },
+        control: { rate_hz: 20, command_type: 'velocity' },
+      }),
+    );
     const params = join(dir, 'params.yaml');
     writeFileSync(params, stringify({ s2_policy: { ros__parameters: { config_file: 'cfg.yaml', control: { rate_hz: 7.5 } } } }));
     const c = loadParamsFile(params);

@@ -112,7 +112,8 @@ async function check(c: Case): Promise<Outcome> {
     }
     for (const [p, snap] of before) assert.deepEqual(snapshot(p), snap, `${c.name}: input ${p} changed`);
     if (o.code !== 0) {
-      for (const [p, snap] of outsBefore) assert.deepEqual(snapshot(p), snap, `${c.name}: output ${p} left ${snap.size === 0 ? 'behind' : 'changed'} after a failure`);
+      for (const [p, snap] of outsBefore)
+        assert.deepEqual(snapshot(p), snap, `${c.name}: output ${p} left ${snap.size === 0 ? 'behind' : 'changed'} after a failure`);
     }
     for (const p of c.outputs) assert.deepEqual(temporaries(dirname(p)), [], `${c.name}: temporary files left in ${dirname(p)}`);
     if (o.code === 0) c.after?.(o);
@@ -126,7 +127,10 @@ async function check(c: Case): Promise<Outcome> {
 /** 'key n, key n' → sum; throws on text that is not such a list. */
 function sumItems(text: string, what: string): number {
   let sum = 0;
-  for (const part of text.split(',').map((s) => s.trim()).filter((s) => s !== '' && s !== 'none')) {
+  for (const part of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && s !== 'none')) {
     const m = /^(.*\S)\s+(\d+)$/.exec(part);
     assert.ok(m, `${what}: cannot read '${part}'`);
     sum += Number(m[2]);
@@ -152,11 +156,17 @@ function countsAddUp(o: Outcome): void {
 
 /** extract's index.json accounting adds up the same way. */
 function indexAddsUp(dir: string): void {
-  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { accounting?: { messages: Record<string, number>; cameras: Record<string, Record<string, number | Record<string, number>>> } };
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as {
+    accounting?: { messages: Record<string, number>; cameras: Record<string, Record<string, number | Record<string, number>>> };
+  };
   const a = index.accounting;
   assert.ok(a, 'index.json has no accounting');
   const { total, ...rest } = a.messages;
-  assert.equal(Object.values(rest).reduce((x, y) => x + y, 0), total, JSON.stringify(a.messages));
+  assert.equal(
+    Object.values(rest).reduce((x, y) => x + y, 0),
+    total,
+    JSON.stringify(a.messages),
+  );
   for (const [name, c] of Object.entries(a.cameras)) {
     const dropped = c.dropped as Record<string, number>;
     assert.equal((c.processed as number) + Object.values(dropped).reduce((x, y) => x + y, 0), c.in, `${name}: ${JSON.stringify(c)}`);
@@ -234,228 +244,301 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
     const file = join(dir, `${name}.mcap`);
     writeFileSync(file, damage(Buffer.from(bag)));
     const out = join(dir, `${name}.out.mcap`);
-    return check({ name, args: ['replay', '--bag', file, '--config', kit.config, '--out', out], codes, inputs: [file, kit.dir], outputs: [out], message, after: countsAddUp });
+    return check({
+      name,
+      args: ['replay', '--bag', file, '--config', kit.config, '--out', out],
+      codes,
+      inputs: [file, kit.dir],
+      outputs: [out],
+      message,
+      after: countsAddUp,
+    });
   }
 
   describe('damaged recordings', () => {
-    it('replays the intact recording with counts that add up', cases(async () => {
-      const out = join(dir, 'intact.out.mcap');
-      await check({ name: 'intact', args: ['replay', '--bag', kit.recording, '--config', kit.config, '--out', out], codes: [0], inputs: [kit.dir], outputs: [out], after: countsAddUp });
-    }));
+    it(
+      'replays the intact recording with counts that add up',
+      cases(async () => {
+        const out = join(dir, 'intact.out.mcap');
+        await check({
+          name: 'intact',
+          args: ['replay', '--bag', kit.recording, '--config', kit.config, '--out', out],
+          codes: [0],
+          inputs: [kit.dir],
+          outputs: [out],
+          after: countsAddUp,
+        });
+      }),
+    );
 
-    it('refuses a recording cut inside its data section, at several offsets, in one line', cases(async () => {
-      const dataEnd = recs.find((r) => r.op === OP.dataEnd) as Rec;
-      for (const f of [0.02, 0.25, 0.5, 0.75, 0.99]) {
-        const cut = Math.floor(dataEnd.at * f);
-        await replayDamaged(`cut-${f}`, (b) => b.subarray(0, cut), [2], /truncated|not an MCAP/);
-      }
-    }));
+    it(
+      'refuses a recording cut inside its data section, at several offsets, in one line',
+      cases(async () => {
+        const dataEnd = recs.find((r) => r.op === OP.dataEnd) as Rec;
+        for (const f of [0.02, 0.25, 0.5, 0.75, 0.99]) {
+          const cut = Math.floor(dataEnd.at * f);
+          await replayDamaged(`cut-${f}`, (b) => b.subarray(0, cut), [2], /truncated|not an MCAP/);
+        }
+      }),
+    );
 
-    it('reads a recording whose summary, footer or trailing magic is cut or damaged (its chunks are intact)', cases(async () => {
-      const dataEnd = recs.find((r) => r.op === OP.dataEnd) as Rec;
-      const footer = recs.find((r) => r.op === OP.footer) as Rec;
-      const summaryStart = dataEnd.at + 9 + dataEnd.len;
-      await replayDamaged('cut-summary', (b) => b.subarray(0, summaryStart + Math.floor((footer.at - summaryStart) / 2)), [0]);
-      await replayDamaged('cut-magic', (b) => b.subarray(0, b.length - 3), [0]);
-      const flip = (at: number) => (b: Buffer) => {
-        b[at] ^= 0x5a;
-        return b;
-      };
-      await replayDamaged('flip-summary', flip(summaryStart + Math.floor((footer.at - summaryStart) / 2)), [0]);
-      const chunkIndex = recs.find((r) => r.op === OP.chunkIndex) as Rec;
-      await replayDamaged('flip-chunk-index', flip(chunkIndex.body + 16), [0]);
-      await replayDamaged('flip-footer', flip(footer.body + 3), [0]);
-      await replayDamaged('flip-magic', flip(bag.length - 2), [0]);
-    }));
-
-    it('refuses flipped record lengths and chunk headers in one line naming the file', cases(async () => {
-      const chunks = recs.filter((r) => r.op === OP.chunk);
-      const c = chunks[Math.floor(chunks.length / 2)];
-      const set = (at: number, v: number) => (b: Buffer) => {
-        b[at] = v;
-        return b;
-      };
-      await replayDamaged('flip-record-length', set(c.at + 6, 0x7f), [2]);
-      await replayDamaged('flip-record-length-low', set(c.at + 1, bag[c.at + 1] ^ 0x40), [2]);
-      await replayDamaged('flip-chunk-crc', set(c.body + 24, bag[c.body + 24] ^ 0xff), [2]);
-      // The uncompressed size of an uncompressed chunk is informative only: read or refused, never a crash.
-      await replayDamaged('flip-chunk-size', set(c.body + 16 + 5, 0x7f), [0, 2]);
-      await replayDamaged('flip-chunk-compression', set(c.body + 28 + 3, 0x20), [2]);
-    }));
-
-    it('counts a message whose CDR does not decode (CRC intact) and replays the rest', cases(async () => {
-      const o = await replayDamaged(
-        'bad-cdr',
-        (b) => {
-          const c = recs.filter((r) => r.op === OP.chunk)[0];
-          const { inner } = chunkLayout(b, c);
-          const msg = inner.filter((r) => r.op === 0x05)[2];
-          // Message body: channel id u16, sequence u32, log and publish time u64; then the CDR payload, whose
-          // header.frame_id length (after 4 bytes of encapsulation and 8 of stamp) becomes 2^31.
-          b.writeUInt32LE(0x7fffffff, msg.body + 22 + 12);
-          fixChunkCrc(b, c);
+    it(
+      'reads a recording whose summary, footer or trailing magic is cut or damaged (its chunks are intact)',
+      cases(async () => {
+        const dataEnd = recs.find((r) => r.op === OP.dataEnd) as Rec;
+        const footer = recs.find((r) => r.op === OP.footer) as Rec;
+        const summaryStart = dataEnd.at + 9 + dataEnd.len;
+        await replayDamaged('cut-summary', (b) => b.subarray(0, summaryStart + Math.floor((footer.at - summaryStart) / 2)), [0]);
+        await replayDamaged('cut-magic', (b) => b.subarray(0, b.length - 3), [0]);
+        const flip = (at: number) => (b: Buffer) => {
+          b[at] ^= 0x5a;
           return b;
-        },
-        [0],
-      );
-      const line = o.out.find((l) => l.startsWith('messages ')) ?? '';
-      assert.match(line, /undecodable \S+ 1\b/, line);
-    }));
+        };
+        await replayDamaged('flip-summary', flip(summaryStart + Math.floor((footer.at - summaryStart) / 2)), [0]);
+        const chunkIndex = recs.find((r) => r.op === OP.chunkIndex) as Rec;
+        await replayDamaged('flip-chunk-index', flip(chunkIndex.body + 16), [0]);
+        await replayDamaged('flip-footer', flip(footer.body + 3), [0]);
+        await replayDamaged('flip-magic', flip(bag.length - 2), [0]);
+      }),
+    );
 
-    it('counts messages on a channel the file never defines', cases(async () => {
-      const o = await replayDamaged(
-        'unknown-channel',
-        (b) => {
-          const c = recs.filter((r) => r.op === OP.chunk)[0];
-          const { inner } = chunkLayout(b, c);
-          for (const msg of inner.filter((r) => r.op === 0x05).slice(0, 2)) b.writeUInt16LE(77, msg.body);
-          fixChunkCrc(b, c);
+    it(
+      'refuses flipped record lengths and chunk headers in one line naming the file',
+      cases(async () => {
+        const chunks = recs.filter((r) => r.op === OP.chunk);
+        const c = chunks[Math.floor(chunks.length / 2)];
+        const set = (at: number, v: number) => (b: Buffer) => {
+          b[at] = v;
           return b;
-        },
-        [0, 2],
-      );
-      if (o.code === 0) assert.match(o.out.find((l) => l.startsWith('messages ')) ?? '', /unknown channel 77 [12]\b/);
-    }));
+        };
+        await replayDamaged('flip-record-length', set(c.at + 6, 0x7f), [2]);
+        await replayDamaged('flip-record-length-low', set(c.at + 1, bag[c.at + 1] ^ 0x40), [2]);
+        await replayDamaged('flip-chunk-crc', set(c.body + 24, bag[c.body + 24] ^ 0xff), [2]);
+        // The uncompressed size of an uncompressed chunk is informative only: read or refused, never a crash.
+        await replayDamaged('flip-chunk-size', set(c.body + 16 + 5, 0x7f), [0, 2]);
+        await replayDamaged('flip-chunk-compression', set(c.body + 28 + 3, 0x20), [2]);
+      }),
+    );
 
-    it('opens any single flipped byte as messages or one UserError, never another error (fast-check)', cases(async () => {
-      const file = join(dir, 'fuzz.mcap');
-      await fc.assert(
-        fc.asyncProperty(fc.integer({ min: 0, max: bag.length - 1 }), fc.integer({ min: 1, max: 255 }), async (at, x) => {
-          stats.cases++;
-          const b = Buffer.from(bag);
-          b[at] ^= x;
-          writeFileSync(file, b);
-          try {
-            const r = await McapRosReader.open(file);
+    it(
+      'counts a message whose CDR does not decode (CRC intact) and replays the rest',
+      cases(async () => {
+        const o = await replayDamaged(
+          'bad-cdr',
+          (b) => {
+            const c = recs.filter((r) => r.op === OP.chunk)[0];
+            const { inner } = chunkLayout(b, c);
+            const msg = inner.filter((r) => r.op === 0x05)[2];
+            // Message body: channel id u16, sequence u32, log and publish time u64; then the CDR payload, whose
+            // header.frame_id length (after 4 bytes of encapsulation and 8 of stamp) becomes 2^31.
+            b.writeUInt32LE(0x7fffffff, msg.body + 22 + 12);
+            fixChunkCrc(b, c);
+            return b;
+          },
+          [0],
+        );
+        const line = o.out.find((l) => l.startsWith('messages ')) ?? '';
+        assert.match(line, /undecodable \S+ 1\b/, line);
+      }),
+    );
+
+    it(
+      'counts messages on a channel the file never defines',
+      cases(async () => {
+        const o = await replayDamaged(
+          'unknown-channel',
+          (b) => {
+            const c = recs.filter((r) => r.op === OP.chunk)[0];
+            const { inner } = chunkLayout(b, c);
+            for (const msg of inner.filter((r) => r.op === 0x05).slice(0, 2)) b.writeUInt16LE(77, msg.body);
+            fixChunkCrc(b, c);
+            return b;
+          },
+          [0, 2],
+        );
+        if (o.code === 0) assert.match(o.out.find((l) => l.startsWith('messages ')) ?? '', /unknown channel 77 [12]\b/);
+      }),
+    );
+
+    it(
+      'opens any single flipped byte as messages or one UserError, never another error (fast-check)',
+      cases(async () => {
+        const file = join(dir, 'fuzz.mcap');
+        await fc.assert(
+          fc.asyncProperty(fc.integer({ min: 0, max: bag.length - 1 }), fc.integer({ min: 1, max: 255 }), async (at, x) => {
+            stats.cases++;
+            const b = Buffer.from(bag);
+            b[at] ^= x;
+            writeFileSync(file, b);
             try {
-              await r.topics();
-              for await (const m of r.messages()) void m;
-            } finally {
-              await r.close();
+              const r = await McapRosReader.open(file);
+              try {
+                await r.topics();
+                for await (const m of r.messages()) void m;
+              } finally {
+                await r.close();
+              }
+            } catch (e) {
+              if (!(e instanceof UserError)) {
+                stats.failed++;
+                throw new Error(`byte ${at} ^ ${x}: ${e instanceof Error ? e.stack : String(e)}`, { cause: e });
+              }
+              assert.ok(!e.message.includes('\n'), e.message);
             }
-          } catch (e) {
-            if (!(e instanceof UserError)) {
-              stats.failed++;
-              throw new Error(`byte ${at} ^ ${x}: ${e instanceof Error ? e.stack : String(e)}`, { cause: e });
-            }
-            assert.ok(!e.message.includes('\n'), e.message);
-          }
-        }),
-        { numRuns: 150, seed: 9 },
-      );
-    }));
+          }),
+          { numRuns: 150, seed: 9 },
+        );
+      }),
+    );
   });
 
   describe('bad images in a recording', () => {
-    it('replays raw frames with inconsistent step, size or encoding and garbage JPEG/PNG, counting each by reason', cases(async () => {
-      const file = join(dir, 'bad-images.mcap');
-      const w = await McapRosWriter.create(file);
-      const raw = await w.addChannel('/wrist/image_raw', 'sensor_msgs/msg/Image');
-      const comp = await w.addChannel('/front/image_raw/compressed', 'sensor_msgs/msg/CompressedImage');
-      const js = await w.addChannel('/joint_states', 'sensor_msgs/msg/JointState');
-      const W = 64;
-      const H = 48;
-      const jpeg = (await import('sharp')).default;
-      const good = await jpeg(Buffer.from(renderScene(W, H, 0, 1)), { raw: { width: W, height: H, channels: 3 } }).jpeg().toBuffer();
-      const t0 = 1_700_000_000_000_000_000n;
-      const badRaw = [
-        { step: W * 3 - 1 },
-        { step: W * 3, data: new Uint8Array(W * 3 * H - 7) },
-        { encoding: 'rgb9' },
-        { height: 1_000_000, width: 1_000_000 },
-        { encoding: 'mono16', step: W },
-      ];
-      const badComp = [
-        { format: 'jpeg', data: new Uint8Array([0xff, 0xd8, 0xff, 1, 2, 3, 4]) },
-        { format: 'png', data: Uint8Array.from(Buffer.from('\x89PNG\r\n\x1a\n garbage')) },
-        { format: 'tiff', data: good },
-        { format: 'jpeg', data: new Uint8Array(0) },
-      ];
-      const n = 12;
-      for (let i = 0; i < n; i++) {
-        const t = t0 + BigInt(i) * 100_000_000n;
-        const stamp = { sec: Number(t / 1_000_000_000n), nanosec: Number(t % 1_000_000_000n) };
-        const header = { stamp, frame_id: 'cam' };
-        await w.write(js, { header, name: ['joint1', 'joint2'], position: [0, 0], velocity: [], effort: [] }, t);
-        const img = { header, height: H, width: W, encoding: 'rgb8', is_bigendian: 0, step: W * 3, data: renderScene(W, H, i * 0.1, 0) };
-        await w.write(raw, i % 2 === 1 ? { ...img, ...badRaw[(i >> 1) % badRaw.length] } : img, t);
-        await w.write(comp, i % 3 === 1 ? { header, ...badComp[Math.floor(i / 3) % badComp.length] } : { header, format: 'jpeg', data: good }, t + 1_000_000n);
-      }
-      await w.close();
-      const out = join(dir, 'bad-images.out.mcap');
-      const o = await check({ name: 'bad images', args: ['replay', '--bag', file, '--config', kit.config, '--out', out], codes: [0], inputs: [file, kit.dir], outputs: [out], after: countsAddUp });
-      const wrist = o.out.find((l) => l.startsWith('camera ') && l.includes('wrist')) ?? '';
-      const rejected = [...wrist.matchAll(/frame:rejected:\S+ (\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
-      assert.equal(rejected, n / 2, wrist);
-      const extractOut = join(dir, 'bad-images.extract');
-      await check({ name: 'bad images extract', args: ['extract', '--bag', file, '--config', kit.config, '--out', extractOut], codes: [0], inputs: [file, kit.dir], outputs: [extractOut], after: () => indexAddsUp(extractOut) });
-    }));
+    it(
+      'replays raw frames with inconsistent step, size or encoding and garbage JPEG/PNG, counting each by reason',
+      cases(async () => {
+        const file = join(dir, 'bad-images.mcap');
+        const w = await McapRosWriter.create(file);
+        const raw = await w.addChannel('/wrist/image_raw', 'sensor_msgs/msg/Image');
+        const comp = await w.addChannel('/front/image_raw/compressed', 'sensor_msgs/msg/CompressedImage');
+        const js = await w.addChannel('/joint_states', 'sensor_msgs/msg/JointState');
+        const W = 64;
+        const H = 48;
+        const jpeg = (await import('sharp')).default;
+        const good = await jpeg(Buffer.from(renderScene(W, H, 0, 1)), { raw: { width: W, height: H, channels: 3 } })
+          .jpeg()
+          .toBuffer();
+        const t0 = 1_700_000_000_000_000_000n;
+        const badRaw = [
+          { step: W * 3 - 1 },
+          { step: W * 3, data: new Uint8Array(W * 3 * H - 7) },
+          { encoding: 'rgb9' },
+          { height: 1_000_000, width: 1_000_000 },
+          { encoding: 'mono16', step: W },
+        ];
+        const badComp = [
+          { format: 'jpeg', data: new Uint8Array([0xff, 0xd8, 0xff, 1, 2, 3, 4]) },
+          { format: 'png', data: Uint8Array.from(Buffer.from('\x89PNG\r\n\x1a\n garbage')) },
+          { format: 'tiff', data: good },
+          { format: 'jpeg', data: new Uint8Array(0) },
+        ];
+        const n = 12;
+        for (let i = 0; i < n; i++) {
+          const t = t0 + BigInt(i) * 100_000_000n;
+          const stamp = { sec: Number(t / 1_000_000_000n), nanosec: Number(t % 1_000_000_000n) };
+          const header = { stamp, frame_id: 'cam' };
+          await w.write(js, { header, name: ['joint1', 'joint2'], position: [0, 0], velocity: [], effort: [] }, t);
+          const img = { header, height: H, width: W, encoding: 'rgb8', is_bigendian: 0, step: W * 3, data: renderScene(W, H, i * 0.1, 0) };
+          await w.write(raw, i % 2 === 1 ? { ...img, ...badRaw[(i >> 1) % badRaw.length] } : img, t);
+          await w.write(
+            comp,
+            i % 3 === 1 ? { header, ...badComp[Math.floor(i / 3) % badComp.length] } : { header, format: 'jpeg', data: good },
+            t + 1_000_000n,
+          );
+        }
+        await w.close();
+        const out = join(dir, 'bad-images.out.mcap');
+        const o = await check({
+          name: 'bad images',
+          args: ['replay', '--bag', file, '--config', kit.config, '--out', out],
+          codes: [0],
+          inputs: [file, kit.dir],
+          outputs: [out],
+          after: countsAddUp,
+        });
+        const wrist = o.out.find((l) => l.startsWith('camera ') && l.includes('wrist')) ?? '';
+        const rejected = [...wrist.matchAll(/frame:rejected:\S+ (\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
+        assert.equal(rejected, n / 2, wrist);
+        const extractOut = join(dir, 'bad-images.extract');
+        await check({
+          name: 'bad images extract',
+          args: ['extract', '--bag', file, '--config', kit.config, '--out', extractOut],
+          codes: [0],
+          inputs: [file, kit.dir],
+          outputs: [extractOut],
+          after: () => indexAddsUp(extractOut),
+        });
+      }),
+    );
   });
 
   describe('paths', () => {
-    it('every command: missing inputs, missing and unwritable output folders, outputs that are folders or files', cases(async () => {
-      const model = modelPath('convnet-tiny');
-      const x = join(dir, 'x.npy');
-      writeNpy(x, { dims: [1, 3, 32, 32], data: new Float32Array(3 * 32 * 32).fill(0.2) });
-      const aFile = join(dir, 'a-file');
-      writeFileSync(aFile, 'not a folder');
-      const aFolder = join(dir, 'a-folder');
-      mkdirSync(aFolder, { recursive: true });
-      const nowhere = join(dir, 'no-such-folder', 'o');
-      const unwritable = '/proc/self/forbidden';
-      const inputs = [kit.dir, x, model];
-      const rep = (bagFile: string, out: string) => ['replay', '--bag', bagFile, '--config', kit.config, '--out', out];
-      const ext = (bagFile: string, out: string) => ['extract', '--bag', bagFile, '--config', kit.config, '--out', out];
-      const feat = (inp: string, out: string) => ['features', '--model', model, '--input', inp, '--out', out, '--scales', '1,2'];
-      const cases: [string, string[], string][] = [
-        ['replay missing bag', rep(join(dir, 'nope.mcap'), join(dir, 'r1.mcap')), join(dir, 'r1.mcap')],
-        ['replay missing config', ['replay', '--bag', kit.recording, '--config', join(dir, 'nope.yaml'), '--out', join(dir, 'r2.mcap')], join(dir, 'r2.mcap')],
-        ['replay out in missing folder', rep(kit.recording, `${nowhere}.mcap`), `${nowhere}.mcap`],
-        ['replay out is a folder', rep(kit.recording, aFolder), aFolder],
-        ['replay out unwritable', rep(kit.recording, `${unwritable}.mcap`), join(dir, 'unused-1')],
-        ['extract out in missing folder', ext(kit.recording, nowhere), nowhere],
-        ['extract out is a file', ext(kit.recording, aFile), aFile],
-        ['extract missing bag', ext(join(dir, 'nope.mcap'), join(dir, 'e1')), join(dir, 'e1')],
-        ['features missing input', feat(join(dir, 'nope.npy'), join(dir, 'f1.npy')), join(dir, 'f1.npy')],
-        ['features out in missing folder', feat(x, `${nowhere}.npy`), `${nowhere}.npy`],
-        ['features out is a folder', feat(x, aFolder), aFolder],
-        ['features out unwritable', feat(x, `${unwritable}.npy`), join(dir, 'unused-2')],
-        ['features missing model', ['features', '--model', join(dir, 'nope.onnx'), '--input', x, '--out', join(dir, 'f2.npy'), '--scales', '1'], join(dir, 'f2.npy')],
-        ['make-model out in missing folder', ['make-model', '--preset', 'vit-tiny', '--out', `${nowhere}.onnx`], `${nowhere}.onnx`],
-        ['make-model out is a folder', ['make-model', '--preset', 'vit-tiny', '--out', aFolder], aFolder],
-        ['make-demo out in missing folder', ['make-demo', '--out', nowhere], nowhere],
-        ['make-demo out is a file', ['make-demo', '--out', aFile], aFile],
-        ['fit missing data', ['fit', '--data', join(dir, 'nope'), '--out', join(dir, 'p.onnx')], join(dir, 'p.onnx')],
-        ['inspect missing model', ['inspect', '--model', join(dir, 'nope.onnx')], join(dir, 'unused-3')],
-        ['sim collect out is a file', ['sim', 'collect', '--out', aFile, '--episodes', '1'], aFile],
-      ];
-      for (const [name, args, out] of cases) await check({ name, args, inputs: [...inputs, aFile, aFolder], outputs: [out] });
-    }));
+    it(
+      'every command: missing inputs, missing and unwritable output folders, outputs that are folders or files',
+      cases(async () => {
+        const model = modelPath('convnet-tiny');
+        const x = join(dir, 'x.npy');
+        writeNpy(x, { dims: [1, 3, 32, 32], data: new Float32Array(3 * 32 * 32).fill(0.2) });
+        const aFile = join(dir, 'a-file');
+        writeFileSync(aFile, 'not a folder');
+        const aFolder = join(dir, 'a-folder');
+        mkdirSync(aFolder, { recursive: true });
+        const nowhere = join(dir, 'no-such-folder', 'o');
+        const unwritable = '/proc/self/forbidden';
+        const inputs = [kit.dir, x, model];
+        const rep = (bagFile: string, out: string) => ['replay', '--bag', bagFile, '--config', kit.config, '--out', out];
+        const ext = (bagFile: string, out: string) => ['extract', '--bag', bagFile, '--config', kit.config, '--out', out];
+        const feat = (inp: string, out: string) => ['features', '--model', model, '--input', inp, '--out', out, '--scales', '1,2'];
+        const cases: [string, string[], string][] = [
+          ['replay missing bag', rep(join(dir, 'nope.mcap'), join(dir, 'r1.mcap')), join(dir, 'r1.mcap')],
+          [
+            'replay missing config',
+            ['replay', '--bag', kit.recording, '--config', join(dir, 'nope.yaml'), '--out', join(dir, 'r2.mcap')],
+            join(dir, 'r2.mcap'),
+          ],
+          ['replay out in missing folder', rep(kit.recording, `${nowhere}.mcap`), `${nowhere}.mcap`],
+          ['replay out is a folder', rep(kit.recording, aFolder), aFolder],
+          ['replay out unwritable', rep(kit.recording, `${unwritable}.mcap`), join(dir, 'unused-1')],
+          ['extract out in missing folder', ext(kit.recording, nowhere), nowhere],
+          ['extract out is a file', ext(kit.recording, aFile), aFile],
+          ['extract missing bag', ext(join(dir, 'nope.mcap'), join(dir, 'e1')), join(dir, 'e1')],
+          ['features missing input', feat(join(dir, 'nope.npy'), join(dir, 'f1.npy')), join(dir, 'f1.npy')],
+          ['features out in missing folder', feat(x, `${nowhere}.npy`), `${nowhere}.npy`],
+          ['features out is a folder', feat(x, aFolder), aFolder],
+          ['features out unwritable', feat(x, `${unwritable}.npy`), join(dir, 'unused-2')],
+          [
+            'features missing model',
+            ['features', '--model', join(dir, 'nope.onnx'), '--input', x, '--out', join(dir, 'f2.npy'), '--scales', '1'],
+            join(dir, 'f2.npy'),
+          ],
+          ['make-model out in missing folder', ['make-model', '--preset', 'vit-tiny', '--out', `${nowhere}.onnx`], `${nowhere}.onnx`],
+          ['make-model out is a folder', ['make-model', '--preset', 'vit-tiny', '--out', aFolder], aFolder],
+          ['make-demo out in missing folder', ['make-demo', '--out', nowhere], nowhere],
+          ['make-demo out is a file', ['make-demo', '--out', aFile], aFile],
+          ['fit missing data', ['fit', '--data', join(dir, 'nope'), '--out', join(dir, 'p.onnx')], join(dir, 'p.onnx')],
+          ['inspect missing model', ['inspect', '--model', join(dir, 'nope.onnx')], join(dir, 'unused-3')],
+          ['sim collect out is a file', ['sim', 'collect', '--out', aFile, '--episodes', '1'], aFile],
+        ];
+        for (const [name, args, out] of cases) await check({ name, args, inputs: [...inputs, aFile, aFolder], outputs: [out] });
+      }),
+    );
 
-    it('refuses outputs that are inputs — same path, symbolic link, hard link, or the input folder — before opening anything', cases(async () => {
-      const bagCopy = join(dir, 'alias', 'in.mcap');
-      mkdirSync(dirname(bagCopy), { recursive: true });
-      copyFileSync(kit.recording, bagCopy);
-      symlinkSync(bagCopy, join(dir, 'alias', 'sym.mcap'));
-      linkSync(bagCopy, join(dir, 'alias', 'hard.mcap'));
-      const x = join(dir, 'alias', 'x.npy');
-      writeNpy(x, { dims: [1, 3, 32, 32], data: new Float32Array(3 * 32 * 32).fill(0.2) });
-      const model = modelPath('convnet-tiny');
-      const inputs = [join(dir, 'alias'), kit.dir];
-      const aliasCases: [string, string[]][] = [
-        ['replay out = bag (--force)', ['replay', '--bag', bagCopy, '--config', kit.config, '--out', bagCopy, '--force']],
-        ['replay out = symlink to bag', ['replay', '--bag', bagCopy, '--config', kit.config, '--out', join(dir, 'alias', 'sym.mcap'), '--force']],
-        ['replay out = hard link to bag', ['replay', '--bag', bagCopy, '--config', kit.config, '--out', join(dir, 'alias', 'hard.mcap'), '--force']],
-        ['replay out = config', ['replay', '--bag', bagCopy, '--config', kit.config, '--out', kit.config, '--force']],
-        ['replay out = policy model', ['replay', '--bag', bagCopy, '--config', kit.config, '--out', kit.policy, '--force']],
-        ['extract out = folder holding the bag', ['extract', '--bag', bagCopy, '--config', kit.config, '--out', join(dir, 'alias'), '--force']],
-        ['extract out = kit folder', ['extract', '--bag', bagCopy, '--config', kit.config, '--out', kit.dir, '--force']],
-        ['features out = input', ['features', '--model', model, '--input', x, '--out', x, '--scales', '1']],
-        ['features out = model', ['features', '--model', model, '--input', x, '--out', model, '--scales', '1']],
-        ['make-model out = an input model', ['make-model', '--preset', 'vit-tiny', '--out', kit.backbone]],
-      ];
-      for (const [name, args] of aliasCases) await check({ name, args, inputs: [...inputs, model], outputs: [], message: /input|exists|not empty/ });
-    }));
+    it(
+      'refuses outputs that are inputs — same path, symbolic link, hard link, or the input folder — before opening anything',
+      cases(async () => {
+        const bagCopy = join(dir, 'alias', 'in.mcap');
+        mkdirSync(dirname(bagCopy), { recursive: true });
+        copyFileSync(kit.recording, bagCopy);
+        symlinkSync(bagCopy, join(dir, 'alias', 'sym.mcap'));
+        linkSync(bagCopy, join(dir, 'alias', 'hard.mcap'));
+        const x = join(dir, 'alias', 'x.npy');
+        writeNpy(x, { dims: [1, 3, 32, 32], data: new Float32Array(3 * 32 * 32).fill(0.2) });
+        const model = modelPath('convnet-tiny');
+        const inputs = [join(dir, 'alias'), kit.dir];
+        const aliasCases: [string, string[]][] = [
+          ['replay out = bag (--force)', ['replay', '--bag', bagCopy, '--config', kit.config, '--out', bagCopy, '--force']],
+          ['replay out = symlink to bag', ['replay', '--bag', bagCopy, '--config', kit.config, '--out', join(dir, 'alias', 'sym.mcap'), '--force']],
+          ['replay out = hard link to bag', ['replay', '--bag', bagCopy, '--config', kit.config, '--out', join(dir, 'alias', 'hard.mcap'), '--force']],
+          ['replay out = config', ['replay', '--bag', bagCopy, '--config', kit.config, '--out', kit.config, '--force']],
+          ['replay out = policy model', ['replay', '--bag', bagCopy, '--config', kit.config, '--out', kit.policy, '--force']],
+          ['extract out = folder holding the bag', ['extract', '--bag', bagCopy, '--config', kit.config, '--out', join(dir, 'alias'), '--force']],
+          ['extract out = kit folder', ['extract', '--bag', bagCopy, '--config', kit.config, '--out', kit.dir, '--force']],
+          ['features out = input', ['features', '--model', model, '--input', x, '--out', x, '--scales', '1']],
+          ['features out = model', ['features', '--model', model, '--input', x, '--out', model, '--scales', '1']],
+          ['make-model out = an input model', ['make-model', '--preset', 'vit-tiny', '--out', kit.backbone]],
+        ];
+        for (const [name, args] of aliasCases) await check({ name, args, inputs: [...inputs, model], outputs: [], message: /input|exists|not empty/ });
+      }),
+    );
 
     it('spawned: the executable prints one line and exits 2 for a representative subset (no stack trace)', () => {
       const model = modelPath('convnet-tiny');
@@ -482,127 +565,200 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
   });
 
   describe('sizes and numbers', () => {
-    it('refuses sizes that cannot be allocated, naming the flag or key, before allocating', cases(async () => {
-      const model = modelPath('convnet-tiny');
-      const x = join(dir, 'sizes-x.npy');
-      writeNpy(x, { dims: [1, 3, 32, 32], data: new Float32Array(3 * 32 * 32).fill(0.2) });
-      const y = join(dir, 'sizes-y.npy');
-      const feat = (...flags: string[]) => ['features', '--model', model, '--input', x, '--out', y, ...flags];
-      const huge: [string, string[], RegExp][] = [
-        ['--img-sizes 100000', feat('--img-sizes', '100000'), /--img-sizes/],
-        ['--img-sizes 100000x32', feat('--img-sizes', '100000x32'), /--img-sizes/],
-        ['--scales 1e9', feat('--scales', '1e9'), /--scales/],
-        ['--scales 1,1e6', feat('--scales', '1,1e6'), /--scales/],
-        ['--img-sizes -5', feat('--img-sizes', '-5'), /--img-sizes/],
-        ['--max-batch 0', feat('--scales', '1', '--max-batch', '0'), /--max-batch/],
-      ];
-      for (const [name, args, message] of huge) await check({ name, args, inputs: [x, model], outputs: [y], message });
-      const cfg = parse(readFileSync(kit.config, 'utf8')) as Record<string, Record<string, unknown>>;
-      const bigCfg = join(kit.dir, '..', 'big.yaml');
-      cfg.s2.img_sizes = [100000];
-      cfg.backbone.model = kit.backbone;
-      cfg.policy.model = kit.policy;
-      writeFileSync(bigCfg, stringify(cfg));
-      await check({ name: 's2.img_sizes: [100000]', args: ['replay', '--bag', kit.recording, '--config', bigCfg, '--out', join(dir, 'big.mcap')], inputs: [kit.dir, bigCfg], outputs: [join(dir, 'big.mcap')], message: /s2\.img_sizes/ });
-      await check({ name: 'make-demo --width 100000', args: ['make-demo', '--out', join(dir, 'wide'), '--width', '100000'], inputs: [], outputs: [join(dir, 'wide')], message: /--width/ });
-      await fc.assert(
-        fc.asyncProperty(fc.integer({ min: 4097, max: 2 ** 31 }), async (side) => {
-          await check({ name: `--img-sizes ${side}`, args: feat('--img-sizes', String(side)), inputs: [x], outputs: [y], message: /--img-sizes/ });
-        }),
-        { numRuns: 8, seed: 9 },
-      );
-    }));
+    it(
+      'refuses sizes that cannot be allocated, naming the flag or key, before allocating',
+      cases(async () => {
+        const model = modelPath('convnet-tiny');
+        const x = join(dir, 'sizes-x.npy');
+        writeNpy(x, { dims: [1, 3, 32, 32], data: new Float32Array(3 * 32 * 32).fill(0.2) });
+        const y = join(dir, 'sizes-y.npy');
+        const feat = (...flags: string[]) => ['features', '--model', model, '--input', x, '--out', y, ...flags];
+        const huge: [string, string[], RegExp][] = [
+          ['--img-sizes 100000', feat('--img-sizes', '100000'), /--img-sizes/],
+          ['--img-sizes 100000x32', feat('--img-sizes', '100000x32'), /--img-sizes/],
+          ['--scales 1e9', feat('--scales', '1e9'), /--scales/],
+          ['--scales 1,1e6', feat('--scales', '1,1e6'), /--scales/],
+          ['--img-sizes -5', feat('--img-sizes', '-5'), /--img-sizes/],
+          ['--max-batch 0', feat('--scales', '1', '--max-batch', '0'), /--max-batch/],
+        ];
+        for (const [name, args, message] of huge) await check({ name, args, inputs: [x, model], outputs: [y], message });
+        const cfg = parse(readFileSync(kit.config, 'utf8')) as Record<string, Record<string, unknown>>;
+        const bigCfg = join(kit.dir, '..', 'big.yaml');
+        cfg.s2.img_sizes = [100000];
+        cfg.backbone.model = kit.backbone;
+        cfg.policy.model = kit.policy;
+        writeFileSync(bigCfg, stringify(cfg));
+        await check({
+          name: 's2.img_sizes: [100000]',
+          args: ['replay', '--bag', kit.recording, '--config', bigCfg, '--out', join(dir, 'big.mcap')],
+          inputs: [kit.dir, bigCfg],
+          outputs: [join(dir, 'big.mcap')],
+          message: /s2\.img_sizes/,
+        });
+        await check({
+          name: 'make-demo --width 100000',
+          args: ['make-demo', '--out', join(dir, 'wide'), '--width', '100000'],
+          inputs: [],
+          outputs: [join(dir, 'wide')],
+          message: /--width/,
+        });
+        await fc.assert(
+          fc.asyncProperty(fc.integer({ min: 4097, max: 2 ** 31 }), async (side) => {
+            await check({ name: `--img-sizes ${side}`, args: feat('--img-sizes', String(side)), inputs: [x], outputs: [y], message: /--img-sizes/ });
+          }),
+          { numRuns: 8, seed: 9 },
+        );
+      }),
+    );
 
-    it('refuses NaN/Inf input and a zero --std; names a truncated .npy, an empty batch and an empty .onnx', cases(async () => {
-      const model = modelPath('convnet-tiny');
-      const y = join(dir, 'nan-y.npy');
-      const nanIn = join(dir, 'nan.npy');
-      const data = new Float32Array(3 * 32 * 32).fill(0.1);
-      data[100] = NaN;
-      writeNpy(nanIn, { dims: [1, 3, 32, 32], data });
-      const infIn = join(dir, 'inf.npy');
-      data[100] = Infinity;
-      writeNpy(infIn, { dims: [1, 3, 32, 32], data });
-      const empty = join(dir, 'empty-batch.npy');
-      writeNpy(empty, { dims: [0, 3, 32, 32], data: new Float32Array(0) });
-      const trunc = join(dir, 'trunc.npy');
-      writeFileSync(trunc, readFileSync(nanIn).subarray(0, 40));
-      const emptyOnnx = join(dir, 'empty.onnx');
-      writeFileSync(emptyOnnx, '');
-      const png = join(dir, 'photo.png');
-      const sharp = (await import('sharp')).default;
-      await sharp(Buffer.from(renderScene(40, 30, 0, 0)), { raw: { width: 40, height: 30, channels: 3 } }).png().toFile(png);
-      const feat = (inp: string, ...more: string[]) => ['features', '--model', model, '--input', inp, '--out', y, '--scales', '1,2', ...more];
-      const cases: [string, string[], RegExp][] = [
-        ['NaN input', feat(nanIn), /NaN|not finite|non-finite/],
-        ['Inf input', feat(infIn), /Inf|not finite|non-finite/],
-        ['empty batch', feat(empty), /batch|0/],
-        ['truncated .npy', feat(trunc), /truncated|ends|header/],
-        ['empty .onnx', ['features', '--model', emptyOnnx, '--input', nanIn, '--out', y, '--scales', '1'], /empty/],
-        ['--std 0', ['features', '--model', model, '--image', png, '--out', y, '--scales', '1', '--mean', '0,0,0', '--std', '0,0,0'], /--std/],
-      ];
-      for (const [name, args, message] of cases) await check({ name, args, inputs: [nanIn, infIn, empty, trunc, emptyOnnx, png, model], outputs: [y], message });
-    }));
+    it(
+      'refuses NaN/Inf input and a zero --std; names a truncated .npy, an empty batch and an empty .onnx',
+      cases(async () => {
+        const model = modelPath('convnet-tiny');
+        const y = join(dir, 'nan-y.npy');
+        const nanIn = join(dir, 'nan.npy');
+        const data = new Float32Array(3 * 32 * 32).fill(0.1);
+        data[100] = NaN;
+        writeNpy(nanIn, { dims: [1, 3, 32, 32], data });
+        const infIn = join(dir, 'inf.npy');
+        data[100] = Infinity;
+        writeNpy(infIn, { dims: [1, 3, 32, 32], data });
+        const empty = join(dir, 'empty-batch.npy');
+        writeNpy(empty, { dims: [0, 3, 32, 32], data: new Float32Array(0) });
+        const trunc = join(dir, 'trunc.npy');
+        writeFileSync(trunc, readFileSync(nanIn).subarray(0, 40));
+        const emptyOnnx = join(dir, 'empty.onnx');
+        writeFileSync(emptyOnnx, '');
+        const png = join(dir, 'photo.png');
+        const sharp = (await import('sharp')).default;
+        await sharp(Buffer.from(renderScene(40, 30, 0, 0)), { raw: { width: 40, height: 30, channels: 3 } })
+          .png()
+          .toFile(png);
+        const feat = (inp: string, ...more: string[]) => ['features', '--model', model, '--input', inp, '--out', y, '--scales', '1,2', ...more];
+        const cases: [string, string[], RegExp][] = [
+          ['NaN input', feat(nanIn), /NaN|not finite|non-finite/],
+          ['Inf input', feat(infIn), /Inf|not finite|non-finite/],
+          ['empty batch', feat(empty), /batch|0/],
+          ['truncated .npy', feat(trunc), /truncated|ends|header/],
+          ['empty .onnx', ['features', '--model', emptyOnnx, '--input', nanIn, '--out', y, '--scales', '1'], /empty/],
+          ['--std 0', ['features', '--model', model, '--image', png, '--out', y, '--scales', '1', '--mean', '0,0,0', '--std', '0,0,0'], /--std/],
+        ];
+        for (const [name, args, message] of cases)
+          await check({ name, args, inputs: [nanIn, infIn, empty, trunc, emptyOnnx, png, model], outputs: [y], message });
+      }),
+    );
   });
 
   describe('layout flags and outputs', () => {
-    it('features and inspect probe with the given --num-prefix-token / --output-shape; channels-last output refused', cases(async () => {
-      const vit = modelPath('vit-tiny');
-      const x = join(dir, 'probe-x.npy');
-      writeNpy(x, { dims: [1, 3, 32, 32], data: new Float32Array(3 * 32 * 32).fill(0.2) });
-      const y = join(dir, 'probe-y.npy');
-      await check({ name: '--num-prefix-token 0 on a CLS model', args: ['features', '--model', vit, '--input', x, '--out', y, '--scales', '1', '--num-prefix-token', '0'], inputs: [x, vit], outputs: [y], message: /0 prefix tokens leave \d+ spatial tokens, not a square grid/ });
-      await check({ name: '--output-shape bchw on a ViT', args: ['features', '--model', vit, '--input', x, '--out', y, '--scales', '1', '--output-shape', 'bchw'], inputs: [x, vit], outputs: [y], message: /bchw needs a rank-4 output/ });
-      await check({ name: 'inspect --num-prefix-token 0', args: ['inspect', '--model', vit, '--scales', '1,2', '--num-prefix-token', '0'], codes: [2], inputs: [vit], outputs: [], message: /prefix/ });
-      const { inferLayout } = await import('../src/backbone/layout.js');
-      stats.cases += 3;
-      assert.throws(() => inferLayout([1, 7, 7, 256], [112, 112]), /looks channels-last \(B×H×W×C: a 7×7 grid of 256 channels\)/);
-      assert.throws(() => inferLayout([1, 6, 8, 64], [96, 128]), /channels-last/);
-      assert.deepEqual(inferLayout([1, 256, 7, 7], [112, 112]).grid, [7, 7]);
-    }));
+    it(
+      'features and inspect probe with the given --num-prefix-token / --output-shape; channels-last output refused',
+      cases(async () => {
+        const vit = modelPath('vit-tiny');
+        const x = join(dir, 'probe-x.npy');
+        writeNpy(x, { dims: [1, 3, 32, 32], data: new Float32Array(3 * 32 * 32).fill(0.2) });
+        const y = join(dir, 'probe-y.npy');
+        await check({
+          name: '--num-prefix-token 0 on a CLS model',
+          args: ['features', '--model', vit, '--input', x, '--out', y, '--scales', '1', '--num-prefix-token', '0'],
+          inputs: [x, vit],
+          outputs: [y],
+          message: /0 prefix tokens leave \d+ spatial tokens, not a square grid/,
+        });
+        await check({
+          name: '--output-shape bchw on a ViT',
+          args: ['features', '--model', vit, '--input', x, '--out', y, '--scales', '1', '--output-shape', 'bchw'],
+          inputs: [x, vit],
+          outputs: [y],
+          message: /bchw needs a rank-4 output/,
+        });
+        await check({
+          name: 'inspect --num-prefix-token 0',
+          args: ['inspect', '--model', vit, '--scales', '1,2', '--num-prefix-token', '0'],
+          codes: [2],
+          inputs: [vit],
+          outputs: [],
+          message: /prefix/,
+        });
+        const { inferLayout } = await import('../src/backbone/layout.js');
+        stats.cases += 3;
+        assert.throws(() => inferLayout([1, 7, 7, 256], [112, 112]), /looks channels-last \(B×H×W×C: a 7×7 grid of 256 channels\)/);
+        assert.throws(() => inferLayout([1, 6, 8, 64], [96, 128]), /channels-last/);
+        assert.deepEqual(inferLayout([1, 256, 7, 7], [112, 112]).grid, [7, 7]);
+      }),
+    );
 
-    it('replay writes no S2Features when features.publish is false', cases(async () => {
-      const cfg = parse(readFileSync(kit.config, 'utf8')) as Record<string, Record<string, unknown>>;
-      cfg.features.publish = false;
-      const quiet = join(kit.dir, '..', 'no-features.yaml');
-      writeFileSync(quiet, stringify({ ...cfg, backbone: { model: kit.backbone }, policy: { ...cfg.policy, model: kit.policy } }));
-      const out = join(dir, 'no-features.mcap');
-      await check({ name: 'features.publish false', args: ['replay', '--bag', kit.recording, '--config', quiet, '--out', out], codes: [0], inputs: [kit.dir, quiet], outputs: [out], after: countsAddUp });
-      const r = await McapRosReader.open(out);
-      const topics = (await r.topics()).map((t) => t.topic);
-      await r.close();
-      assert.ok(!topics.includes('/s2_policy/features'), topics.join(', '));
-      assert.ok(topics.includes('/diagnostics'));
-    }));
+    it(
+      'replay writes no S2Features when features.publish is false',
+      cases(async () => {
+        const cfg = parse(readFileSync(kit.config, 'utf8')) as Record<string, Record<string, unknown>>;
+        cfg.features.publish = false;
+        const quiet = join(kit.dir, '..', 'no-features.yaml');
+        writeFileSync(quiet, stringify({ ...cfg, backbone: { model: kit.backbone }, policy: { ...cfg.policy, model: kit.policy } }));
+        const out = join(dir, 'no-features.mcap');
+        await check({
+          name: 'features.publish false',
+          args: ['replay', '--bag', kit.recording, '--config', quiet, '--out', out],
+          codes: [0],
+          inputs: [kit.dir, quiet],
+          outputs: [out],
+          after: countsAddUp,
+        });
+        const r = await McapRosReader.open(out);
+        const topics = (await r.topics()).map((t) => t.topic);
+        await r.close();
+        assert.ok(!topics.includes('/s2_policy/features'), topics.join(', '));
+        assert.ok(topics.includes('/diagnostics'));
+      }),
+    );
 
-    it('extract needs only the sections it uses (no policy, no control)', cases(async () => {
-      const cfg = parse(readFileSync(kit.config, 'utf8')) as Record<string, unknown>;
-      delete cfg.policy;
-      delete cfg.control;
-      const small = join(kit.dir, '..', 'extract-only.yaml');
-      writeFileSync(small, stringify({ ...cfg, backbone: { model: kit.backbone } }));
-      const out = join(dir, 'extract-only');
-      await check({ name: 'extract without policy and control', args: ['extract', '--bag', kit.recording, '--config', small, '--out', out], codes: [0], inputs: [kit.dir, small], outputs: [out], after: () => indexAddsUp(out) });
-      assert.ok(existsSync(join(out, 'features.npy')));
-    }));
+    it(
+      'extract needs only the sections it uses (no policy, no control)',
+      cases(async () => {
+        const cfg = parse(readFileSync(kit.config, 'utf8')) as Record<string, unknown>;
+        delete cfg.policy;
+        delete cfg.control;
+        const small = join(kit.dir, '..', 'extract-only.yaml');
+        writeFileSync(small, stringify({ ...cfg, backbone: { model: kit.backbone } }));
+        const out = join(dir, 'extract-only');
+        await check({
+          name: 'extract without policy and control',
+          args: ['extract', '--bag', kit.recording, '--config', small, '--out', out],
+          codes: [0],
+          inputs: [kit.dir, small],
+          outputs: [out],
+          after: () => indexAddsUp(out),
+        });
+        assert.ok(existsSync(join(out, 'features.npy')));
+      }),
+    );
   });
 
   describe('replay clock', () => {
-    it('--rate 1 stamps every action within the recording time range plus the watchdog tail', cases(async () => {
-      const out = join(dir, 'rate.out.mcap');
-      await check({ name: 'replay --rate 1', args: ['replay', '--bag', kit.recording, '--config', kit.config, '--out', out, '--rate', '1'], codes: [0], inputs: [kit.dir], outputs: [out], after: countsAddUp });
-      const rin = await McapRosReader.open(kit.recording);
-      const range = rin.timeRange as { start: bigint; end: bigint };
-      await rin.close();
-      const r = await McapRosReader.open(out);
-      let n = 0;
-      for await (const m of r.messages({ topics: ['/s2_policy/joint_trajectory'] })) {
-        n++;
-        assert.ok(m.logTime >= range.start && m.logTime <= range.end + 1_000_000_000n, `action at ${m.logTime} outside [${range.start}, ${range.end}] + 1 s`);
-      }
-      await r.close();
-      assert.ok(n >= 20, `${n} actions`);
-    }));
+    it(
+      '--rate 1 stamps every action within the recording time range plus the watchdog tail',
+      cases(async () => {
+        const out = join(dir, 'rate.out.mcap');
+        await check({
+          name: 'replay --rate 1',
+          args: ['replay', '--bag', kit.recording, '--config', kit.config, '--out', out, '--rate', '1'],
+          codes: [0],
+          inputs: [kit.dir],
+          outputs: [out],
+          after: countsAddUp,
+        });
+        const rin = await McapRosReader.open(kit.recording);
+        const range = rin.timeRange as { start: bigint; end: bigint };
+        await rin.close();
+        const r = await McapRosReader.open(out);
+        let n = 0;
+        for await (const m of r.messages({ topics: ['/s2_policy/joint_trajectory'] })) {
+          n++;
+          assert.ok(m.logTime >= range.start && m.logTime <= range.end + 1_000_000_000n, `action at ${m.logTime} outside [${range.start}, ${range.end}] + 1 s`);
+        }
+        await r.close();
+        assert.ok(n >= 20, `${n} actions`);
+      }),
+    );
   });
 
   describe('chunk coverage at start-up', () => {
@@ -610,7 +766,15 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
       const { chunkCoverage } = await import('../src/run/replay.js');
       const { loadConfig } = await import('../src/config/config.js');
       const config = loadConfig(kit.config);
-      const topic = (t: string, n: number) => ({ topic: t, type: '', messageCount: n, messageEncoding: 'cdr', schemaEncoding: 'ros2msg', definition: 'file' as const, metadata: {} });
+      const topic = (t: string, n: number) => ({
+        topic: t,
+        type: '',
+        messageCount: n,
+        messageEncoding: 'cdr',
+        schemaEncoding: 'ros2msg',
+        definition: 'file' as const,
+        metadata: {},
+      });
       // 6 s at 20 Hz control; wrist at 30 Hz, front at 5 Hz (31 frames over 6 s: a 200 ms period).
       const topics = [topic('/wrist/image_raw', 181), topic('/front/image_raw/compressed', 31)];
       const range = { start: 0n, end: 6_000_000_000n };

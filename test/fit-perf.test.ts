@@ -51,7 +51,9 @@ describe('fit: speed', () => {
       this.timeout(maxS * 4000);
       const [a, chunk] = [2, 8];
       const episodes = Int32Array.from({ length: n }, (_, i) => Math.floor((i * 10) / n));
-      const [fit, s] = timed(() => fitPolicy({ features: { dims: [n, d], data: random(n * d, 3) }, actions: { dims: [n, a], data: random(n * a, 4) }, episodes }, { chunk }));
+      const [fit, s] = timed(() =>
+        fitPolicy({ features: { dims: [n, d], data: random(n * d, 3) }, actions: { dims: [n, a], data: random(n * a, 4) }, episodes }, { chunk }),
+      );
       console.log(`      fitPolicy ${n}×${d}, K=${chunk * a}, ${fit.scores.length} λ × ${fit.selection.folds} folds: ${s.toFixed(2)} s (λ=${fit.lambda})`);
       assert.ok(s < maxS, `${s.toFixed(1)} s`);
     });

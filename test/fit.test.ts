@@ -119,15 +119,24 @@ describe('fit: ridge regression', () => {
   it('says when the system is not positive definite (λ = 0 with more features than samples)', () => {
     const X = randomMatrix(10, 30, 6);
     const Y = randomMatrix(10, 2, 7);
-    assert.throws(() => fitRidge(X, Y, 0, { form: 'primal' }), /^UserError: fitRidge: the primal ridge system \(30×30\) with lambda=0 is not positive definite \(pivot \d+ is .*\); use a larger lambda$/);
+    assert.throws(
+      () => fitRidge(X, Y, 0, { form: 'primal' }),
+      /^UserError: fitRidge: the primal ridge system \(30×30\) with lambda=0 is not positive definite \(pivot \d+ is .*\); use a larger lambda$/,
+    );
   });
 
   it('names the array and its shape on bad input, in one line', () => {
     const X = randomMatrix(200, 10, 8);
     const cases: [() => unknown, RegExp][] = [
       [() => fitRidge(X, randomMatrix(199, 3, 9), 1), /^fitRidge: Y has 199 rows \(shape 199×3\), X has 200 \(shape 200×10\)$/],
-      [() => fitRidge({ rows: 0, cols: 10, data: new Float64Array(0) }, { rows: 0, cols: 3, data: new Float64Array(0) }, 1), /^fitRidge: X has no rows \(shape 0×10\)$/],
-      [() => fitRidge({ rows: 200, cols: 10, data: new Float32Array(1999) }, randomMatrix(200, 3, 9), 1), /^fitRidge: X has 1999 values, its shape 200×10 needs 2000$/],
+      [
+        () => fitRidge({ rows: 0, cols: 10, data: new Float64Array(0) }, { rows: 0, cols: 3, data: new Float64Array(0) }, 1),
+        /^fitRidge: X has no rows \(shape 0×10\)$/,
+      ],
+      [
+        () => fitRidge({ rows: 200, cols: 10, data: new Float32Array(1999) }, randomMatrix(200, 3, 9), 1),
+        /^fitRidge: X has 1999 values, its shape 200×10 needs 2000$/,
+      ],
       [() => fitRidge(X, randomMatrix(200, 3, 9), -1), /^fitRidge: lambda must be a finite number ≥ 0, got -1$/],
       [() => selectLambda(X, randomMatrix(200, 3, 9), new Int32Array(10), [1]), /^selectLambda: groups has 10 values, X has 200 rows \(shape 200×10\)$/],
       [() => selectLambda(X, randomMatrix(200, 3, 9), new Int32Array(200), []), /^selectLambda: lambdas is empty$/],
@@ -171,7 +180,13 @@ describe('fit: choosing λ on held-out episodes', () => {
       const X = randomMatrix(n, d, d);
       for (let i = 0; i < X.data.length; i += 3) X.data[i] += 2; // not centred
       const u = seededRandom(16);
-      const Y = linear(X, Float64Array.from({ length: d * 2 }, () => u() - 0.5), Float64Array.of(5, -1), 0.3, 17);
+      const Y = linear(
+        X,
+        Float64Array.from({ length: d * 2 }, () => u() - 0.5),
+        Float64Array.of(5, -1),
+        0.3,
+        17,
+      );
       const groups = episodes([25, 15, 12, 8]);
       const lambdas = [0.05, 3, 200];
       const sel = selectLambda(X, Y, groups, lambdas);
@@ -213,7 +228,10 @@ describe('fit: choosing λ on held-out episodes', () => {
     const sel = selectLambda(randomMatrix(12, 3, 18), randomMatrix(12, 1, 19), new Int32Array(12), [1, 10]);
     assert.equal(sel.protocol, 'blocks');
     assert.match(sel.note, /^one episode only: 5 contiguous blocks of rows held out instead of episodes/);
-    assert.throws(() => selectLambda(randomMatrix(1, 3, 18), randomMatrix(1, 1, 19), new Int32Array(1), [1]), /^UserError: selectLambda: 1 row; at least 2 are needed to hold any out$/);
+    assert.throws(
+      () => selectLambda(randomMatrix(1, 3, 18), randomMatrix(1, 1, 19), new Int32Array(1), [1]),
+      /^UserError: selectLambda: 1 row; at least 2 are needed to hold any out$/,
+    );
   });
 });
 
@@ -229,7 +247,10 @@ describe('fit: chunk targets', () => {
     assert.deepEqual(row(3), [6, 7, 8, 9, 10, 11]);
     assert.deepEqual(row(5), [10, 11, 12, 13, 12, 13]);
     assert.deepEqual(row(6), [12, 13, 12, 13, 12, 13]);
-    assert.throws(() => stackChunks(actions, Int32Array.of(1, 1, 2, 2, 1, 1, 1), 2), /^UserError: stackChunks: episode 1 appears again at row 4 after other episodes; an episode's rows must be contiguous and in time order$/);
+    assert.throws(
+      () => stackChunks(actions, Int32Array.of(1, 1, 2, 2, 1, 1, 1), 2),
+      /^UserError: stackChunks: episode 1 appears again at row 4 after other episodes; an episode's rows must be contiguous and in time order$/,
+    );
   });
 });
 
@@ -262,7 +283,10 @@ describe('fit: policy head round trip', () => {
       }
     }
     const episodes = Int32Array.from({ length: n }, (_, i) => Math.floor(i / 30));
-    const fit = fitPolicy({ features: { dims: [n, df], data: features }, state: { dims: [n, ds], data: state }, actions: { dims: [n, chunk, a], data: actions }, episodes }, { chunk });
+    const fit = fitPolicy(
+      { features: { dims: [n, df], data: features }, state: { dims: [n, ds], data: state }, actions: { dims: [n, chunk, a], data: actions }, episodes },
+      { chunk },
+    );
     assert.deepEqual([fit.featureDim, fit.stateDim, fit.actionDim, fit.chunk], [df, ds, a, chunk]);
     assert.equal(fit.selection.protocol, 'episodes');
     assert.equal(fit.lambda, 1e-3, 'noiseless targets: the smallest λ');
@@ -329,12 +353,31 @@ describe('fit: policy head round trip', () => {
     const acts = { dims: [10, 2], data: new Float32Array(20) };
     const ep = new Int32Array(10);
     const cases: [() => unknown, RegExp][] = [
-      [() => fitPolicy({ features: f, state: { dims: [9, 2], data: new Float32Array(18) }, actions: acts, episodes: ep }, { chunk: 2 }), /^fitPolicy: state has 9 rows \(shape \[9, 2\]\), features has 10$/],
-      [() => fitPolicy({ features: f, actions: { dims: [11, 2], data: new Float32Array(22) }, episodes: ep }, { chunk: 2 }), /^fitPolicy: actions has 11 rows \(shape \[11, 2\]\), features has 10$/],
-      [() => fitPolicy({ features: f, actions: { dims: [10, 3, 2], data: new Float32Array(60) }, episodes: ep }, { chunk: 2 }), /^fitPolicy: actions has shape \[10, 3, 2\], expected \[10, 2, actionDim\]/],
+      [
+        () => fitPolicy({ features: f, state: { dims: [9, 2], data: new Float32Array(18) }, actions: acts, episodes: ep }, { chunk: 2 }),
+        /^fitPolicy: state has 9 rows \(shape \[9, 2\]\), features has 10$/,
+      ],
+      [
+        () => fitPolicy({ features: f, actions: { dims: [11, 2], data: new Float32Array(22) }, episodes: ep }, { chunk: 2 }),
+        /^fitPolicy: actions has 11 rows \(shape \[11, 2\]\), features has 10$/,
+      ],
+      [
+        () => fitPolicy({ features: f, actions: { dims: [10, 3, 2], data: new Float32Array(60) }, episodes: ep }, { chunk: 2 }),
+        /^fitPolicy: actions has shape \[10, 3, 2\], expected \[10, 2, actionDim\]/,
+      ],
       [() => fitPolicy({ features: f, actions: acts, episodes: new Int32Array(8) }, { chunk: 2 }), /^fitPolicy: episodes has 8 values, features has 10 rows$/],
-      [() => fitPolicy({ features: { dims: [0, 4], data: new Float32Array(0) }, actions: { dims: [0, 2], data: new Float32Array(0) }, episodes: new Int32Array(0) }, { chunk: 2 }), /^fitPolicy: features \[0, 4\] has no rows \(shape 0×4\)$/],
-      [() => fitPolicy({ features: { dims: [10, 4, 1], data: new Float32Array(40) }, actions: acts, episodes: ep }, { chunk: 2 }), /^fitPolicy: features must be 2-D \[N, D\], got shape \[10, 4, 1\]$/],
+      [
+        () =>
+          fitPolicy(
+            { features: { dims: [0, 4], data: new Float32Array(0) }, actions: { dims: [0, 2], data: new Float32Array(0) }, episodes: new Int32Array(0) },
+            { chunk: 2 },
+          ),
+        /^fitPolicy: features \[0, 4\] has no rows \(shape 0×4\)$/,
+      ],
+      [
+        () => fitPolicy({ features: { dims: [10, 4, 1], data: new Float32Array(40) }, actions: acts, episodes: ep }, { chunk: 2 }),
+        /^fitPolicy: features must be 2-D \[N, D\], got shape \[10, 4, 1\]$/,
+      ],
       [() => fitPolicy({ features: f, actions: acts, episodes: ep }, { chunk: 0 }), /^fitPolicy: chunk must be an integer ≥ 1, got 0$/],
     ];
     for (const [fn, re] of cases) {

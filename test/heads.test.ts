@@ -116,8 +116,27 @@ describe('fit: checks and warnings', () => {
     assert.match(top[0], /^λ = 100 is the largest of the grid \(1, 10, 100\)/);
     const low = selectionWarnings({ lambda: 1, scores: scores.map((s, i) => ({ ...s, mse: 0.5 + i / 10 })), meanMse: 1 });
     assert.match(low[0], /^λ = 1 is the smallest of the grid/);
-    assert.deepEqual(selectionWarnings({ lambda: 10, scores: [{ lambda: 1, mse: 0.9 }, { lambda: 10, mse: 0.5 }, { lambda: 100, mse: 0.8 }], meanMse: 1 }), []);
-    const useless = selectionWarnings({ lambda: 10, scores: [{ lambda: 1, mse: 1.3 }, { lambda: 10, mse: 1.1 }, { lambda: 100, mse: 1.2 }], meanMse: 1 });
+    assert.deepEqual(
+      selectionWarnings({
+        lambda: 10,
+        scores: [
+          { lambda: 1, mse: 0.9 },
+          { lambda: 10, mse: 0.5 },
+          { lambda: 100, mse: 0.8 },
+        ],
+        meanMse: 1,
+      }),
+      [],
+    );
+    const useless = selectionWarnings({
+      lambda: 10,
+      scores: [
+        { lambda: 1, mse: 1.3 },
+        { lambda: 10, mse: 1.1 },
+        { lambda: 100, mse: 1.2 },
+      ],
+      meanMse: 1,
+    });
     assert.equal(useless.length, 1);
     assert.match(useless[0], /^no λ beats predicting the mean action on held-out episodes \(best held-out MSE 1\.100 ≥ 1\.000/);
   });
@@ -133,15 +152,30 @@ describe('fit: checks and warnings', () => {
       },
       { chunk: 1, lambdas: [1e-3, 1e-2, 0.1] },
     );
-    assert.ok(fit.warnings.some((w) => w.startsWith('no λ beats predicting the mean')), fit.warnings.join(' | '));
-    assert.ok(fit.warnings.some((w) => w.startsWith('λ = 0.1 is the largest of the grid')), fit.warnings.join(' | '));
+    assert.ok(
+      fit.warnings.some((w) => w.startsWith('no λ beats predicting the mean')),
+      fit.warnings.join(' | '),
+    );
+    assert.ok(
+      fit.warnings.some((w) => w.startsWith('λ = 0.1 is the largest of the grid')),
+      fit.warnings.join(' | '),
+    );
   });
 
   it('refuses a chunk longer than the shortest episode, naming it', () => {
     const episodes = Int32Array.from([0, 0, 0, 0, 1, 1, 2, 2, 2]);
     assert.deepEqual(shortestEpisode(episodes), { id: 1, rows: 2 });
-    const data = { features: { dims: [9, 2], data: new Float32Array(18).map((_, i) => i % 5) }, actions: { dims: [9, 1], data: new Float32Array(9).map((_, i) => i) }, episodes };
-    assert.throws(() => fitPolicy(data, { chunk: 3 }), (e: Error) => e instanceof UserError && e.message === 'fitPolicy: chunk 3 is longer than the shortest episode (episode 1, 2 rows); its chunks would repeat the last action');
+    const data = {
+      features: { dims: [9, 2], data: new Float32Array(18).map((_, i) => i % 5) },
+      actions: { dims: [9, 1], data: new Float32Array(9).map((_, i) => i) },
+      episodes,
+    };
+    assert.throws(
+      () => fitPolicy(data, { chunk: 3 }),
+      (e: Error) =>
+        e instanceof UserError &&
+        e.message === 'fitPolicy: chunk 3 is longer than the shortest episode (episode 1, 2 rows); its chunks would repeat the last action',
+    );
     assert.doesNotThrow(() => fitPolicy(data, { chunk: 2 }));
   });
 

@@ -28,7 +28,9 @@ const rgb = smoothRgb(W, H);
 const grey = Uint8Array.from({ length: W * H }, (_, i) => (i * 7 + (i >> 5)) & 255);
 
 function raw8(data: Uint8Array, channels: 1 | 3, w = W, h = H) {
-  return sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width: w, height: h, channels } }).toColourspace(channels === 1 ? 'b-w' : 'srgb');
+  return sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width: w, height: h, channels } }).toColourspace(
+    channels === 1 ? 'b-w' : 'srgb',
+  );
 }
 
 function compressed(format: string, data: Uint8Array | number[]): CompressedImageMsg {
@@ -118,7 +120,10 @@ describe('image compressed: grey, 16-bit, Bayer', () => {
 
   it("'mono16; png compressed ' keeps all 16 bits", async () => {
     const deep = Uint16Array.from({ length: W * H }, (_, i) => (i * 4099 + 13) & 0xffff);
-    const png = await sharp(deep, { raw: { width: W, height: H, channels: 1 } }).toColourspace('grey16').png().toBuffer();
+    const png = await sharp(deep, { raw: { width: W, height: H, channels: 1 } })
+      .toColourspace('grey16')
+      .png()
+      .toBuffer();
     const img = await decodedOk(compressed('mono16; png compressed ', png));
     assert.deepEqual([img.channels, img.depth], [1, 16]);
     assert.deepEqual(Array.from(img.data), Array.from(deep));
@@ -126,7 +131,10 @@ describe('image compressed: grey, 16-bit, Bayer', () => {
 
   it("'rgb16; png compressed bgr16' keeps all 16 bits per channel", async () => {
     const deep = Uint16Array.from({ length: 4 * 2 * 3 }, (_, i) => (i * 2741 + 5) & 0xffff);
-    const png = await sharp(deep, { raw: { width: 4, height: 2, channels: 3 } }).toColourspace('rgb16').png().toBuffer();
+    const png = await sharp(deep, { raw: { width: 4, height: 2, channels: 3 } })
+      .toColourspace('rgb16')
+      .png()
+      .toBuffer();
     const img = await decodedOk(compressed('rgb16; png compressed bgr16', png));
     assert.deepEqual([img.channels, img.depth], [3, 16]);
     assert.deepEqual(Array.from(img.data), Array.from(deep));
@@ -200,11 +208,20 @@ describe('image compressed: rejections', () => {
   it('yuv422 PNG (raw packed YUV) → unknown_format', () => expectReject(compressed('yuv422; png compressed ', png), 'unknown_format', 'yuv'));
   it('unknown original encoding → unknown_encoding', () => expectReject(compressed('8UC3; jpeg compressed bgr8', jpeg), 'unknown_encoding', '8UC3'));
   it('empty data → undecodable', () => expectReject(compressed('jpeg', new Uint8Array(0)), 'undecodable', 'empty'));
-  it('random bytes → undecodable', () => expectReject(compressed('jpeg', Uint8Array.from({ length: 300 }, (_, i) => (i * 31) & 255)), 'undecodable', 'jpeg'));
+  it('random bytes → undecodable', () =>
+    expectReject(
+      compressed(
+        'jpeg',
+        Uint8Array.from({ length: 300 }, (_, i) => (i * 31) & 255),
+      ),
+      'undecodable',
+      'jpeg',
+    ));
   it('JPEG bytes under a png format → undecodable, naming both', () => expectReject(compressed('png', jpeg), 'undecodable', 'data is jpeg'));
   it('truncated JPEG → undecodable', () => expectReject(compressed('jpeg', jpeg.subarray(0, jpeg.length >> 1)), 'undecodable', 'jpeg'));
   it('truncated PNG → undecodable', () => expectReject(compressed('png', png.subarray(0, png.length - 40)), 'undecodable', 'png'));
-  it('more pixels than maxPixels → too_large (from the header, before decoding)', () => expectReject(compressed('png', png), 'too_large', 'maxPixels', W * H - 1));
+  it('more pixels than maxPixels → too_large (from the header, before decoding)', () =>
+    expectReject(compressed('png', png), 'too_large', 'maxPixels', W * H - 1));
   it('maxPixels not positive → bad_config', () => expectReject(compressed('png', png), 'bad_config', 'maxPixels', -1));
   it('a null message → bad_field', async () => {
     const r = await decodeCompressed(null as unknown as CompressedImageMsg, BIG);

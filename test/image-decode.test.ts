@@ -83,7 +83,10 @@ describe('image decode: raw encodings', () => {
       it(`${enc} ${bigEndian ? 'big' : 'little'}-endian decodes to 257 × its rgb8 twin at 16 bits`, () => {
         const img = decoded(encodeImage(rgb, W, H, enc, { bigEndian }));
         assert.equal(img.depth, 16);
-        assert.deepEqual(Array.from(img.data), Array.from(rgb, (v) => v * 257));
+        assert.deepEqual(
+          Array.from(img.data),
+          Array.from(rgb, (v) => v * 257),
+        );
       });
     }
   }
@@ -92,7 +95,10 @@ describe('image decode: raw encodings', () => {
     const g = greyRgb(W, H);
     const img = decoded(encodeImage(g, W, H, 'mono8'));
     assert.deepEqual([img.channels, img.depth], [1, 8]);
-    assert.deepEqual(Array.from(img.data), Array.from({ length: W * H }, (_, i) => g[i * 3]));
+    assert.deepEqual(
+      Array.from(img.data),
+      Array.from({ length: W * H }, (_, i) => g[i * 3]),
+    );
   });
 
   it('mono16 big-endian equals its little-endian twin, both 257 × grey', () => {
@@ -101,7 +107,10 @@ describe('image decode: raw encodings', () => {
     const be = decoded(encodeImage(g, W, H, 'mono16', { bigEndian: true }));
     assert.equal(le.depth, 16);
     assert.deepEqual(Array.from(be.data), Array.from(le.data));
-    assert.deepEqual(Array.from(le.data), Array.from({ length: W * H }, (_, i) => g[i * 3] * 257));
+    assert.deepEqual(
+      Array.from(le.data),
+      Array.from({ length: W * H }, (_, i) => g[i * 3] * 257),
+    );
   });
 
   it('mono16 keeps all 16 bits and honours is_bigendian given as a boolean', () => {
@@ -115,7 +124,13 @@ describe('image decode: raw encodings', () => {
 
   it('mono8 and mono16 ingest to the same tensor as their grey rgb8 twin', async () => {
     const g = greyRgb(W, H);
-    const cfg = { crop: 'none' as const, resize: 'reference' as const, baseSize: [H, W] as [number, number], normalization: NORMALIZATION_PRESETS.imagenet, maxPixels: BIG };
+    const cfg = {
+      crop: 'none' as const,
+      resize: 'reference' as const,
+      baseSize: [H, W] as [number, number],
+      normalization: NORMALIZATION_PRESETS.imagenet,
+      maxPixels: BIG,
+    };
     const twin = await ingest(encodeImage(g, W, H, 'rgb8'), 'raw', cfg);
     const m8 = await ingest(encodeImage(g, W, H, 'mono8'), 'raw', cfg);
     const m16 = await ingest(encodeImage(g, W, H, 'mono16', { bigEndian: true }), 'raw', cfg);
@@ -150,12 +165,60 @@ describe('image decode: yuv422 (UYVY) and yuv422_yuy2 (YUYV)', () => {
   // 0.391(U−128), B = 1.164(Y−16) + 2.018(U−128), rounded and clamped; computed in Python both in floating point
   // and in OpenCV's 20-bit fixed point (identical here). The last three are the BT.601 red, green and blue primaries.
   const cases: { y: [number, number]; u: number; v: number; rgb: [number, number, number][] }[] = [
-    { y: [16, 235], u: 128, v: 128, rgb: [[0, 0, 0], [255, 255, 255]] },
-    { y: [100, 180], u: 90, v: 200, rgb: [[213, 54, 21], [255, 147, 114]] },
-    { y: [16, 16], u: 255, v: 255, rgb: [[203, 0, 255], [203, 0, 255]] },
-    { y: [81, 81], u: 90, v: 240, rgb: [[254, 0, 0], [254, 0, 0]] },
-    { y: [145, 145], u: 54, v: 34, rgb: [[0, 255, 1], [0, 255, 1]] },
-    { y: [41, 41], u: 240, v: 110, rgb: [[0, 0, 255], [0, 0, 255]] },
+    {
+      y: [16, 235],
+      u: 128,
+      v: 128,
+      rgb: [
+        [0, 0, 0],
+        [255, 255, 255],
+      ],
+    },
+    {
+      y: [100, 180],
+      u: 90,
+      v: 200,
+      rgb: [
+        [213, 54, 21],
+        [255, 147, 114],
+      ],
+    },
+    {
+      y: [16, 16],
+      u: 255,
+      v: 255,
+      rgb: [
+        [203, 0, 255],
+        [203, 0, 255],
+      ],
+    },
+    {
+      y: [81, 81],
+      u: 90,
+      v: 240,
+      rgb: [
+        [254, 0, 0],
+        [254, 0, 0],
+      ],
+    },
+    {
+      y: [145, 145],
+      u: 54,
+      v: 34,
+      rgb: [
+        [0, 255, 1],
+        [0, 255, 1],
+      ],
+    },
+    {
+      y: [41, 41],
+      u: 240,
+      v: 110,
+      rgb: [
+        [0, 0, 255],
+        [0, 0, 255],
+      ],
+    },
   ];
   for (const c of cases) {
     it(`Y ${c.y.join('/')} U ${c.u} V ${c.v} → ${c.rgb.map((p) => p.join(',')).join(' | ')}`, () => {

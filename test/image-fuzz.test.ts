@@ -164,7 +164,9 @@ describe('image fuzz (fast-check)', function () {
         const data = bytes(v.seed, Math.max(0, step * v.height + v.lengthDelta));
         return { width: v.width, height: v.height, step, encoding: v.encoding, is_bigendian: v.is_bigendian, data: v.asArray ? Array.from(data) : data };
       });
-    const arb = fc.tuple(fc.oneof(anyFields, nearValid), fc.constantFrom('center' as const, 'pad' as const, 'none' as const)).map(([f, crop]) => ({ ...f, crop }));
+    const arb = fc
+      .tuple(fc.oneof(anyFields, nearValid), fc.constantFrom('center' as const, 'pad' as const, 'none' as const))
+      .map(([f, crop]) => ({ ...f, crop }));
     await fc.assert(
       fc.asyncProperty(arb, async (a) => {
         const msg = { header, ...a } as unknown as ImageMsg;

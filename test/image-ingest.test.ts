@@ -146,7 +146,15 @@ describe('image ingest: geometry on pixels', () => {
     // 1000 is not a multiple of 257: an 8-bit path would give round(1000 / 257) / 255 = 0.01569, not 0.01526.
     const data = new Uint8Array(64 * 32 * 2);
     for (let i = 0; i < 64 * 32; i++) data.set([1000 >> 8, 1000 & 255], i * 2);
-    const msg: ImageMsg = { header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' }, width: 64, height: 32, step: 128, encoding: 'mono16', is_bigendian: 1, data };
+    const msg: ImageMsg = {
+      header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' },
+      width: 64,
+      height: 32,
+      step: 128,
+      encoding: 'mono16',
+      is_bigendian: 1,
+      data,
+    };
     const r = ok(await ingest(msg, 'raw', config({ baseSize: [8, 8] })));
     for (let c = 0; c < 3; c++) assert.ok(close(at(r.base, c, 3, 5), 1000 / 65535, 1e-6), `channel ${c}: ${at(r.base, c, 3, 5)}`);
   });
@@ -160,15 +168,22 @@ describe('image ingest: normalisation', () => {
   ];
   for (const [name, norm] of cases) {
     it(`${name}: pixel (255, 128, 0) → (p/255 − mean)/std per channel`, async () => {
-      const r = ok(await ingest(encodeImage(new Uint8Array([255, 128, 0]), 1, 1, 'rgb8'), 'raw', config({ crop: 'none', baseSize: [1, 1], normalization: norm })));
+      const r = ok(
+        await ingest(encodeImage(new Uint8Array([255, 128, 0]), 1, 1, 'rgb8'), 'raw', config({ crop: 'none', baseSize: [1, 1], normalization: norm })),
+      );
       const expected = [255, 128, 0].map((p, c) => (p / 255 - norm.mean[c]) / norm.std[c]);
       for (let c = 0; c < 3; c++) assert.ok(close(r.base.data[c], expected[c], 1e-6), `${name} c${c}: ${r.base.data[c]} vs ${expected[c]}`);
     });
   }
 
   it('imagenet values by hand: (2.2489, 0.2052, −1.8044)', async () => {
-    const r = ok(await ingest(encodeImage(new Uint8Array([255, 128, 0]), 1, 1, 'rgb8'), 'raw', config({ crop: 'none', baseSize: [1, 1], normalization: IMAGENET })));
-    assert.deepEqual(Array.from(r.base.data, (v) => Math.round(v * 1e4) / 1e4), [2.2489, 0.2052, -1.8044]);
+    const r = ok(
+      await ingest(encodeImage(new Uint8Array([255, 128, 0]), 1, 1, 'rgb8'), 'raw', config({ crop: 'none', baseSize: [1, 1], normalization: IMAGENET })),
+    );
+    assert.deepEqual(
+      Array.from(r.base.data, (v) => Math.round(v * 1e4) / 1e4),
+      [2.2489, 0.2052, -1.8044],
+    );
   });
 });
 
@@ -186,7 +201,21 @@ describe('image ingest: reference and native scales', () => {
   });
 
   it("'native' resizes every scale from the full frame: the full-size scale keeps the stripes the base cannot", async () => {
-    const r = ok(await ingest(frame, 'raw', config({ resize: 'native', baseSize: [224, 224], scaleSizes: [[224, 224], [448, 448], [896, 896]] })));
+    const r = ok(
+      await ingest(
+        frame,
+        'raw',
+        config({
+          resize: 'native',
+          baseSize: [224, 224],
+          scaleSizes: [
+            [224, 224],
+            [448, 448],
+            [896, 896],
+          ],
+        }),
+      ),
+    );
     assert.ok(r.scales);
     assert.deepEqual(
       r.scales.map((t) => t.dims),
@@ -207,7 +236,9 @@ describe('image ingest: reference and native scales', () => {
   });
 
   it("'native' from a JPEG with pad: every scale letterboxed the same way", async () => {
-    const jpeg = await sharp(Buffer.from(solid(64, 32, [250, 250, 250])), { raw: { width: 64, height: 32, channels: 3 } }).jpeg().toBuffer();
+    const jpeg = await sharp(Buffer.from(solid(64, 32, [250, 250, 250])), { raw: { width: 64, height: 32, channels: 3 } })
+      .jpeg()
+      .toBuffer();
     const msg: CompressedImageMsg = { header: frame.header, format: 'rgb8; jpeg compressed bgr8', data: jpeg };
     const r = ok(await ingest(msg, 'compressed', config({ crop: 'pad', resize: 'native', baseSize: [16, 16], scaleSizes: [[32, 32]] })));
     assert.ok(r.scales);
@@ -228,7 +259,9 @@ describe('image ingest: compressed single-pipeline path', () => {
   }
   let jpeg: Buffer;
   before(async () => {
-    jpeg = await sharp(Buffer.from(px), { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+    jpeg = await sharp(Buffer.from(px), { raw: { width: w, height: h, channels: 3 } })
+      .jpeg({ quality: 90 })
+      .toBuffer();
   });
 
   for (const crop of ['center', 'pad', 'none'] as const) {
@@ -247,14 +280,25 @@ describe('image ingest: compressed single-pipeline path', () => {
     // 3×2, red top-left; orientation 6 turns it into 2×3 with red top-right; 'none' at [3, 2] is that image.
     const small = new Uint8Array(3 * 2 * 3);
     small[0] = 255;
-    const png = await sharp(Buffer.from(small), { raw: { width: 3, height: 2, channels: 3 } }).withMetadata({ orientation: 6 }).png().toBuffer();
-    const r = ok(await ingest({ header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' }, format: 'png', data: png }, 'compressed', config({ crop: 'none', baseSize: [3, 2] })));
+    const png = await sharp(Buffer.from(small), { raw: { width: 3, height: 2, channels: 3 } })
+      .withMetadata({ orientation: 6 })
+      .png()
+      .toBuffer();
+    const r = ok(
+      await ingest(
+        { header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' }, format: 'png', data: png },
+        'compressed',
+        config({ crop: 'none', baseSize: [3, 2] }),
+      ),
+    );
     assert.deepEqual([r.width, r.height], [2, 3]);
     assert.deepEqual(Array.from(r.base.data.subarray(0, 6)), [0, 1, 0, 0, 0, 0]);
   });
 
   it("swaps red and blue for a legacy 'rgb8; png compressed rgb8' frame", async () => {
-    const png = await sharp(Buffer.from(solid(4, 4, [255, 0, 0])), { raw: { width: 4, height: 4, channels: 3 } }).png().toBuffer();
+    const png = await sharp(Buffer.from(solid(4, 4, [255, 0, 0])), { raw: { width: 4, height: 4, channels: 3 } })
+      .png()
+      .toBuffer();
     const header = { stamp: { sec: 0, nanosec: 0 }, frame_id: '' };
     const plain = ok(await ingest({ header, format: 'png', data: png }, 'compressed', config()));
     const legacy = ok(await ingest({ header, format: 'rgb8; png compressed rgb8', data: png }, 'compressed', config()));
@@ -265,9 +309,18 @@ describe('image ingest: compressed single-pipeline path', () => {
 
 describe('image ingest: configuration and reuse', () => {
   it('parseIngestConfig names the offending key in a one-line UserError', () => {
-    assert.throws(() => parseIngestConfig({ ...config(), baseSize: [0, 224] }), (e: Error) => e instanceof UserError && e.message.includes('baseSize.0'));
-    assert.throws(() => parseIngestConfig({ ...config(), resize: 'native' }), (e: Error) => e instanceof UserError && e.message.includes('scaleSizes'));
-    assert.throws(() => parseIngestConfig({ ...config(), scaleSizes: [[8, 8]] }), (e: Error) => e instanceof UserError && e.message.includes('scaleSizes'));
+    assert.throws(
+      () => parseIngestConfig({ ...config(), baseSize: [0, 224] }),
+      (e: Error) => e instanceof UserError && e.message.includes('baseSize.0'),
+    );
+    assert.throws(
+      () => parseIngestConfig({ ...config(), resize: 'native' }),
+      (e: Error) => e instanceof UserError && e.message.includes('scaleSizes'),
+    );
+    assert.throws(
+      () => parseIngestConfig({ ...config(), scaleSizes: [[8, 8]] }),
+      (e: Error) => e instanceof UserError && e.message.includes('scaleSizes'),
+    );
     assert.throws(() => parseIngestConfig({ ...config(), normalization: { mean: [0, 0, 0], std: [1, 0, 1] } }), /normalization\.std\.1/);
     assert.throws(() => parseIngestConfig({ ...config(), crop: 'centre' }), /crop/);
     assert.throws(() => parseIngestConfig({ ...config(), extra: 1 }), /extra|unrecognized/i);
@@ -290,7 +343,14 @@ describe('image ingest: configuration and reuse', () => {
   it('an ingester reusing buffers gives the one-shot results, also for concurrent frames', async () => {
     const cfg = config({ baseSize: [6, 6], normalization: IMAGENET });
     const ingester = createIngester(cfg);
-    const frames = [0, 1, 2, 3].map((k) => encodeImage(positional(12, 8).map((v) => (v + 40 * k) & 255), 12, 8, k % 2 ? 'bgr8' : 'bayer_rggb8'));
+    const frames = [0, 1, 2, 3].map((k) =>
+      encodeImage(
+        positional(12, 8).map((v) => (v + 40 * k) & 255),
+        12,
+        8,
+        k % 2 ? 'bgr8' : 'bayer_rggb8',
+      ),
+    );
     const expected = await Promise.all(frames.map((f) => ingest(f, 'raw', cfg)));
     for (let round = 0; round < 2; round++) {
       const got = await Promise.all(frames.map((f) => ingester.ingest(f, 'raw')));

@@ -22,7 +22,10 @@ describe('layout detection', () => {
 
   it('refuses ambiguous or impossible token counts with a hint', () => {
     // 64 tokens at 224: an 8×8 grid of 28-pixel patches, or 15 prefix tokens and a 7×7 grid of 32-pixel patches.
-    assert.throws(() => inferLayout([1, 64, 8], [224, 224]), (e: unknown) => e instanceof LayoutError && /\(could be 0 or 15\); pass --num-prefix-token/.test(e.message));
+    assert.throws(
+      () => inferLayout([1, 64, 8], [224, 224]),
+      (e: unknown) => e instanceof LayoutError && /\(could be 0 or 15\); pass --num-prefix-token/.test(e.message),
+    );
     assert.throws(() => inferLayout([1, 50, 8], [32, 32]), /cannot tell the prefix-token count from 50 tokens/);
     assert.throws(() => inferLayout([1, 20, 8], [32, 32], { numPrefixToken: 2 }), /not a square grid/);
     assert.throws(() => inferLayout([1, 8], [32, 32]), /rank 2/);
@@ -49,7 +52,10 @@ describe('layout detection', () => {
     const bb = await OnnxBackbone.load(modelPath('vit-tiny'));
     assert.equal(bb.inputName, 'pixel_values');
     assert.equal(bb.outputName, 'features');
-    assert.deepEqual(bb.outputs.map((o) => o.name), ['features', 'pooled']);
+    assert.deepEqual(
+      bb.outputs.map((o) => o.name),
+      ['features', 'pooled'],
+    );
     assert.deepEqual(bb.fixedSize, [32, 32]);
     await bb.release();
     const pooled = OnnxBackbone.load(modelPath('vit-tiny'), { outputName: 'nope' });

@@ -44,7 +44,9 @@ describe('ONNX metadata contract', () => {
     const png = join(dir, 'scene.png');
     const raw = Buffer.alloc(40 * 40 * 3);
     for (let i = 0; i < raw.length; i++) raw[i] = (i * 37) % 256;
-    await sharp(raw, { raw: { width: 40, height: 40, channels: 3 } }).png().toFile(png);
+    await sharp(raw, { raw: { width: 40, height: 40, channels: 3 } })
+      .png()
+      .toFile(png);
     const run = (out: string, extra: string[]) => {
       const r = cli(['features', '--model', file, '--image', png, '--size', '32', '--out', join(dir, out), '--scales', '1', ...extra]);
       assert.equal(r.status, 0, r.stderr);

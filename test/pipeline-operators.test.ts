@@ -15,7 +15,15 @@ function frame(camera: string, ms: number): CameraFrame {
   return {
     camera,
     kind: 'raw',
-    msg: { header: { stamp: { sec: Math.floor(ms / 1000), nanosec: (ms % 1000) * 1e6 }, frame_id: camera }, height: 1, width: 1, encoding: 'rgb8', is_bigendian: 0, step: 3, data: new Uint8Array(3) },
+    msg: {
+      header: { stamp: { sec: Math.floor(ms / 1000), nanosec: (ms % 1000) * 1e6 }, frame_id: camera },
+      height: 1,
+      width: 1,
+      encoding: 'rgb8',
+      is_bigendian: 0,
+      step: 3,
+      data: new Uint8Array(3),
+    },
   };
 }
 
@@ -24,7 +32,12 @@ describe('pipeline operators (marbles)', () => {
     const dropped: string[] = [];
     scheduler().run(({ cold, expectObservable }) => {
       const source = cold('abc----d|');
-      const out = source.pipe(processLatest((v: string) => timer(3).pipe(map(() => v.toUpperCase())), (v) => dropped.push(v)));
+      const out = source.pipe(
+        processLatest(
+          (v: string) => timer(3).pipe(map(() => v.toUpperCase())),
+          (v) => dropped.push(v),
+        ),
+      );
       expectObservable(out).toBe('---A--C---(D|)');
     });
     assert.deepEqual(dropped, ['b']);
@@ -33,7 +46,12 @@ describe('pipeline operators (marbles)', () => {
   it('processLatest never queues more than one value', () => {
     const dropped: string[] = [];
     scheduler().run(({ cold, expectObservable }) => {
-      const out = cold('abcdefg|').pipe(processLatest((v: string) => timer(10).pipe(map(() => v)), (v) => dropped.push(v)));
+      const out = cold('abcdefg|').pipe(
+        processLatest(
+          (v: string) => timer(10).pipe(map(() => v)),
+          (v) => dropped.push(v),
+        ),
+      );
       expectObservable(out).toBe('----------a---------(g|)');
     });
     assert.deepEqual(dropped, ['b', 'c', 'd', 'e', 'f']);
@@ -65,7 +83,7 @@ describe('pipeline operators (marbles)', () => {
 });
 
 describe('chunk coverage', () => {
-  it('while features are fresh, holds the newest chunk\'s last action past its end (counted), and stops only at the watchdog', () => {
+  it("while features are fresh, holds the newest chunk's last action past its end (counted), and stops only at the watchdog", () => {
     const ts = scheduler();
     ts.run(({ cold, expectObservable }) => {
       const c = new ActionController({ dim: 1, commandType: 'velocity', chunkMode: 'latest', ensembleK: 0, staleAfterMs: 250, limits: {} });
@@ -122,7 +140,14 @@ describe('control clock and watchdog', () => {
           return `${k}@${ts.now()}`;
         }),
       );
-      expectObservable(ticks, '^ 460ms !').toBe('100ms a 99ms b 99ms c 49ms d 49ms e 49ms f', { a: '0@100', b: '1@200', c: '2@300', d: '3@350', e: '4@400', f: '5@450' });
+      expectObservable(ticks, '^ 460ms !').toBe('100ms a 99ms b 99ms c 49ms d 49ms e 49ms f', {
+        a: '0@100',
+        b: '1@200',
+        c: '2@300',
+        d: '3@350',
+        e: '4@400',
+        f: '5@450',
+      });
     });
   });
 
@@ -130,7 +155,9 @@ describe('control clock and watchdog', () => {
     const ts = scheduler();
     ts.run(({ cold, expectObservable }) => {
       const c = new ActionController({ dim: 2, commandType: 'velocity', chunkMode: 'latest', ensembleK: 0, staleAfterMs: 100, limits: {} });
-      cold('10ms a 299ms b').subscribe((v) => c.addChunk(v === 'a' ? 10 : 310, Float32Array.of(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1), 10));
+      cold('10ms a 299ms b').subscribe((v) =>
+        c.addChunk(v === 'a' ? 10 : 310, Float32Array.of(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1), 10),
+      );
       const out = atControlRate(c, 20, ts).pipe(map((cmd) => (cmd.state === 'ok' ? 'o' : 's')));
       // Ticks every 50 ms: fresh until 110 ms, stale from the 150 ms tick, fresh again from the 350 ms tick.
       expectObservable(out, '^ 420ms !').toBe('50ms o 49ms o 49ms s 49ms s 49ms s 49ms s 49ms o 49ms o');
@@ -165,7 +192,10 @@ describe('temporal ensembling', () => {
     ch.add(2, Float32Array.of(3, 3, 3, 3), 4);
     const w = [1, Math.exp(-k), Math.exp(-2 * k)];
     const sum = w[0] + w[1] + w[2];
-    assert.deepEqual(ch.weightsAt(2).map((x) => x.toFixed(6)), w.map((x) => (x / sum).toFixed(6)));
+    assert.deepEqual(
+      ch.weightsAt(2).map((x) => x.toFixed(6)),
+      w.map((x) => (x / sum).toFixed(6)),
+    );
     const expected = (1 * w[0] + 2 * w[1] + 3 * w[2]) / sum;
     assert.ok(Math.abs((ch.at(2) as Float32Array)[0] - expected) < 1e-6);
     // Tick 4: the first chunk has ended; the other two remain.
@@ -191,7 +221,7 @@ describe('action limits', () => {
     assert.deepEqual([...limitAction(Float32Array.of(5, -3), limits)], [1, 0]);
     const prev = Float32Array.of(0.5, 1);
     const a = limitAction(Float32Array.of(0.9, 0.2), limits, prev);
-    assert.ok(Math.abs(a[0] - 0.6) < 1e-6 && Math.abs(a[1] - 0.5) < 1e-6, `got ${[...a].join(", ")}`);
+    assert.ok(Math.abs(a[0] - 0.6) < 1e-6 && Math.abs(a[1] - 0.5) < 1e-6, `got ${[...a].join(', ')}`);
   });
 });
 
@@ -211,12 +241,18 @@ describe('camera synchronisation', () => {
   it('latest: the newest of each camera, once each has a new frame', async () => {
     const { out, drops } = await groups([frame('a', 0), frame('a', 33), frame('b', 40), frame('b', 70), frame('a', 66), frame('a', 100)], 'latest');
     assert.deepEqual(out, ['a33 b40', 'a66 b70']);
-    assert.deepEqual(drops, [['a', 0, 'superseded'], ['a', 100, 'unused_at_end']]);
+    assert.deepEqual(drops, [
+      ['a', 0, 'superseded'],
+      ['a', 100, 'unused_at_end'],
+    ]);
   });
 
   it('approximate: groups stamps within the slop and discards older unmatched frames', async () => {
     const { out, drops } = await groups([frame('a', 0), frame('a', 33), frame('b', 38), frame('a', 66), frame('b', 90), frame('a', 100)], 'approximate', 10);
     assert.deepEqual(out, ['a33 b38', 'a100 b90']);
-    assert.deepEqual(drops, [['a', 0, 'unmatched'], ['a', 66, 'unmatched']]);
+    assert.deepEqual(drops, [
+      ['a', 0, 'unmatched'],
+      ['a', 66, 'unmatched'],
+    ]);
   });
 });

@@ -45,11 +45,17 @@ describe('policy head', () => {
 
   it('names unbound or unknown inputs, outputs and mismatched statistics', async () => {
     await assert.rejects(PolicyHead.load({ model, featuresInput: 'features' }), /policy inputs state are not bound/);
-    await assert.rejects(PolicyHead.load({ model, featuresInput: 'feats', stateInput: 'state' }), /policy\.features_input names input 'feats', the model's inputs are: features, state/);
+    await assert.rejects(
+      PolicyHead.load({ model, featuresInput: 'feats', stateInput: 'state' }),
+      /policy\.features_input names input 'feats', the model's inputs are: features, state/,
+    );
     await assert.rejects(PolicyHead.load({ model, featuresInput: 'features', stateInput: 'state', output: 'act' }), /no output named 'act'/);
     const bad = join(dir, 'bad.stats.json');
     writeFileSync(bad, JSON.stringify({ action: { mean: [0, 0, 0], std: [1, 1, 1] } }));
-    await assert.rejects(PolicyHead.load({ model, stats: bad, featuresInput: 'features', stateInput: 'state' }), /'action' has 3 values, the policy's dimension is 2/);
+    await assert.rejects(
+      PolicyHead.load({ model, stats: bad, featuresInput: 'features', stateInput: 'state' }),
+      /'action' has 3 values, the policy's dimension is 2/,
+    );
     await assert.rejects(PolicyHead.load({ model: join(dir, 'none.onnx'), featuresInput: 'f' }), /none\.onnx: no such policy model file/);
     assert.throws(() => parseStats({ action: { mean: [1], std: ['x'] } }, 's.json'), /s\.json: action\.std must be a non-empty array of finite numbers/);
   });
@@ -57,7 +63,11 @@ describe('policy head', () => {
   it('reads [T, D] without a batch axis as a chunk, and [B, D] as one action', async () => {
     const g = new OnnxGraph('chunk_td');
     const x = g.input('features', [4]);
-    const w = g.weight('w', [4, 6], Float32Array.from({ length: 24 }, (_, i) => i / 24));
+    const w = g.weight(
+      'w',
+      [4, 6],
+      Float32Array.from({ length: 24 }, (_, i) => i / 24),
+    );
     g.op('Reshape', [g.op('MatMul', [x, w]), g.ints([3, 2])], {}, 'actions');
     g.output('actions', [3, 2]);
     const td = join(dir, 'td.onnx');
@@ -67,7 +77,10 @@ describe('policy head', () => {
     assert.equal((await head.act(Float32Array.of(1, 0, 0, 0))).length, 6);
     await head.release();
     const single = join(dir, 'single.onnx');
-    writeFileSync(single, buildLinearPolicy({ featureDim: 2, stateDim: 0, chunk: 1, actionDim: 3, weight: new Float32Array(6), bias: Float32Array.of(1, 2, 3) }).serialize());
+    writeFileSync(
+      single,
+      buildLinearPolicy({ featureDim: 2, stateDim: 0, chunk: 1, actionDim: 3, weight: new Float32Array(6), bias: Float32Array.of(1, 2, 3) }).serialize(),
+    );
     const h2 = await PolicyHead.load({ model: single, featuresInput: 'features' });
     assert.deepEqual([...(await h2.act(Float32Array.of(0, 0)))], [1, 2, 3]);
     await h2.release();

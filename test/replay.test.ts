@@ -69,11 +69,20 @@ describe('replay and extract (MCAP end to end)', function () {
     const stop = duration * 0.6;
     const before = actions.filter((a) => a.t > 0.5 && a.t < stop - 0.1);
     const after = actions.filter((a) => a.t > stop + 0.3 + 0.05 + 0.1);
-    assert.ok(before.some((a) => a.v.some((v) => Math.abs(v) > 1e-4)), 'the policy moves while both cameras stream');
+    assert.ok(
+      before.some((a) => a.v.some((v) => Math.abs(v) > 1e-4)),
+      'the policy moves while both cameras stream',
+    );
     assert.ok(after.length > 5 && after.every((a) => a.v.every((v) => v === 0)), 'zero velocity once the front camera has stalled');
     assert.ok(features > 40, `${features} feature messages`);
     assert.ok(diags.some((d) => d.level === 0) && diags.some((d) => d.t > stop + 0.5 && d.level === 1), 'diagnostics go from OK to WARN (stale)');
-    assert.equal(s.metrics.counts.framesIn, s.metrics.counts.framesProcessed + Object.entries(s.metrics.dropped).filter(([k]) => k.startsWith('frame:')).reduce((n, [, v]) => n + v, 0));
+    assert.equal(
+      s.metrics.counts.framesIn,
+      s.metrics.counts.framesProcessed +
+        Object.entries(s.metrics.dropped)
+          .filter(([k]) => k.startsWith('frame:'))
+          .reduce((n, [, v]) => n + v, 0),
+    );
   });
 
   it('the replay command writes the inputs too with --with-inputs and refuses to overwrite', () => {
@@ -115,7 +124,10 @@ describe('replay and extract (MCAP end to end)', function () {
     }
     const index = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { frames: number; s2: { scale_sizes: number[][] } };
     assert.equal(index.frames, n);
-    assert.deepEqual(index.s2.scale_sizes, [[32, 32], [64, 64]]);
+    assert.deepEqual(index.s2.scale_sizes, [
+      [32, 32],
+      [64, 64],
+    ]);
     const again = cli(['extract', '--bag', kit.recording, '--config', kit.config, '--out', out]);
     assert.equal(again.status, 2);
     assert.match(again.stderr, /is not empty; pass --force to replace it/);
@@ -136,7 +148,10 @@ describe('replay and extract (MCAP end to end)', function () {
     writeFileSync(badPool, cfg.replace('pool: cls', 'pool: grid:2'));
     r = cli(['replay', '--bag', kit.recording, '--config', badPool, '--out', join(kit.dir, 'x.mcap')]);
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /bad-pool\.yaml: policy\.model: \S*policy\.onnx input 'features' takes 96 features, the 2 camera\(s\) give 2 × 192 = 384 \(features\.pool grid:2\)/);
+    assert.match(
+      r.stderr,
+      /bad-pool\.yaml: policy\.model: \S*policy\.onnx input 'features' takes 96 features, the 2 camera\(s\) give 2 × 192 = 384 \(features\.pool grid:2\)/,
+    );
     assert.throws(() => parseConfig({}, 'inline'), /inline: backbone: /);
   });
 
@@ -152,7 +167,15 @@ describe('replay and extract (MCAP end to end)', function () {
     config.policy!.state_input = 'state';
     config.joint_states = { topic: '/joint_states', names: ['joint1', 'joint2'], max_age_ms: 100 };
     const pipeline = new PolicyPipeline(config, extractor, head, new ManualClock(0));
-    const good = (ms: number) => ({ header: { stamp: { sec: 0, nanosec: ms * 1e6 }, frame_id: '' }, height: 8, width: 8, encoding: 'rgb8', is_bigendian: 0, step: 24, data: new Uint8Array(8 * 24).fill(100) });
+    const good = (ms: number) => ({
+      header: { stamp: { sec: 0, nanosec: ms * 1e6 }, frame_id: '' },
+      height: 8,
+      width: 8,
+      encoding: 'rgb8',
+      is_bigendian: 0,
+      step: 24,
+      data: new Uint8Array(8 * 24).fill(100),
+    });
     const inputs: TimedInput[] = [
       { timeMs: 0, frame: { camera: 'wrist', kind: 'raw', msg: good(0) } },
       { timeMs: 33, frame: { camera: 'wrist', kind: 'raw', msg: { ...good(33), step: 5 } } },

@@ -5,7 +5,17 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { configSchema } from '../src/config/config.js';
-import { PARAMS, configFromParams, configToParams, flattenParams, loadParamsFile, paramFileOverrides, paramsToConfigObject, remappedName, stringifyParamsFile } from '../src/ros/params.js';
+import {
+  PARAMS,
+  configFromParams,
+  configToParams,
+  flattenParams,
+  loadParamsFile,
+  paramFileOverrides,
+  paramsToConfigObject,
+  remappedName,
+  stringifyParamsFile,
+} from '../src/ros/params.js';
 import { actionMessage, diagnosticsMessage } from '../src/pipeline/messages.js';
 import { Metrics } from '../src/pipeline/metrics.js';
 import { createIngester } from '../src/image/ingest.js';
@@ -22,7 +32,8 @@ describe('ROS 2 package (static)', () => {
     assert.match(x, /<build_type>ament_cmake<\/build_type>/);
     assert.match(x, /<buildtool_depend>rosidl_default_generators<\/buildtool_depend>/);
     assert.match(x, /<member_of_group>rosidl_interface_packages<\/member_of_group>/);
-    for (const dep of ['sensor_msgs', 'trajectory_msgs', 'geometry_msgs', 'diagnostic_msgs', 'std_srvs', 'std_msgs', 'rosgraph_msgs']) assert.match(x, new RegExp(`<(exec_)?depend>${dep}</`), dep);
+    for (const dep of ['sensor_msgs', 'trajectory_msgs', 'geometry_msgs', 'diagnostic_msgs', 'std_srvs', 'std_msgs', 'rosgraph_msgs'])
+      assert.match(x, new RegExp(`<(exec_)?depend>${dep}</`), dep);
   });
 
   it('CMakeLists generates S2Features and installs the node, launch and config', () => {
@@ -31,7 +42,8 @@ describe('ROS 2 package (static)', () => {
     assert.match(c, /install\(PROGRAMS .* DESTINATION lib\/\$\{PROJECT_NAME\}\)/);
     assert.match(c, /install\(DIRECTORY launch config DESTINATION share\/\$\{PROJECT_NAME\}\)/);
     assert.match(read('scripts/ros/launcher.in'), /exec node "@S2_POLICY_ROOT@\/bin\/s2-policy\.js" ros --node @S2_POLICY_MODE@ "\$@"/);
-    for (const exe of ['s2_policy_node:combined', 's2_features_node:features', 's2_policy_head_node:policy_head', 's2_sim_node:sim']) assert.ok(c.includes(`"${exe}"`), exe);
+    for (const exe of ['s2_policy_node:combined', 's2_features_node:features', 's2_policy_head_node:policy_head', 's2_sim_node:sim'])
+      assert.ok(c.includes(`"${exe}"`), exe);
     const sim = read('launch/sim.launch.py');
     assert.match(sim, /Node\(package='s2_policy', executable='s2_sim_node'/);
     assert.match(sim, /LifecycleNode\(package='s2_policy', executable='s2_policy_node'/);
@@ -73,11 +85,13 @@ describe('ROS 2 package (static)', () => {
 
   it('writes a parameter file from a config that reads back as the same config', () => {
     const dir = tempDir('s2-params-');
-    const original = loadParamsFile((() => {
-      const f = join(dir, 'a.yaml');
-      writeFileSync(f, read('config/s2_policy.yaml'));
-      return f;
-    })());
+    const original = loadParamsFile(
+      (() => {
+        const f = join(dir, 'a.yaml');
+        writeFileSync(f, read('config/s2_policy.yaml'));
+        return f;
+      })(),
+    );
     const f2 = join(dir, 'b.yaml');
     const text = stringifyParamsFile(configToParams(original), ['s2_policy']);
     assert.match(text, /rate_hz: 20\.0\n/, 'doubles keep a decimal point for ROS 2');
@@ -120,8 +134,13 @@ describe('ROS 2 package (static)', () => {
     const fm = actionMessage(cmd, stamp, { interface: 'float64_multi_array', commandType: 'velocity', periodMs: 50 });
     assert.ok('data' in fm && fm.data instanceof Float64Array && Math.abs(fm.data[1] + 0.2) < 1e-7);
     const jt = actionMessage(cmd, stamp, { interface: 'joint_trajectory', commandType: 'position', jointNames: ['a', 'b'], periodMs: 50 });
-    assert.ok('points' in jt && jt.points[0].positions.length === 2 && jt.points[0].velocities.length === 0 && jt.points[0].time_from_start.nanosec === 50_000_000);
-    assert.throws(() => actionMessage(cmd, stamp, { interface: 'twist_stamped', commandType: 'velocity', periodMs: 50 }), /twist_stamped needs 6 action values/);
+    assert.ok(
+      'points' in jt && jt.points[0].positions.length === 2 && jt.points[0].velocities.length === 0 && jt.points[0].time_from_start.nanosec === 50_000_000,
+    );
+    assert.throws(
+      () => actionMessage(cmd, stamp, { interface: 'twist_stamped', commandType: 'velocity', periodMs: 50 }),
+      /twist_stamped needs 6 action values/,
+    );
     const m = new Metrics();
     m.state = 'stale';
     m.drop('frame:busy', 3);
@@ -137,7 +156,10 @@ describe('ROS 2 parameter files as the node reads them', () => {
     const f1 = join(dir, 'one.yaml');
     const f2 = join(dir, 'two.yaml');
     writeFileSync(f1, stringify({ '/**': { ros__parameters: { control: { rate_hz: 10 } } }, s2_policy: { ros__parameters: { sync: { slop_ms: 30 } } } }));
-    writeFileSync(f2, stringify({ '/robot/arm_policy': { ros__parameters: { autostart: true, image: { base_size: 96 } } }, other: { ros__parameters: { autostart: false } } }));
+    writeFileSync(
+      f2,
+      stringify({ '/robot/arm_policy': { ros__parameters: { autostart: true, image: { base_size: 96 } } }, other: { ros__parameters: { autostart: false } } }),
+    );
     const argv = ['--ros-args', '-r', '__node:=arm_policy', '-r', '__ns:=/robot', '--params-file', f1, '--params-file', f2];
     const who = remappedName(argv, 's2_policy', '');
     assert.deepEqual(who, { name: 'arm_policy', namespace: '/robot' });

@@ -24,7 +24,13 @@ describe('fidelity comparison', () => {
     assert.equal(same.matchedWithinOneTick, 60);
 
     // One tick late: every moving value differs, yet each is within a tick of a replay action.
-    const late = compareActions(stream(10, 100, (k) => f(k - 1), 61, 100), replay, 50, 0, 5000);
+    const late = compareActions(
+      stream(10, 100, (k) => f(k - 1), 61, 100),
+      replay,
+      50,
+      0,
+      5000,
+    );
     assert.equal(late.paired, 100);
     assert.equal(late.differing, 61);
     assert.equal(late.differingMoving, 61);

@@ -50,7 +50,9 @@ async function readAll(reader: RecordingReader): Promise<BagMessage[]> {
 
 /** Two topics at 100 Hz and 30 Hz with payloads that identify each message; `n` ms of recording. */
 async function fill(w: RecordingWriter, ms: number, payloadBytes = 200): Promise<{ topic: string; t: bigint; v: number }[]> {
-  const a = await w.addChannel('/a', 'std_msgs/msg/Float64MultiArray', { qos: [defaultOfferedQos({ reliability: 'best_effort', history: 'keep_last', depth: 5 })] });
+  const a = await w.addChannel('/a', 'std_msgs/msg/Float64MultiArray', {
+    qos: [defaultOfferedQos({ reliability: 'best_effort', history: 'keep_last', depth: 5 })],
+  });
   const b = await w.addChannel('/b', 'std_msgs/msg/Float64MultiArray', { typeHash: 'RIHS01_' + '0'.repeat(64) });
   const written: { topic: string; t: bigint; v: number }[] = [];
   const pad = Array.from({ length: payloadBytes / 8 }, (_, i) => i);
@@ -165,10 +167,22 @@ describe('rosbag2 metadata.yaml', () => {
 
   it('names the key at fault in one line', () => {
     assert.throws(() => parseRosbag2Metadata('a: 1', 'x/metadata.yaml'), /^UserError: x\/metadata\.yaml: not a rosbag2 metadata file/);
-    assert.throws(() => parseRosbag2Metadata(jazzy.replace('nanoseconds: 2500000001', 'nanoseconds: -3'), 'm.yaml'), /m\.yaml: rosbag2_bagfile_information\.duration\.nanoseconds: is -3, expected a non-negative integer/);
-    assert.throws(() => parseRosbag2Metadata(jazzy.replace('        name: /joint_states\n', ''), 'm.yaml'), /rosbag2_bagfile_information\.topics_with_message_count\[1\]\.topic_metadata\.name: missing/);
-    assert.throws(() => parseRosbag2Metadata(jazzy.replace('compression_mode: FILE', 'compression_mode: CHUNK'), 'm.yaml'), /compression_mode: is 'CHUNK', expected FILE, MESSAGE, NONE or empty/);
-    assert.throws(() => parseRosbag2Metadata(jazzy.replace('reliability: best_effort', 'reliability: sometimes'), 'm.yaml'), /offered_qos_profiles \(topic \/camera\/image_raw\): offered_qos_profiles reliability is "sometimes"/);
+    assert.throws(
+      () => parseRosbag2Metadata(jazzy.replace('nanoseconds: 2500000001', 'nanoseconds: -3'), 'm.yaml'),
+      /m\.yaml: rosbag2_bagfile_information\.duration\.nanoseconds: is -3, expected a non-negative integer/,
+    );
+    assert.throws(
+      () => parseRosbag2Metadata(jazzy.replace('        name: /joint_states\n', ''), 'm.yaml'),
+      /rosbag2_bagfile_information\.topics_with_message_count\[1\]\.topic_metadata\.name: missing/,
+    );
+    assert.throws(
+      () => parseRosbag2Metadata(jazzy.replace('compression_mode: FILE', 'compression_mode: CHUNK'), 'm.yaml'),
+      /compression_mode: is 'CHUNK', expected FILE, MESSAGE, NONE or empty/,
+    );
+    assert.throws(
+      () => parseRosbag2Metadata(jazzy.replace('reliability: best_effort', 'reliability: sometimes'), 'm.yaml'),
+      /offered_qos_profiles \(topic \/camera\/image_raw\): offered_qos_profiles reliability is "sometimes"/,
+    );
   });
 });
 
@@ -205,7 +219,10 @@ describe('a file compressed by the zstd tool in streaming mode (test/fixtures)',
     assert.equal(ms.length, 800);
     ms.forEach((m, i) => {
       assert.equal(m.logTime, T0 + BigInt(i) * 10n * MS);
-      assert.deepEqual(Array.from((m.message as Float64MultiArrayMsg).data), Array.from({ length: 16 }, (_, k) => i * 16 + k));
+      assert.deepEqual(
+        Array.from((m.message as Float64MultiArrayMsg).data),
+        Array.from({ length: 16 }, (_, k) => i * 16 + k),
+      );
     });
   };
 
@@ -224,7 +241,16 @@ describe('a file compressed by the zstd tool in streaming mode (test/fixtures)',
       durationNs: span,
       startingTimeNs: T0,
       messageCount: 800,
-      topics: [{ name: '/counter', type: 'std_msgs/msg/Float64MultiArray', serializationFormat: 'cdr', offeredQos: [defaultOfferedQos()], typeDescriptionHash: '', messageCount: 800 }],
+      topics: [
+        {
+          name: '/counter',
+          type: 'std_msgs/msg/Float64MultiArray',
+          serializationFormat: 'cdr',
+          offeredQos: [defaultOfferedQos()],
+          typeDescriptionHash: '',
+          messageCount: 800,
+        },
+      ],
       compressionFormat: 'zstd',
       compressionMode: 'file',
       relativeFilePaths: ['streamed_0.mcap.zstd'],
@@ -280,12 +306,19 @@ describe('rosbag2 folders', function () {
       const meta = await w.finish();
       const ext = compression === 'file' ? '.mcap.zstd' : '.mcap';
       assert.ok(meta.relativeFilePaths.length >= 4, `${meta.relativeFilePaths.length} files`);
-      assert.deepEqual(meta.relativeFilePaths, meta.relativeFilePaths.map((_, i) => `split_${i}${ext}`));
+      assert.deepEqual(
+        meta.relativeFilePaths,
+        meta.relativeFilePaths.map((_, i) => `split_${i}${ext}`),
+      );
       assert.deepEqual(readdirSync(dir).sort(), [...meta.relativeFilePaths, 'metadata.yaml'].sort());
       assert.equal(meta.compressionMode, compression);
       assert.equal(meta.compressionFormat, compression === 'none' ? '' : 'zstd');
-      assert.equal(meta.files.reduce((n, f) => n + f.messageCount, 0), written.length);
-      for (let i = 1; i < meta.files.length; i++) assert.ok(meta.files[i].startingTimeNs > meta.files[i - 1].startingTimeNs + meta.files[i - 1].durationNs - 1n);
+      assert.equal(
+        meta.files.reduce((n, f) => n + f.messageCount, 0),
+        written.length,
+      );
+      for (let i = 1; i < meta.files.length; i++)
+        assert.ok(meta.files[i].startingTimeNs > meta.files[i - 1].startingTimeNs + meta.files[i - 1].durationNs - 1n);
       for (const p of meta.relativeFilePaths) {
         const bytes = readFileSync(join(dir, p));
         assert.equal(isZstd(bytes), compression === 'file', p);
@@ -294,10 +327,13 @@ describe('rosbag2 folders', function () {
       }
       const warnings: string[] = [];
       const reader = await openRecordingPath(dir, { onWarning: (x) => warnings.push(x) });
-      assert.deepEqual((await reader.topics()).map((t) => [t.topic, t.messageCount]), [
-        ['/a', 200],
-        ['/b', written.length - 200],
-      ]);
+      assert.deepEqual(
+        (await reader.topics()).map((t) => [t.topic, t.messageCount]),
+        [
+          ['/a', 200],
+          ['/b', written.length - 200],
+        ],
+      );
       assert.deepEqual(reader.timeRange, { start: T0, end: written[written.length - 1].t });
       assert.deepEqual(simple(await readAll(reader)), written);
       assert.equal(reader.decodeFailures.total, 0);
@@ -348,7 +384,9 @@ describe('rosbag2 folders', function () {
     writeFileSync(metaFile, text);
     const warnings: string[] = [];
     const got = simple(await readAll(await openRecordingPath(dir, { onWarning: (x) => warnings.push(x) })));
-    const expected = [...written, { topic: '/a', t: T0 + 5n, v: 0.5 }, { topic: '/a', t: T0 + 600n * MS + 5n, v: 600.5 }].sort((x, y) => (x.t < y.t ? -1 : x.t > y.t ? 1 : 0));
+    const expected = [...written, { topic: '/a', t: T0 + 5n, v: 0.5 }, { topic: '/a', t: T0 + 600n * MS + 5n, v: 600.5 }].sort((x, y) =>
+      x.t < y.t ? -1 : x.t > y.t ? 1 : 0,
+    );
     assert.deepEqual(got, expected);
     assert.deepEqual(warnings, [
       `${metaFile}: topic /a: message_count 100 in the metadata, the files hold 102`,
@@ -357,7 +395,12 @@ describe('rosbag2 folders', function () {
     ]);
     // Counts and duration edited by hand.
     const m = parseRosbag2Metadata(readFileSync(metaFile, 'utf8'), metaFile);
-    const edited: Rosbag2Metadata = { ...m, relativeFilePaths: m.relativeFilePaths.slice(0, 2), durationNs: 5n * 1_000_000_000n, topics: m.topics.map((t) => ({ ...t, messageCount: t.name === '/b' ? 1 : 100 })) };
+    const edited: Rosbag2Metadata = {
+      ...m,
+      relativeFilePaths: m.relativeFilePaths.slice(0, 2),
+      durationNs: 5n * 1_000_000_000n,
+      topics: m.topics.map((t) => ({ ...t, messageCount: t.name === '/b' ? 1 : 100 })),
+    };
     writeFileSync(metaFile, serializeRosbag2Metadata(edited));
     warnings.length = 0;
     await (await openRecordingPath(join(dir, 'metadata.yaml'), { onWarning: (x) => warnings.push(x) })).close();
@@ -396,7 +439,10 @@ describe('rosbag2 folders', function () {
     writeFileSync(part, bytes);
     const before = readdirSync(dir).map((f) => [f, readFileSync(join(dir, f)).length]);
     await readAll(await openRecordingPath(dir));
-    assert.deepEqual(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f)).length]), before);
+    assert.deepEqual(
+      readdirSync(dir).map((f) => [f, readFileSync(join(dir, f)).length]),
+      before,
+    );
   });
 });
 
@@ -471,7 +517,10 @@ describe('replay and extract with rosbag2 folders', function () {
     assert.equal(f.status, 2);
     assert.match(f.stderr, /^s2-policy: .*gone\.mcap: listed in .*metadata\.yaml but missing\n$/);
     assert.equal(existsSync(failed), false);
-    assert.deepEqual(readdirSync(kit.dir).filter((x) => x.includes('.tmp')), []);
+    assert.deepEqual(
+      readdirSync(kit.dir).filter((x) => x.includes('.tmp')),
+      [],
+    );
     const bad = cli(['replay', '--bag', kit.recording, '--config', kit.config, '--out', join(kit.dir, 'x.mcap'), '--max-file-size', '1000']);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /x\.mcap: --max-file-size split or compress a rosbag2 folder; give --out a folder name \(without \.mcap\)/);
@@ -485,6 +534,7 @@ describe('replay and extract with rosbag2 folders', function () {
     assert.equal(a.status, 0, a.stderr);
     const b = cli(['extract', '--bag', folder, '--config', kit.config, '--out', join(kit.dir, 'xb')]);
     assert.equal(b.status, 0, b.stderr);
-    for (const f of ['features.npy', 'stamps_ns.npy', 'state.npy']) assert.deepEqual(readFileSync(join(kit.dir, 'xb', f)), readFileSync(join(kit.dir, 'xa', f)), f);
+    for (const f of ['features.npy', 'stamps_ns.npy', 'state.npy'])
+      assert.deepEqual(readFileSync(join(kit.dir, 'xb', f)), readFileSync(join(kit.dir, 'xa', f)), f);
   });
 });

@@ -29,12 +29,33 @@ describe('runtime builder', function () {
 
   it('checks state width against joint_states.names, naming both numbers', () => {
     const c = edit((x) => (x.joint_states!.names = ['a', 'b', 'c', 'd', 'e', 'f', 'g']));
-    assert.throws(() => checkShapes(c, 'cfg.yaml', shape, 24), (e: Error) => e instanceof UserError && /^cfg\.yaml: joint_states\.names: has 7 joints, \S+ input 'state' takes 2 values$/.test(e.message));
-    assert.throws(() => checkShapes(edit((x) => (x.joint_states = undefined)), 'cfg.yaml', shape, 24), /joint_states\.names: \S+ input 'state' takes a state of 2 values/);
+    assert.throws(
+      () => checkShapes(c, 'cfg.yaml', shape, 24),
+      (e: Error) => e instanceof UserError && /^cfg\.yaml: joint_states\.names: has 7 joints, \S+ input 'state' takes 2 values$/.test(e.message),
+    );
+    assert.throws(
+      () =>
+        checkShapes(
+          edit((x) => (x.joint_states = undefined)),
+          'cfg.yaml',
+          shape,
+          24,
+        ),
+      /joint_states\.names: \S+ input 'state' takes a state of 2 values/,
+    );
   });
 
   it('checks action width against control.joint_names, the limits and the action interface', () => {
-    assert.throws(() => checkShapes(edit((x) => (x.control!.joint_names = ['a', 'b', 'c', 'd', 'e', 'f', 'g'])), 'cfg.yaml', shape, 24), /^UserError: cfg\.yaml: control\.joint_names: has 7 names, \S+ gives 2 action values$/);
+    assert.throws(
+      () =>
+        checkShapes(
+          edit((x) => (x.control!.joint_names = ['a', 'b', 'c', 'd', 'e', 'f', 'g'])),
+          'cfg.yaml',
+          shape,
+          24,
+        ),
+      /^UserError: cfg\.yaml: control\.joint_names: has 7 names, \S+ gives 2 action values$/,
+    );
     for (const key of ['lower', 'upper', 'max_delta'] as const) {
       const c = edit((x) => (x.control![key] = [0.1, 0.2, 0.3]));
       if (key === 'lower') c.control!.upper = [1, 1, 1];
@@ -54,7 +75,10 @@ describe('runtime builder', function () {
   });
 
   it('checks the feature width: cameras × pooled width', () => {
-    assert.throws(() => checkShapes(config, 'cfg.yaml', shape, 100), /policy\.model: \S+ input 'features' takes 48 features, the 2 camera\(s\) give 2 × 100 = 200/);
+    assert.throws(
+      () => checkShapes(config, 'cfg.yaml', shape, 100),
+      /policy\.model: \S+ input 'features' takes 48 features, the 2 camera\(s\) give 2 × 100 = 200/,
+    );
     assert.doesNotThrow(() => checkShapes(config, 'cfg.yaml', shape, 24));
   });
 
@@ -75,7 +99,10 @@ describe('runtime builder', function () {
   it('names config keys, not flags, in S² planner errors about a config', async () => {
     assert.equal(renameS2Options('maxSplitSize must be a positive integer'), 's2.max_split_size must be a positive integer');
     const c = edit((x) => (x.s2.max_split_size = 7));
-    await assert.rejects(buildRuntime(c, 'cfg.yaml', { features: true, policy: false, by: 'extract' }), (e: Error) => e instanceof UserError && e.message.startsWith('cfg.yaml: ') && !e.message.includes('--'));
+    await assert.rejects(
+      buildRuntime(c, 'cfg.yaml', { features: true, policy: false, by: 'extract' }),
+      (e: Error) => e instanceof UserError && e.message.startsWith('cfg.yaml: ') && !e.message.includes('--'),
+    );
   });
 
   it('replay and extract refuse the same mismatches on the command line, in one line, exit 2', () => {

@@ -45,7 +45,8 @@ export class ToyBackbone implements Backbone {
     const t = this.prefix + cells;
     const out = new Float32Array(n * t * d);
     for (let i = 0; i < n; i++) {
-      for (let j = 0; j < this.prefix; j++) for (let o = 0; o < d; o++) out[(i * t + j) * d + o] = Math.cos(j + o) * cell(i, 0, o) + cell(i, cells - 1, o) * (j + 1);
+      for (let j = 0; j < this.prefix; j++)
+        for (let o = 0; o < d; o++) out[(i * t + j) * d + o] = Math.cos(j + o) * cell(i, 0, o) + cell(i, cells - 1, o) * (j + 1);
       for (let k = 0; k < cells; k++) for (let o = 0; o < d; o++) out[(i * t + this.prefix + k) * d + o] = cell(i, k, o);
     }
     return { dims: [n, t, d], data: out };

@@ -34,7 +34,10 @@ function seeded(dims: number[], seed = 7): Tensor {
 class BlockMeanBackbone implements Backbone {
   seen = 0;
   batches: number[] = [];
-  constructor(private prefix: number, private channels = 2) {}
+  constructor(
+    private prefix: number,
+    private channels = 2,
+  ) {}
   forward(x: Tensor): Promise<Tensor> {
     const [n, c, h, w] = x.dims;
     const g = h / 8;
@@ -47,7 +50,8 @@ class BlockMeanBackbone implements Backbone {
       for (let by = 0; by < g; by++) {
         for (let bx = 0; bx < g; bx++) {
           let s = 0;
-          for (let ch = 0; ch < c; ch++) for (let y = 0; y < 8; y++) for (let xx = 0; xx < 8; xx++) s += x.data[((b * c + ch) * h + by * 8 + y) * w + bx * 8 + xx];
+          for (let ch = 0; ch < c; ch++)
+            for (let y = 0; y < 8; y++) for (let xx = 0; xx < 8; xx++) s += x.data[((b * c + ch) * h + by * 8 + y) * w + bx * 8 + xx];
           const t = this.prefix + by * g + bx;
           for (let k = 0; k < this.channels; k++) out[(b * tokens + t) * this.channels + k] = s / (c * 64);
         }
@@ -76,7 +80,12 @@ describe('S² steps', () => {
 
   it('merges crops back exactly (split/merge round trip)', () => {
     const x = seeded([3, 2, 12, 8]);
-    for (const [nh, nw] of [[1, 1], [2, 2], [3, 4], [6, 2]] as const) {
+    for (const [nh, nw] of [
+      [1, 1],
+      [2, 2],
+      [3, 4],
+      [6, 2],
+    ] as const) {
       const back = mergeChessboard(splitChessboard(x, nh, nw), nh, nw);
       assert.deepEqual(back.dims, x.dims);
       assert.deepEqual(back.data, x.data, `${nh}×${nw}`);
@@ -95,7 +104,7 @@ describe('S² steps', () => {
     for (const v of resizeBicubic(c, 9, 3).data) assert.ok(Math.abs(v - 0.25) < 1e-6);
   });
 
-  it('averages prefix tokens over each scale\'s crops and concatenates them on channels', async () => {
+  it("averages prefix tokens over each scale's crops and concatenates them on channels", async () => {
     const bb = new BlockMeanBackbone(1);
     const out = await multiscaleForward(bb, seeded([2, 3, 16, 16]), { imgSizes: [16, 32, 48], maxSplitSize: 16, numPrefixToken: 1 });
     // Crops in call order: scale 0 → 2 (indices 0,1), scale 1 → 8 (2..9), scale 2 → 18 (10..27).
@@ -159,8 +168,21 @@ describe('S² steps', () => {
 
   it('groups crops by size: one call per crop size', () => {
     const plan = planScales([1, 3, 48, 48], { imgSizes: [48, 96], maxSplitSize: 32 });
-    assert.deepEqual(plan.scales.map((s) => s.cropSize), [[24, 24], [32, 32]]);
-    assert.deepEqual(countCalls(plan), { crops: 13, calls: 2, groups: new Map([['24×24', 4], ['32×32', 9]]) });
+    assert.deepEqual(
+      plan.scales.map((s) => s.cropSize),
+      [
+        [24, 24],
+        [32, 32],
+      ],
+    );
+    assert.deepEqual(countCalls(plan), {
+      crops: 13,
+      calls: 2,
+      groups: new Map([
+        ['24×24', 4],
+        ['32×32', 9],
+      ]),
+    });
   });
 
   it('rejects options the reference would reject, naming the option', () => {
@@ -173,14 +195,29 @@ describe('S² steps', () => {
       [[1, 3, 32, 32], { scales: [1, 2], resizeOutputToIdx: 2 }, /resizeOutputToIdx 2 is out of range/],
       [[3, 32, 32], { scales: [1] }, /B×C×H×W/],
     ];
-    for (const [dims, o, re] of bad) assert.throws(() => planScales(dims, o), (e: unknown) => e instanceof S2OptionError && re.test(e.message));
+    for (const [dims, o, re] of bad)
+      assert.throws(
+        () => planScales(dims, o),
+        (e: unknown) => e instanceof S2OptionError && re.test(e.message),
+      );
   });
 
   it('plans any-shape sizes per axis from scales, as int(side × scale)', () => {
     const plan = planScales([1, 3, 45, 63], { scales: [1, 1.5], maxSplitSize: 32, splitMode: 'pad' });
-    assert.deepEqual(plan.scales.map((s) => [s.size, s.numSplit, s.splitSize]), [
-      [[45, 63], [2, 2], [64, 64]],
-      [[67, 94], [3, 3], [96, 96]],
-    ]);
+    assert.deepEqual(
+      plan.scales.map((s) => [s.size, s.numSplit, s.splitSize]),
+      [
+        [
+          [45, 63],
+          [2, 2],
+          [64, 64],
+        ],
+        [
+          [67, 94],
+          [3, 3],
+          [96, 96],
+        ],
+      ],
+    );
   });
 });

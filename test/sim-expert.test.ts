@@ -29,12 +29,27 @@ describe('sim: scripted expert', () => {
       for (const s of e.trajectory) assert.ok(Math.abs(s.action[0]) <= 1 && Math.abs(s.action[1]) <= 1, `seed ${e.seed}: action ${s.action.join(', ')}`);
     }
     // The episodes need the budget to matter: the start pose is never next to the target.
-    assert.ok(episodes.every((e) => e.steps >= 5), 'an episode succeeded within 4 steps');
+    assert.ok(
+      episodes.every((e) => e.steps >= 5),
+      'an episode succeeded within 4 steps',
+    );
   });
 
   it('succeeds on ≥ 95% of 50 episodes with other links, limits, a slower arm and a smaller target', () => {
-    const sim = new TabletopSim({ linkLengths: [0.4, 0.25], jointLimits: [[-2.5, 2.5], [-2.6, 2.6]], maxJointVelocity: 0.6, targetSizePx: 4, successRadius: 0.005 });
-    const { rate } = successRate(sim, Array.from({ length: 50 }, (_, i) => 1000 + i));
+    const sim = new TabletopSim({
+      linkLengths: [0.4, 0.25],
+      jointLimits: [
+        [-2.5, 2.5],
+        [-2.6, 2.6],
+      ],
+      maxJointVelocity: 0.6,
+      targetSizePx: 4,
+      successRadius: 0.005,
+    });
+    const { rate } = successRate(
+      sim,
+      Array.from({ length: 50 }, (_, i) => 1000 + i),
+    );
     assert.ok(rate >= 0.95, `success rate ${rate}`);
   });
 
@@ -98,7 +113,10 @@ describe('sim: episode path plot', () => {
     assert.ok(hits >= 9, `${hits} of 12 paths in their own colour at a third of their length`);
     // Away from the paths, the scene is washed out (0.45 × colour + 135), not left as the raw frame.
     const raw = sim.render({ arm: false }).data as Uint8Array;
-    assert.deepEqual(at([2, 2]), [0, 1, 2].map((c) => Math.round(raw[(2 * 640 + 2) * 3 + c] * 0.45 + 135)));
+    assert.deepEqual(
+      at([2, 2]),
+      [0, 1, 2].map((c) => Math.round(raw[(2 * 640 + 2) * 3 + c] * 0.45 + 135)),
+    );
     // The legend panel: white, with a swatch of the first path's colour and dark text.
     assert.deepEqual(at([640 + 5, 240]), [255, 255, 255]);
     assert.deepEqual(at([640 + 20, 44 - 8]), [...PATH_COLOURS[0]]);
@@ -114,10 +132,22 @@ describe('sim: episode path plot', () => {
     const meta = await sharp(await renderEpisodesPng(join(dir, 'small.png'), small, [e])).metadata();
     assert.deepEqual([meta.width, meta.height], [320 + LEGEND_WIDTH, 240]);
     await assert.rejects(
-      renderEpisodesPng(join(dir, 'bad.png'), small, [e, { points: [[1, 2], [NaN, 3]], success: true }]),
+      renderEpisodesPng(join(dir, 'bad.png'), small, [
+        e,
+        {
+          points: [
+            [1, 2],
+            [NaN, 3],
+          ],
+          success: true,
+        },
+      ]),
       (err: Error) => err instanceof UserError && err.message === 'renderEpisodesPng: paths[1].points[1] must be a finite [u, v], got [NaN, 3]',
     );
     const missing = join(dir, 'no-such-folder', 'p.png');
-    await assert.rejects(renderEpisodesPng(missing, small, [e]), (err: Error) => err instanceof UserError && err.message === `${missing}: cannot write: folder ${join(dir, 'no-such-folder')} does not exist`);
+    await assert.rejects(
+      renderEpisodesPng(missing, small, [e]),
+      (err: Error) => err instanceof UserError && err.message === `${missing}: cannot write: folder ${join(dir, 'no-such-folder')} does not exist`,
+    );
   });
 });

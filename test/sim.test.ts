@@ -88,7 +88,15 @@ describe('sim: options', () => {
       [{ width: 10 }, /^sim: width must be an integer from 64 to 8192, got 10$/],
       [{ linkLengths: [0.3] }, /^sim: linkLengths must be a pair of finite numbers, got \[0\.3\]$/],
       [{ linkLengths: [0.3, -0.1] }, /^sim: linkLengths must be two positive lengths in metres, got \[0\.3, -0\.1\]$/],
-      [{ jointLimits: [[1, -1], [-1, 1]] }, /^sim: jointLimits\[0\] must be min < max within \[-π, π\], got \[1, -1\]$/],
+      [
+        {
+          jointLimits: [
+            [1, -1],
+            [-1, 1],
+          ],
+        },
+        /^sim: jointLimits\[0\] must be min < max within \[-π, π\], got \[1, -1\]$/,
+      ],
       [{ distractors: [5, 2] }, /^sim: distractors must be integers \[min, max\] with 0 ≤ min ≤ max ≤ 12, got \[5, 2\]$/],
       [{ stepBudget: 0 }, /^sim: stepBudget must be an integer from 1 to 1000000, got 0$/],
       [{ seed: -1 }, /^sim: seed must be an integer from 0 to 4294967295, got -1$/],
@@ -172,8 +180,14 @@ describe('sim: scene and camera', () => {
         assert.ok(!(o.shape === 'circle' && o.colour === 'red' && o.sizePx < 2 * d), `seed ${seed}: a distractor looks like the target`);
         assert.ok(o.u >= 0 && o.u < 640 && o.v >= 0 && o.v < 480);
       }
-      assert.ok(distractors.some((o) => o.colour === 'red'), `seed ${seed}: no red decoy`);
-      assert.ok(distractors.some((o) => o.sizePx === d && o.colour !== 'red'), `seed ${seed}: no same-size decoy`);
+      assert.ok(
+        distractors.some((o) => o.colour === 'red'),
+        `seed ${seed}: no red decoy`,
+      );
+      assert.ok(
+        distractors.some((o) => o.sizePx === d && o.colour !== 'red'),
+        `seed ${seed}: no same-size decoy`,
+      );
       const [bx, by] = [target.x, target.y];
       assert.ok(Math.hypot(bx, by) <= 0.65, `seed ${seed}: target out of reach`);
     }
@@ -187,9 +201,15 @@ describe('sim: scene and camera', () => {
     assert.equal(img.header.frame_id, CAMERA_FRAME_ID);
     const { base, elbow, effector } = sim.armPixels();
     const [ex, ey] = sim.effector();
-    assert.deepEqual(effector.map((c) => Math.round(c * 1e6)), expectedPixel(ex, ey).map((c) => Math.round(c * 1e6)));
+    assert.deepEqual(
+      effector.map((c) => Math.round(c * 1e6)),
+      expectedPixel(ex, ey).map((c) => Math.round(c * 1e6)),
+    );
     // Gripper: a dark ring 5.2–8.8 px around the end effector, open in the middle.
-    const dir = [(effector[0] - elbow[0]) / Math.hypot(effector[0] - elbow[0], effector[1] - elbow[1]), (effector[1] - elbow[1]) / Math.hypot(effector[0] - elbow[0], effector[1] - elbow[1])];
+    const dir = [
+      (effector[0] - elbow[0]) / Math.hypot(effector[0] - elbow[0], effector[1] - elbow[1]),
+      (effector[1] - elbow[1]) / Math.hypot(effector[0] - elbow[0], effector[1] - elbow[1]),
+    ];
     assert.deepEqual(pixel(img, effector[0] + 7 * dir[0], effector[1] + 7 * dir[1]), [28, 28, 32]);
     assert.deepEqual(pixel(img, effector[0], effector[1]), pixel(bg, effector[0], effector[1]));
     // Every pixel the arm changed lies on the base, a link or the gripper (sizes in metres × 800 px/m, + 1 px).
@@ -239,7 +259,9 @@ describe('sim: scene and camera', () => {
     };
     const fresh = median();
     const reused = median(new Uint8Array(640 * 480 * 3));
-    console.log(`      640×480 render: median ${fresh.toFixed(2)} ms (new buffer), ${reused.toFixed(2)} ms (reused buffer); first frame of an episode (background) ${first.toFixed(1)} ms`);
+    console.log(
+      `      640×480 render: median ${fresh.toFixed(2)} ms (new buffer), ${reused.toFixed(2)} ms (reused buffer); first frame of an episode (background) ${first.toFixed(1)} ms`,
+    );
   });
 });
 

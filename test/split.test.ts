@@ -30,13 +30,23 @@ describe('two-node mode (features node → policy head node)', function () {
     const fmt = (a: ActionCommand) => `${a.tick}:${a.state}:${Array.from(a.values).join(',')}`;
 
     const combined: string[] = [];
-    await runOnClock(new PolicyPipeline(config, extractor, head, new ManualClock(0)), inputs, { rate: 0, tailMs: 500 }, { action: (a) => void combined.push(fmt(a)) });
+    await runOnClock(
+      new PolicyPipeline(config, extractor, head, new ManualClock(0)),
+      inputs,
+      { rate: 0, tailMs: 500 },
+      { action: (a) => void combined.push(fmt(a)) },
+    );
 
     // Features node: S2Features messages, as they would be published.
     const published: { at: number; msg: ReturnType<typeof featuresMessage> }[] = [];
-    await runOnClock(new PolicyPipeline(config, extractor, undefined, new ManualClock(0)), inputs, { rate: 0 }, {
-      features: (f) => void published.push({ at: f.at, msg: featuresMessage(f, extractor.layout) }),
-    });
+    await runOnClock(
+      new PolicyPipeline(config, extractor, undefined, new ManualClock(0)),
+      inputs,
+      { rate: 0 },
+      {
+        features: (f) => void published.push({ at: f.at, msg: featuresMessage(f, extractor.layout) }),
+      },
+    );
     assert.ok(published.length > 20, `${published.length} S2Features`);
 
     // Policy head node: S2Features and joint states in recording order on the same clock.

@@ -258,19 +258,27 @@ function pickInput(file: string, inputs: IoInfo[], wanted?: string): string {
   }
   if (images.length > 1) throw new ModelError(`${file}: several image-like inputs (${images.map((i) => i.name).join(', ')}); choose one by name`);
   if (inputs.length > 1) {
-    throw new ModelError(`${file}: the backbone needs inputs besides '${images[0].name}' (${inputs.filter((i) => i !== images[0]).map((i) => i.name).join(', ')}); only image-only models are supported`);
+    throw new ModelError(
+      `${file}: the backbone needs inputs besides '${images[0].name}' (${inputs
+        .filter((i) => i !== images[0])
+        .map((i) => i.name)
+        .join(', ')}); only image-only models are supported`,
+    );
   }
   return images[0].name;
 }
 
 function pickOutput(file: string, outputs: IoInfo[], wanted?: string): string {
   if (wanted !== undefined) {
-    if (!outputs.some((o) => o.name === wanted)) throw new ModelError(`${file}: no output named '${wanted}' (outputs: ${outputs.map((o) => o.name).join(', ')})`);
+    if (!outputs.some((o) => o.name === wanted))
+      throw new ModelError(`${file}: no output named '${wanted}' (outputs: ${outputs.map((o) => o.name).join(', ')})`);
     return wanted;
   }
   const feature = outputs.find((o) => o.type === 'float32' && (o.dims.length === 3 || o.dims.length === 4));
   if (!feature) {
-    throw new ModelError(`${file}: no float32 rank-3 (tokens) or rank-4 (maps) output (outputs: ${outputs.map((o) => `${o.name} [${o.dims.join(', ')}]`).join('; ')})`);
+    throw new ModelError(
+      `${file}: no float32 rank-3 (tokens) or rank-4 (maps) output (outputs: ${outputs.map((o) => `${o.name} [${o.dims.join(', ')}]`).join('; ')})`,
+    );
   }
   return feature.name;
 }

@@ -85,7 +85,12 @@ export class OrtSession {
     for (const [name, t] of Object.entries(feeds)) {
       // A view of a buffer that an earlier run took over is empty (detached); sending it would never be answered.
       const need = t.dims.reduce((a, b) => a * b, 1);
-      if (t.data.length !== need) return Promise.reject(new Error(`input '${name}' has ${t.data.length} values for dims [${t.dims.join(', ')}]${t.data.buffer.byteLength === 0 ? ' (its buffer was handed to an earlier run)' : ''}`));
+      if (t.data.length !== need)
+        return Promise.reject(
+          new Error(
+            `input '${name}' has ${t.data.length} values for dims [${t.dims.join(', ')}]${t.data.buffer.byteLength === 0 ? ' (its buffer was handed to an earlier run)' : ''}`,
+          ),
+        );
       const whole = t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength && t.data.buffer instanceof ArrayBuffer;
       const data = whole ? t.data : t.data.slice();
       sent[name] = { dims: t.dims, data };

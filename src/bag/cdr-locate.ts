@@ -3,7 +3,17 @@
 import type { MessageDefinition, MessageDefinitionField } from '@foxglove/message-definition';
 
 const SIZE: Readonly<Record<string, number>> = {
-  bool: 1, int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, int64: 8, uint64: 8, float32: 4, float64: 8,
+  bool: 1,
+  int8: 1,
+  uint8: 1,
+  int16: 2,
+  uint16: 2,
+  int32: 4,
+  uint32: 4,
+  int64: 8,
+  uint64: 8,
+  float32: 4,
+  float64: 8,
 };
 
 class Fault extends Error {}

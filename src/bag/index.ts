@@ -1,15 +1,7 @@
 // ROS 2 MCAP recordings: read and write them as `ros2 bag record -s mcap` does, with the message definitions we use.
 export { McapRosReader, isMessageOf, type McapRosReaderOptions, type TopicInfo, type BagMessage, type DecodeFailure, type MessageQuery } from './reader.js';
 export { McapRosWriter, type McapRosWriterOptions, type ChannelOptions, type RosChannel } from './writer.js';
-export {
-  REGISTERED_TYPES,
-  canonicalType,
-  msgText,
-  msgDependencies,
-  rosbag2DefinitionText,
-  parseRos2Msg,
-  registeredDefinitions,
-} from '../msgs/definitions.js';
+export { REGISTERED_TYPES, canonicalType, msgText, msgDependencies, rosbag2DefinitionText, parseRos2Msg, registeredDefinitions } from '../msgs/definitions.js';
 export { defaultOfferedQos, serializeOfferedQos, parseOfferedQos, INFINITE_DURATION, type QosProfile, type QosDuration } from './qos.js';
 export { checkMessage, definitionMap, MessageShapeError } from './validate.js';
 export { locateCdrFault } from './cdr-locate.js';

@@ -190,7 +190,9 @@ export class McapRosReader {
    */
   get unknownChannelsInIndex(): ReadonlyMap<number, number> {
     const { channels } = this.records();
-    const counts = this.scan ? this.scan.counts : new Map([...(this.indexed?.statistics?.channelMessageCounts ?? new Map<number, bigint>())].map(([k, v]) => [k, Number(v)]));
+    const counts = this.scan
+      ? this.scan.counts
+      : new Map([...(this.indexed?.statistics?.channelMessageCounts ?? new Map<number, bigint>())].map(([k, v]) => [k, Number(v)]));
     return new Map([...counts].filter(([id, n]) => !channels.has(id) && n > 0));
   }
 
@@ -249,7 +251,8 @@ export class McapRosReader {
         messageCount: counts.get(channel.id) ?? 0,
         messageEncoding: channel.messageEncoding,
         schemaEncoding: schema?.encoding ?? '',
-        definition: decoder.problem !== undefined ? 'none' : decoder.defs && schema && schema.data.byteLength > 0 && schema.encoding === 'ros2msg' ? 'file' : 'registry',
+        definition:
+          decoder.problem !== undefined ? 'none' : decoder.defs && schema && schema.data.byteLength > 0 && schema.encoding === 'ros2msg' ? 'file' : 'registry',
         metadata: Object.fromEntries(channel.metadata),
       });
     }
@@ -478,7 +481,12 @@ async function* streamRecords(
 }
 
 /** One streaming pass over an unindexed file: schemas, channels, counts, time range, ordering, and where it ends. */
-async function scanFile(file: string, handle: FileHandle, size: number, options: McapRosReaderOptions): Promise<{ scan: ScanResult; header?: McapTypes.Header }> {
+async function scanFile(
+  file: string,
+  handle: FileHandle,
+  size: number,
+  options: McapRosReaderOptions,
+): Promise<{ scan: ScanResult; header?: McapTypes.Header }> {
   const scan: ScanResult = { schemas: new Map(), channels: new Map(), counts: new Map(), outOfOrder: 0 };
   const state: StreamState = { done: false, lastComplete: 0 };
   let header: McapTypes.Header | undefined;

@@ -92,7 +92,9 @@ export class Rosbag2Reader implements RecordingReader {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') {
-        throw new UserError(`${folder}: no ${METADATA_FILE} in this folder, so it is not a rosbag2 recording; 'ros2 bag reindex ${folder}' writes one, or pass one .mcap file`);
+        throw new UserError(
+          `${folder}: no ${METADATA_FILE} in this folder, so it is not a rosbag2 recording; 'ros2 bag reindex ${folder}' writes one, or pass one .mcap file`,
+        );
       }
       throw new UserError(`${metaFile}: cannot read: ${firstLine(e)}`);
     }
@@ -103,7 +105,9 @@ export class Rosbag2Reader implements RecordingReader {
       );
     }
     if (meta.compressionMode !== 'none' && meta.compressionFormat !== 'zstd') {
-      throw new UserError(`${metaFile}: compression_format is '${meta.compressionFormat}' with compression_mode ${meta.compressionMode.toUpperCase()}; only zstd is read`);
+      throw new UserError(
+        `${metaFile}: compression_format is '${meta.compressionFormat}' with compression_mode ${meta.compressionMode.toUpperCase()}; only zstd is read`,
+      );
     }
     if (meta.relativeFilePaths.length === 0) throw new UserError(`${metaFile}: relative_file_paths is empty: the recording has no files`);
     // Before version 4 the listed paths start with the folder's own name.
@@ -260,27 +264,31 @@ async function crossCheck(meta: Rosbag2Metadata, metaFile: string, members: Memb
   for (const t of meta.topics) {
     const a = actual.get(t.name);
     if (!a) {
-      if (t.messageCount > 0) warnings.push(`${metaFile}: topic ${t.name}: message_count ${t.messageCount} in the metadata, the files hold 0 (no such topic in them)`);
+      if (t.messageCount > 0)
+        warnings.push(`${metaFile}: topic ${t.name}: message_count ${t.messageCount} in the metadata, the files hold 0 (no such topic in them)`);
       continue;
     }
     if (a.type !== t.type) warnings.push(`${metaFile}: topic ${t.name}: type ${t.type} in the metadata, ${a.type} in the files`);
     if (a.count !== t.messageCount) warnings.push(`${metaFile}: topic ${t.name}: message_count ${t.messageCount} in the metadata, the files hold ${a.count}`);
   }
   const listed = new Set(meta.topics.map((t) => t.name));
-  for (const [name, a] of actual) if (!listed.has(name)) warnings.push(`${metaFile}: topic ${name} (${a.count} messages in the files) is not in the metadata's topics_with_message_count`);
+  for (const [name, a] of actual)
+    if (!listed.has(name)) warnings.push(`${metaFile}: topic ${name} (${a.count} messages in the files) is not in the metadata's topics_with_message_count`);
   const total = [...actual.values()].reduce((n, a) => n + a.count, 0);
   if (total !== meta.messageCount) warnings.push(`${metaFile}: message_count ${meta.messageCount} in the metadata, the files hold ${total}`);
   if (range) {
     const span = range.end - range.start;
     if (span !== meta.durationNs) warnings.push(`${metaFile}: duration ${meta.durationNs} ns in the metadata, the files' messages span ${span} ns`);
-    if (range.start !== meta.startingTimeNs) warnings.push(`${metaFile}: starting_time ${meta.startingTimeNs} ns in the metadata, the first message is at ${range.start} ns`);
+    if (range.start !== meta.startingTimeNs)
+      warnings.push(`${metaFile}: starting_time ${meta.startingTimeNs} ns in the metadata, the first message is at ${range.start} ns`);
   }
   if (meta.files.length > 0) {
     if (meta.files.length !== members.length) warnings.push(`${metaFile}: files lists ${meta.files.length} entries, relative_file_paths ${members.length}`);
     else {
       meta.files.forEach((f, i) => {
         const held = perFile[i].reduce((n, t) => n + t.messageCount, 0);
-        if (held !== f.messageCount) warnings.push(`${metaFile}: files[${i}] (${f.path}): message_count ${f.messageCount} in the metadata, the file holds ${held}`);
+        if (held !== f.messageCount)
+          warnings.push(`${metaFile}: files[${i}] (${f.path}): message_count ${f.messageCount} in the metadata, the file holds ${held}`);
       });
     }
   }

@@ -8,7 +8,14 @@ import { AtomicDir } from '../io/atomic.js';
 import { canonicalType } from '../msgs/definitions.js';
 import type { MessageOf } from './messages.js';
 import { defaultOfferedQos, type QosProfile } from './qos.js';
-import { JAZZY_METADATA_VERSION, METADATA_FILE, serializeRosbag2Metadata, type Rosbag2CompressionMode, type Rosbag2File, type Rosbag2Metadata } from './rosbag2.js';
+import {
+  JAZZY_METADATA_VERSION,
+  METADATA_FILE,
+  serializeRosbag2Metadata,
+  type Rosbag2CompressionMode,
+  type Rosbag2File,
+  type Rosbag2Metadata,
+} from './rosbag2.js';
 import { McapRosWriter, type ChannelOptions, type McapRosWriterOptions, type RosChannel } from './writer.js';
 import { zstdCompress, zstdReady } from './zstd.js';
 import * as wasmZstd from '@foxglove/wasm-zstd';
@@ -76,7 +83,8 @@ export class Rosbag2Writer implements RecordingWriter {
     const name = options.name ?? basename(dir);
     if (name === '' || name.includes('/')) throw new UserError(`${dir}: cannot name a recording '${name}'`);
     if (options.maxFileSize !== undefined && !(options.maxFileSize > 0)) throw new UserError(`max file size must be positive, got ${options.maxFileSize}`);
-    if (options.maxDurationNs !== undefined && options.maxDurationNs <= 0n) throw new UserError(`max file duration must be positive, got ${options.maxDurationNs} ns`);
+    if (options.maxDurationNs !== undefined && options.maxDurationNs <= 0n)
+      throw new UserError(`max file duration must be positive, got ${options.maxDurationNs} ns`);
     if (options.compression && options.compression !== 'none') await zstdReady();
     const output = AtomicDir.begin(dir);
     try {
@@ -267,8 +275,13 @@ export interface OutputOptions {
 /** Splitting and compression are for folders: refused for a .mcap output, naming the flags. */
 export function checkOutputLayout(path: string, o: OutputOptions): void {
   if (!isMcapFileName(path)) return;
-  const folderOnly = [o.maxFileSize !== undefined && '--max-file-size', o.maxDurationNs !== undefined && '--max-duration', o.compression && o.compression !== 'none' && '--compression-mode'].filter(Boolean);
-  if (folderOnly.length > 0) throw new UserError(`${path}: ${folderOnly.join(', ')} split or compress a rosbag2 folder; give --out a folder name (without .mcap)`);
+  const folderOnly = [
+    o.maxFileSize !== undefined && '--max-file-size',
+    o.maxDurationNs !== undefined && '--max-duration',
+    o.compression && o.compression !== 'none' && '--compression-mode',
+  ].filter(Boolean);
+  if (folderOnly.length > 0)
+    throw new UserError(`${path}: ${folderOnly.join(', ')} split or compress a rosbag2 folder; give --out a folder name (without .mcap)`);
 }
 
 /**

@@ -78,7 +78,9 @@ class Fields {
     const v = this.node[key];
     if (typeof v === 'bigint' && v >= 0n) return v;
     if (typeof v === 'string' && /^\d+$/.test(v)) return BigInt(v);
-    throw new UserError(`${this.where(key)}: ${v === undefined ? 'missing' : `is ${typeof v === 'bigint' || typeof v === 'number' ? String(v) : JSON.stringify(v)}, expected a non-negative integer`}`);
+    throw new UserError(
+      `${this.where(key)}: ${v === undefined ? 'missing' : `is ${typeof v === 'bigint' || typeof v === 'number' ? String(v) : JSON.stringify(v)}, expected a non-negative integer`}`,
+    );
   }
 
   count(key: string): number {
@@ -111,7 +113,8 @@ class Fields {
   strings(key: string): string[] {
     const v = this.node[key];
     if (v === null) return [];
-    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw new UserError(`${this.where(key)}: ${v === undefined ? 'missing' : 'is not a list of strings'}`);
+    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string'))
+      throw new UserError(`${this.where(key)}: ${v === undefined ? 'missing' : 'is not a list of strings'}`);
     return v as string[];
   }
 
@@ -158,7 +161,10 @@ export function parseRosbag2Metadata(text: string, file: string): Rosbag2Metadat
     if (m.has('offered_qos_profiles')) {
       const q = m.raw('offered_qos_profiles');
       // Version ≤ 8 holds the profiles as one YAML string with integer enums; 9 as a list with policy names.
-      offeredQos = typeof q === 'string' ? offeredQosFromValue(numbers(q.trim() === '' ? [] : parseYaml(q, { intAsBigInt: true })), what) : offeredQosFromValue(numbers(q), what);
+      offeredQos =
+        typeof q === 'string'
+          ? offeredQosFromValue(numbers(q.trim() === '' ? [] : parseYaml(q, { intAsBigInt: true })), what)
+          : offeredQosFromValue(numbers(q), what);
     }
     return {
       name,

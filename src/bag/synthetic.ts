@@ -70,7 +70,9 @@ export async function writeSyntheticRecording(o: SyntheticRecordingOptions): Pro
   const counts = new Map<string, number>();
   try {
     const start = 1_700_000_000_000_000_000n;
-    const camChannels = await Promise.all(o.cameras.map((c) => w.addChannel(c.topic, c.transport === 'raw' ? 'sensor_msgs/msg/Image' : 'sensor_msgs/msg/CompressedImage')));
+    const camChannels = await Promise.all(
+      o.cameras.map((c) => w.addChannel(c.topic, c.transport === 'raw' ? 'sensor_msgs/msg/Image' : 'sensor_msgs/msg/CompressedImage')),
+    );
     const jointCh = o.joints ? await w.addChannel(o.joints.topic, 'sensor_msgs/msg/JointState') : undefined;
     const actionCh = o.actions ? await w.addChannel(o.actions.topic, 'std_msgs/msg/Float64MultiArray') : undefined;
     type Ev = { t: number; kind: 'cam' | 'joint' | 'action'; i: number };
@@ -98,7 +100,9 @@ export async function writeSyntheticRecording(o: SyntheticRecordingOptions): Pro
           const msg: ImageMsg = { header, height: o.height, width: o.width, encoding: 'rgb8', is_bigendian: 0, step: o.width * 3, data: pixels };
           await w.write(camChannels[ev.i], msg, ns);
         } else {
-          const jpeg = await sharp(pixels, { raw: { width: o.width, height: o.height, channels: 3 } }).jpeg({ quality: o.jpegQuality ?? 85 }).toBuffer();
+          const jpeg = await sharp(pixels, { raw: { width: o.width, height: o.height, channels: 3 } })
+            .jpeg({ quality: o.jpegQuality ?? 85 })
+            .toBuffer();
           const msg: CompressedImageMsg = { header, format: 'rgb8; jpeg compressed bgr8', data: new Uint8Array(jpeg) };
           await w.write(camChannels[ev.i], msg, ns);
         }

@@ -22,7 +22,14 @@ export function parseInputSize(text: string, flag: string): [number, number] {
 }
 
 export async function compileCommand(argv: string[]): Promise<number> {
-  const flags = parseFlags('compile', argv, { ...MODEL_FLAGS, ...S2_FLAGS, out: { type: 'string' }, 'input-size': { type: 'string' }, 'no-check': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  const flags = parseFlags('compile', argv, {
+    ...MODEL_FLAGS,
+    ...S2_FLAGS,
+    out: { type: 'string' },
+    'input-size': { type: 'string' },
+    'no-check': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (flags.help) {
     console.log(COMPILE_HELP);
     return 0;
@@ -50,7 +57,10 @@ export async function compileCommand(argv: string[]): Promise<number> {
       const engine = await CompiledS2.fromBytes(compiled.bytes, outFile, { threads: backboneOptions(flags).threads });
       try {
         const r = await checkCompiled(engine, backbone, compiled.info.options, 2);
-        if (!r.ok) throw new UserError(`compile: the compiled model differs from the S² engine on a random batch (max error ${r.maxError.toExponential(3)} > ${r.bound.toExponential(3)} = 1e-4 × RMS); not written`);
+        if (!r.ok)
+          throw new UserError(
+            `compile: the compiled model differs from the S² engine on a random batch (max error ${r.maxError.toExponential(3)} > ${r.bound.toExponential(3)} = 1e-4 × RMS); not written`,
+          );
         checked = `, checked against the S² engine (max error ${(r.maxError / r.rms).toExponential(2)} × RMS)`;
       } finally {
         await engine.release();

@@ -63,7 +63,15 @@ export async function extractCommand(argv: string[]): Promise<number> {
   refuseNonEmpty(out, Boolean(flags.force), 'extract');
   const config = loadConfig(configFile);
   refuseAliases(outputs, configInputs(config));
-  const s = await extractFeatures({ bag, config, configFile, out, actionsTopic: str(flags, 'actions-topic'), progress: progressPrinter('extract'), onWarning: warn });
+  const s = await extractFeatures({
+    bag,
+    config,
+    configFile,
+    out,
+    actionsTopic: str(flags, 'actions-topic'),
+    progress: progressPrinter('extract'),
+    onWarning: warn,
+  });
   const drops = Object.entries(s.dropped);
   console.log(`extracted ${s.frames} frame groups × ${s.featureDim} features into ${out}: ${s.files.join(', ')}`);
   console.log(`dropped   ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);

@@ -79,11 +79,14 @@ export async function featuresCommand(argv: string[]): Promise<number> {
   const imageFile = str(flags, 'image');
   if ((inputFile === undefined) === (imageFile === undefined)) throw new UserError('features: give exactly one of --input x.npy or --image photo.jpg');
   checkOutputPath(outFile, 'file', '--out');
-  refuseAliases([{ path: outFile, what: '--out' }], [
-    { path: modelFile, what: '--model' },
-    ...(inputFile !== undefined ? [{ path: inputFile, what: '--input' }] : []),
-    ...(imageFile !== undefined ? [{ path: imageFile, what: '--image' }] : []),
-  ]);
+  refuseAliases(
+    [{ path: outFile, what: '--out' }],
+    [
+      { path: modelFile, what: '--model' },
+      ...(inputFile !== undefined ? [{ path: inputFile, what: '--input' }] : []),
+      ...(imageFile !== undefined ? [{ path: imageFile, what: '--image' }] : []),
+    ],
+  );
   const options = s2OptionsFromFlags(flags);
 
   const backbone = await OnnxBackbone.load(modelFile, backboneOptions(flags));

@@ -12,7 +12,13 @@ export const INSPECT_HELP = `usage: s2-policy inspect --model M.onnx [--scales 1
          [--input-size N | HxW] [--batch B] [other S² flags as for features]`;
 
 export async function inspectCommand(argv: string[]): Promise<number> {
-  const flags = parseFlags('inspect', argv, { ...MODEL_FLAGS, ...S2_FLAGS, 'input-size': { type: 'string' }, batch: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+  const flags = parseFlags('inspect', argv, {
+    ...MODEL_FLAGS,
+    ...S2_FLAGS,
+    'input-size': { type: 'string' },
+    batch: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (flags.help) {
     console.log(INSPECT_HELP);
     return 0;
@@ -26,7 +32,9 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     for (const o of backbone.outputs) console.log(`output     ${io(o)}${o.name === backbone.outputName ? '   <- features' : ''}`);
     console.log(`batch      ${backbone.fixedBatch === undefined ? 'dynamic' : `fixed ${backbone.fixedBatch}`}`);
     const fixed = backbone.fixedSize;
-    console.log(`input size ${fixed ? `fixed ${fixed[0]}×${fixed[1]}` : `dynamic${backbone.nativeSize ? ` (metadata s2.image_size ${backbone.nativeSize})` : ''}`}`);
+    console.log(
+      `input size ${fixed ? `fixed ${fixed[0]}×${fixed[1]}` : `dynamic${backbone.nativeSize ? ` (metadata s2.image_size ${backbone.nativeSize})` : ''}`}`,
+    );
     const compiled = compiledInfo(backbone.metadata, modelFile);
     for (const [k, v] of Object.entries(backbone.metadata)) if (k !== COMPILED_KEY) console.log(`metadata   ${k} = ${v}`);
     if (compiled) {
@@ -51,7 +59,9 @@ export async function inspectCommand(argv: string[]): Promise<number> {
         return 0;
       }
       const layout = await backbone.layoutFor([inH, inW]);
-      console.log(`layout     ${layout.outputShape}, ${layout.numPrefixToken} prefix tokens, ${layout.channels} channels, grid ${layout.grid[0]}×${layout.grid[1]} per ${inH}×${inW} crop`);
+      console.log(
+        `layout     ${layout.outputShape}, ${layout.numPrefixToken} prefix tokens, ${layout.channels} channels, grid ${layout.grid[0]}×${layout.grid[1]} per ${inH}×${inW} crop`,
+      );
       return 0;
     }
     if (inH === undefined || inW === undefined) {
@@ -64,9 +74,14 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     for (const [crop, l] of layouts) {
       console.log(`layout     ${l.outputShape}, ${l.numPrefixToken} prefix tokens, ${l.channels} channels, grid ${l.grid[0]}×${l.grid[1]} per ${crop} crop`);
     }
-    console.log(`S² input   ${batch}×${plan.channels}×${inH}×${inW}, max split size ${plan.maxSplitSize}${plan.splitMode ? `, split mode ${plan.splitMode}` : ''}`);
+    console.log(
+      `S² input   ${batch}×${plan.channels}×${inH}×${inW}, max split size ${plan.maxSplitSize}${plan.splitMode ? `, split mode ${plan.splitMode}` : ''}`,
+    );
     plan.scales.forEach((s, i) => {
-      const resized = s.splitSize[0] !== s.size[0] || s.splitSize[1] !== s.size[1] ? ` -> ${plan.splitMode === 'pad' ? 'padded' : 'resized'} to ${s.splitSize[0]}×${s.splitSize[1]}` : '';
+      const resized =
+        s.splitSize[0] !== s.size[0] || s.splitSize[1] !== s.size[1]
+          ? ` -> ${plan.splitMode === 'pad' ? 'padded' : 'resized'} to ${s.splitSize[0]}×${s.splitSize[1]}`
+          : '';
       console.log(`scale ${i}    ${s.size[0]}×${s.size[1]}${resized}: ${s.numSplit[0]}×${s.numSplit[1]} crops of ${s.cropSize[0]}×${s.cropSize[1]}`);
     });
     const { crops, calls } = countCalls(plan, backbone.fixedBatch);
@@ -85,7 +100,9 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     const g = grids[plan.resizeOutputToIdx];
     const ch = grids.reduce((n, x) => n + x.channels, 0);
     const shape = resolved.outputShape === 'bnc' ? `${batch}×${plan.numPrefixToken + g.gh * g.gw}×${ch}` : `${batch}×${ch}×${g.gh}×${g.gw}`;
-    console.log(`S² output  ${shape} (${resolved.outputShape}${resolved.outputShape === 'bnc' ? `, ${plan.numPrefixToken} prefix + ${g.gh}×${g.gw} grid` : ''})`);
+    console.log(
+      `S² output  ${shape} (${resolved.outputShape}${resolved.outputShape === 'bnc' ? `, ${plan.numPrefixToken} prefix + ${g.gh}×${g.gw} grid` : ''})`,
+    );
     console.log(`backbone   ${crops} crops in ${calls} call${calls === 1 ? '' : 's'}`);
     return 0;
   } finally {
@@ -94,11 +111,18 @@ export async function inspectCommand(argv: string[]): Promise<number> {
 }
 
 function describeCompiled(c: CompiledInfo): void {
-  console.log(`compiled   S² of ${c.backbone}: input ${c.input} [batch, ${c.channels}, ${c.inputSize[0]}, ${c.inputSize[1]}] -> ${c.output} [${c.outputDims.join(', ')}]`);
+  console.log(
+    `compiled   S² of ${c.backbone}: input ${c.input} [batch, ${c.channels}, ${c.inputSize[0]}, ${c.inputSize[1]}] -> ${c.output} [${c.outputDims.join(', ')}]`,
+  );
   console.log(`S² options ${JSON.stringify(c.options)}`);
-  console.log(`S² layout  ${c.outputShape}, ${c.numPrefixToken} prefix tokens, max split size ${c.maxSplitSize}${c.splitMode ? `, split mode ${c.splitMode}` : ''}, pooled to scale ${c.resizeOutputToIdx}`);
+  console.log(
+    `S² layout  ${c.outputShape}, ${c.numPrefixToken} prefix tokens, max split size ${c.maxSplitSize}${c.splitMode ? `, split mode ${c.splitMode}` : ''}, pooled to scale ${c.resizeOutputToIdx}`,
+  );
   c.scales.forEach((s, i) => {
-    const resized = s.splitSize[0] !== s.size[0] || s.splitSize[1] !== s.size[1] ? ` -> ${c.splitMode === 'pad' ? 'padded' : 'resized'} to ${s.splitSize[0]}×${s.splitSize[1]}` : '';
+    const resized =
+      s.splitSize[0] !== s.size[0] || s.splitSize[1] !== s.size[1]
+        ? ` -> ${c.splitMode === 'pad' ? 'padded' : 'resized'} to ${s.splitSize[0]}×${s.splitSize[1]}`
+        : '';
     console.log(`scale ${i}    ${s.size[0]}×${s.size[1]}${resized}: ${s.numSplit[0]}×${s.numSplit[1]} crops of ${s.cropSize[0]}×${s.cropSize[1]}`);
   });
   console.log(`backbone   inlined for ${c.backboneCalls} crop size${c.backboneCalls === 1 ? '' : 's'}, all crops of a size in one pass`);

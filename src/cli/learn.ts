@@ -14,7 +14,16 @@ import { coveringChunk, fitPolicy, policyPaths, shortestEpisode, stackChunks, wr
 import { fitKeypointHead, writeKeypointPolicy } from '../policy/keypoint.js';
 import type { Tensor } from '../s2/tensor.js';
 import type { PolicyHead } from '../policy/head.js';
-import { collectDemos, DEMO_PRETRAIN, DEMO_RECIPE, ensureDemoBackbone, ensureDemoModels, runClosedLoop, simConfig, type EpisodeResult } from '../sim/closed-loop.js';
+import {
+  collectDemos,
+  DEMO_PRETRAIN,
+  DEMO_RECIPE,
+  ensureDemoBackbone,
+  ensureDemoModels,
+  runClosedLoop,
+  simConfig,
+  type EpisodeResult,
+} from '../sim/closed-loop.js';
 import { SIM_DEFAULTS } from '../sim/options.js';
 import { probeTargetCell, type ProbeResult } from '../sim/probe.js';
 import { TabletopSim } from '../sim/tabletop.js';
@@ -44,7 +53,14 @@ export async function simCommand(argv: string[]): Promise<number> {
     const c = models.config;
     need(c, 'control', 'demo config', 'sim models').action_topic = '/s2_policy/actions';
     const file = join(out, 'sim_params.yaml');
-    writeFileAtomic(file, stringifyParamsFile(configToParams(c), ['s2_policy'], '# s2_policy parameters for launch/sim.launch.py (demo models: k-means backbone pretrained on simulated frames without labels, keypoint head)\n'));
+    writeFileAtomic(
+      file,
+      stringifyParamsFile(
+        configToParams(c),
+        ['s2_policy'],
+        '# s2_policy parameters for launch/sim.launch.py (demo models: k-means backbone pretrained on simulated frames without labels, keypoint head)\n',
+      ),
+    );
     console.log(`wrote ${file}`);
     return 0;
   }
@@ -52,7 +68,13 @@ export async function simCommand(argv: string[]): Promise<number> {
     console.log(SIM_HELP);
     return sub === undefined || sub === '--help' || sub === '-h' ? 0 : 2;
   }
-  const flags = parseFlags('sim collect', rest, { out: { type: 'string' }, episodes: { type: 'string' }, seed: { type: 'string' }, 'img-sizes': { type: 'string' }, force: { type: 'boolean' } });
+  const flags = parseFlags('sim collect', rest, {
+    out: { type: 'string' },
+    episodes: { type: 'string' },
+    seed: { type: 'string' },
+    'img-sizes': { type: 'string' },
+    force: { type: 'boolean' },
+  });
   const out = required(flags, 'out', 'sim collect');
   if (existsSync(join(out, 'features.npy')) && !flags.force) throw new UserError(`sim collect: ${out} already holds demonstrations; pass --force to overwrite`);
   refuseNonEmpty(out, Boolean(flags.force), 'sim collect');
@@ -128,7 +150,11 @@ function stampPeriodMs(dir: string): number | undefined {
   if (!existsSync(file)) return undefined;
   const t = readNpy(file) as unknown as { data: ArrayLike<number | bigint> };
   const v = Array.from(t.data, (x) => Number(x));
-  const d = v.slice(1).map((x, i) => (x - v[i]) / 1e6).filter((x) => x > 0).sort((a, b) => a - b);
+  const d = v
+    .slice(1)
+    .map((x, i) => (x - v[i]) / 1e6)
+    .filter((x) => x > 0)
+    .sort((a, b) => a - b);
   return d.length > 0 ? d[Math.floor(d.length / 2)] : undefined;
 }
 
@@ -176,13 +202,17 @@ export function fitCommand(argv: string[]): number {
     console.log(
       `chunk ${chunk}: covers a frame period of ${period.toFixed(1)} ms plus ${processing.toFixed(1)} ms of processing at ${rate} Hz (set --chunk, --rate-hz, --frame-period-ms or --processing-ms to change it)`,
     );
-    if (chunk > shortest.rows) throw new UserError(`fit: the covering chunk ${chunk} is longer than the shortest episode (episode ${shortest.id}, ${shortest.rows} rows); pass a shorter --chunk`);
+    if (chunk > shortest.rows)
+      throw new UserError(
+        `fit: the covering chunk ${chunk} is longer than the shortest episode (episode ${shortest.id}, ${shortest.rows} rows); pass a shorter --chunk`,
+      );
   }
   if (headKind === 'keypoint') return fitKeypointCommand(flags, index, { features, state, actions, episodes }, chunk, paths);
   const lambdasText = str(flags, 'lambdas');
   const fit = fitPolicy({ features, state, actions, episodes }, { chunk, lambdas: lambdasText ? numberList(lambdasText, 'lambdas') : undefined });
   console.log(`λ = ${fit.lambda} (${fit.selection.note})`);
-  for (const s of fit.scores) console.log(`  λ ${String(s.lambda).padStart(8)}  held-out MSE ${s.mse.toFixed(4)}${s.lambda === fit.lambda ? '  <- chosen' : ''}`);
+  for (const s of fit.scores)
+    console.log(`  λ ${String(s.lambda).padStart(8)}  held-out MSE ${s.mse.toFixed(4)}${s.lambda === fit.lambda ? '  <- chosen' : ''}`);
   console.log(`  mean prediction  held-out MSE ${fit.selection.meanMse.toFixed(4)}`);
   for (const w of fit.warnings) console.error(`s2-policy: warning: fit: ${w}`);
   const files = writePolicy(paths, fit);
@@ -194,7 +224,8 @@ function positiveNumber(flags: ReturnType<typeof parseFlags>, name: string): num
   const text = str(flags, name);
   if (text === undefined) return undefined;
   const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v < 0 || (name === 'rate-hz' && v === 0)) throw new UserError(`fit: --${name} must be a number ${name === 'rate-hz' ? '> 0' : '≥ 0'}, got '${text}'`);
+  if (text.trim() === '' || !Number.isFinite(v) || v < 0 || (name === 'rate-hz' && v === 0))
+    throw new UserError(`fit: --${name} must be a number ${name === 'rate-hz' ? '> 0' : '≥ 0'}, got '${text}'`);
   return v;
 }
 
@@ -208,7 +239,8 @@ function fitKeypointCommand(
   const pool = index.pool ?? index.features?.pooling;
   const m = pool ? /^grid:(\d+)$/.exec(pool) : null;
   if (!m) throw new UserError(`fit: --head keypoint needs features pooled as grid:K (index.json says ${pool === undefined ? 'nothing' : `'${pool}'`})`);
-  if (index.s2?.output_shape !== undefined && index.s2.output_shape !== 'bchw') throw new UserError(`fit: --head keypoint needs a bchw (ConvNet) backbone's grid, index.json says ${index.s2.output_shape}`);
+  if (index.s2?.output_shape !== undefined && index.s2.output_shape !== 'bchw')
+    throw new UserError(`fit: --head keypoint needs a bchw (ConvNet) backbone's grid, index.json says ${index.s2.output_shape}`);
   if (!data.state) throw new UserError('fit: --head keypoint needs state.npy');
   const grid = Number(m[1]);
   const [rows, dim] = data.features.dims;
@@ -217,7 +249,17 @@ function fitKeypointCommand(
   if (chunk > shortest.rows) throw new UserError(`fit: chunk ${chunk} is longer than the shortest episode (episode ${shortest.id}, ${shortest.rows} rows)`);
   const targets = stackChunks(data.actions, data.episodes, chunk);
   const fit = fitKeypointHead(
-    { features: data.features.data, state: data.state.data, targets: targets.data, rows, channels: dim / (grid * grid), grid, stateDim: data.state.dims[1], chunk, actionDim: data.actions.dims[1] },
+    {
+      features: data.features.data,
+      state: data.state.data,
+      targets: targets.data,
+      rows,
+      channels: dim / (grid * grid),
+      grid,
+      stateDim: data.state.dims[1],
+      chunk,
+      actionDim: data.actions.dims[1],
+    },
     { epochs: int(flags, 'epochs') ?? 30 },
   );
   const files = writeKeypointPolicy(paths, fit);
@@ -266,7 +308,10 @@ async function evalChart(file: string, rows: EvalRow[], sweep: EvalRow[], episod
     parts.push(svgText(x0 + width / 2, 40, title, { size: 14, weight: 'bold' }));
     parts.push(`<line x1="${x0}" x2="${x0 + width}" y1="330" y2="330" stroke="black"/>`);
     for (const t of [0, 0.25, 0.5, 0.75, 1]) {
-      parts.push(`<line x1="${x0}" x2="${x0 + width}" y1="${y(t)}" y2="${y(t)}" stroke="#ddd"/>`, svgText(x0 - 4, y(t) + 4, `${100 * t}%`, { size: 10, anchor: 'end' }));
+      parts.push(
+        `<line x1="${x0}" x2="${x0 + width}" y1="${y(t)}" y2="${y(t)}" stroke="#ddd"/>`,
+        svgText(x0 - 4, y(t) + 4, `${100 * t}%`, { size: 10, anchor: 'end' }),
+      );
     }
     const gw = width / groups.length;
     groups.forEach((g, i) => {
@@ -286,14 +331,28 @@ async function evalChart(file: string, rows: EvalRow[], sweep: EvalRow[], episod
     { p: r.success, ci: r.interval, colour: '#4a7fb5' },
     { p: r.probe.exact / r.probe.tested, ci: r.probe.interval, colour: '#e08a2e' },
   ];
-  panel(60, 420, `task (8 px target), ${episodes} episodes per variant`, rows.map((r) => ({ label: r.name, bars: bars(r) })));
-  if (sweep.length > 0) panel(540, 340, 'by target size (single scale | S² 1x,2x)', sweep.map((r) => ({ label: `${r.targetSizePx} px ${r.sizes.length === 1 ? '1x' : 'S²'}`, bars: bars(r) })));
+  panel(
+    60,
+    420,
+    `task (8 px target), ${episodes} episodes per variant`,
+    rows.map((r) => ({ label: r.name, bars: bars(r) })),
+  );
+  if (sweep.length > 0)
+    panel(
+      540,
+      340,
+      'by target size (single scale | S² 1x,2x)',
+      sweep.map((r) => ({ label: `${r.targetSizePx} px ${r.sizes.length === 1 ? '1x' : 'S²'}`, bars: bars(r) })),
+    );
   parts.push(
     `<rect x="60" y="380" width="14" height="10" fill="#4a7fb5"/>`,
     svgText(80, 389, 'closed-loop success', { anchor: 'start' }),
     `<rect x="260" y="380" width="14" height="10" fill="#e08a2e"/>`,
     svgText(280, 389, "linear probe finds the target's grid cell (held-out scenes)", { anchor: 'start' }),
-    svgText(60, 410, 'black bars: 95% Wilson intervals; same backbone (k-means, no labels), same demonstrations, same head recipe', { anchor: 'start', size: 10 }),
+    svgText(60, 410, 'black bars: 95% Wilson intervals; same backbone (k-means, no labels), same demonstrations, same head recipe', {
+      anchor: 'start',
+      size: 10,
+    }),
   );
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><rect width="100%" height="100%" fill="white"/>${parts.join('\n')}</svg>`;
   writeFileAtomic(file, await sharp(Buffer.from(svg)).png().toBuffer());
@@ -306,7 +365,11 @@ async function evalVariant(
 ): Promise<EvalRow> {
   const simOptions = o.targetSizePx === SIM_DEFAULTS.targetSizePx ? {} : { targetSizePx: o.targetSizePx };
   const tag = `[${v.name}, ${o.targetSizePx} px]`;
-  const models = await ensureDemoModels(dir, { sizes: v.sizes, episodes: o.demos, targetSizePx: o.targetSizePx === SIM_DEFAULTS.targetSizePx ? undefined : o.targetSizePx }, (l) => o.log(`${tag} ${l}`));
+  const models = await ensureDemoModels(
+    dir,
+    { sizes: v.sizes, episodes: o.demos, targetSizePx: o.targetSizePx === SIM_DEFAULTS.targetSizePx ? undefined : o.targetSizePx },
+    (l) => o.log(`${tag} ${l}`),
+  );
   const runtime = await buildRuntime(models.config, `${v.name} demo config`, { features: true, policy: true, by: 'eval' });
   const extractor = runtime.extractor as FeatureExtractor;
   const head = runtime.head as PolicyHead;
@@ -329,7 +392,9 @@ async function evalVariant(
       probe: { ...probe, interval: wilson(probe.exact, probe.tested) },
       head: models.summary.head,
     };
-    o.log(`${tag} ${summaryTable(results).at(-1) ?? ''}; probe ${probe.exact}/${probe.tested} exact, ${probe.near}/${probe.tested} within a cell; ${probe.msPerFrame.toFixed(1)} ms per frame`);
+    o.log(
+      `${tag} ${summaryTable(results).at(-1) ?? ''}; probe ${probe.exact}/${probe.tested} exact, ${probe.near}/${probe.tested} within a cell; ${probe.msPerFrame.toFixed(1)} ms per frame`,
+    );
     return row;
   } finally {
     await runtime.release();
@@ -367,16 +432,33 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const [h, w] = DEMO_SIZES[0];
   const all: { key: string; name: string; sizes: [number, number][] }[] = [
     { key: '1x', name: 'single scale', sizes: [[h, w]] },
-    { key: '1x,2x', name: 'S² 1x,2x', sizes: [[h, w], [2 * h, 2 * w]] },
-    { key: '1x,2x,3x', name: 'S² 1x,2x,3x', sizes: [[h, w], [2 * h, 2 * w], [3 * h, 3 * w]] },
+    {
+      key: '1x,2x',
+      name: 'S² 1x,2x',
+      sizes: [
+        [h, w],
+        [2 * h, 2 * w],
+      ],
+    },
+    {
+      key: '1x,2x,3x',
+      name: 'S² 1x,2x,3x',
+      sizes: [
+        [h, w],
+        [2 * h, 2 * w],
+        [3 * h, 3 * w],
+      ],
+    },
   ];
   const chosen = (str(flags, 'variants') ?? all.map((v) => v.key).join(';')).split(';');
-  for (const c of chosen) if (!all.some((v) => v.key === c)) throw new UserError(`eval: --variants takes ${all.map((v) => v.key).join(' ; ')} separated by ';', got '${c}'`);
+  for (const c of chosen)
+    if (!all.some((v) => v.key === c)) throw new UserError(`eval: --variants takes ${all.map((v) => v.key).join(' ; ')} separated by ';', got '${c}'`);
   const variants = all.filter((v) => chosen.includes(v.key));
   const log = (l: string) => console.log(l);
   const slug = (s: string) => s.replace(/[^a-z0-9]+/gi, '_');
   const rows: EvalRow[] = [];
-  for (const v of variants) rows.push(await evalVariant(join(out, slug(v.name)), v, { episodes, seed, demos, targetSizePx: SIM_DEFAULTS.targetSizePx, probeScenes, log }));
+  for (const v of variants)
+    rows.push(await evalVariant(join(out, slug(v.name)), v, { episodes, seed, demos, targetSizePx: SIM_DEFAULTS.targetSizePx, probeScenes, log }));
   const sweep: EvalRow[] = [];
   for (const t of [...new Set([...targetSizes, SIM_DEFAULTS.targetSizePx])].sort((a, b) => a - b)) {
     for (const v of variants.filter((x) => x.sizes.length <= 2)) {
@@ -389,7 +471,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
     `\nclosed-loop evaluation: ${episodes} episodes per variant (seeds ${seed}…${seed + episodes - 1}); ${recipe.episodes} expert demonstrations + ${recipe.daggerRounds}×${recipe.daggerEpisodes} DAgger episodes; ` +
       `backbone of k-means filters pretrained without labels; ${rows[0].head} head; probe: ${rows[0].probe.trained} training / ${rows[0].probe.tested} held-out scenes`,
   );
-  const header = 'variant        target  success        95% interval   mean final distance  features/frame  ms/frame  probe: target cell  95% interval  within a cell';
+  const header =
+    'variant        target  success        95% interval   mean final distance  features/frame  ms/frame  probe: target cell  95% interval  within a cell';
   const line = (r: EvalRow) =>
     [
       r.name.padEnd(14),

@@ -58,8 +58,9 @@ ${EVAL_HELP}`;
 
 /** S² option names as the command line spells them (maxSplitSize → --max-split-size). */
 function asFlags(message: string): string {
-  return message.replace(/\b(scales|imgSizes|maxSplitSize|resizeOutputToIdx|numPrefixToken|outputShape|splitMode|maxBatch)\b/g, (name) =>
-    `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
+  return message.replace(
+    /\b(scales|imgSizes|maxSplitSize|resizeOutputToIdx|numPrefixToken|outputShape|splitMode|maxBatch)\b/g,
+    (name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
   );
 }
 
@@ -100,7 +101,9 @@ export async function run(argv: string[]): Promise<number> {
         console.log(HELP);
         return command === undefined ? 2 : 0;
       default:
-        throw new UserError(`unknown command '${command}' (commands: features, inspect, compile, make-model, make-demo, replay, extract, ros, params, start, sim, fit, eval; see s2-policy --help)`);
+        throw new UserError(
+          `unknown command '${command}' (commands: features, inspect, compile, make-model, make-demo, replay, extract, ros, params, start, sim, fit, eval; see s2-policy --help)`,
+        );
     }
   } catch (e) {
     const message = userMessage(e);

@@ -76,7 +76,10 @@ export async function writeDemoKit(dir: string, o: DemoOptions = {}): Promise<De
 export const DEMO_MAX_SIDE = 4096;
 
 function checkDemoSize(o: DemoOptions): void {
-  for (const [flag, v] of [['--width', o.width], ['--height', o.height]] as const) {
+  for (const [flag, v] of [
+    ['--width', o.width],
+    ['--height', o.height],
+  ] as const) {
     if (v !== undefined && v > DEMO_MAX_SIDE) throw new UserError(`make-demo: ${flag} ${v} exceeds the limit of ${DEMO_MAX_SIDE} pixels`);
   }
   if (o.durationS !== undefined && o.durationS > 600) throw new UserError(`make-demo: --duration ${o.durationS} exceeds the limit of 600 s`);

@@ -10,7 +10,13 @@ export const MAKE_MODEL_HELP = `usage: s2-policy make-model --preset NAME --out 
        presets: ${Object.keys(PRESETS).join(', ')}`;
 
 export function makeModelCommand(argv: string[]): number {
-  const flags = parseFlags('make-model', argv, { preset: { type: 'string' }, out: { type: 'string' }, 'weights-dir': { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  const flags = parseFlags('make-model', argv, {
+    preset: { type: 'string' },
+    out: { type: 'string' },
+    'weights-dir': { type: 'string' },
+    force: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (flags.help) {
     console.log(MAKE_MODEL_HELP);
     return 0;

@@ -14,7 +14,13 @@ export const PARAMS_HELP = `usage: s2-policy params --config cfg.yaml [--out par
 export const paramNamesOf = (key: string): string[] => PARAMS.filter((p) => p.key === key).map((p) => p.name);
 
 export function paramsCommand(argv: string[]): number {
-  const flags = parseFlags('params', argv, { config: { type: 'string' }, out: { type: 'string' }, node: { type: 'string' }, markdown: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  const flags = parseFlags('params', argv, {
+    config: { type: 'string' },
+    out: { type: 'string' },
+    node: { type: 'string' },
+    markdown: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (flags.help) {
     console.log(PARAMS_HELP);
     return 0;

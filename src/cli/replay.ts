@@ -55,7 +55,13 @@ const list = (items: Record<string, number>) => {
 };
 
 /** The summary's accounting: every message of the recording, then every frame of each camera, adding up. */
-export function accountingLines(a: MessageAccounting, m: MetricsSnapshot, cameras: readonly { name: string; topic: string }[], jointsTopic: string | undefined, durationMs: number): string[] {
+export function accountingLines(
+  a: MessageAccounting,
+  m: MetricsSnapshot,
+  cameras: readonly { name: string; topic: string }[],
+  jointsTopic: string | undefined,
+  durationMs: number,
+): string[] {
   const lines = [`messages  ${a.total} in the recording: ${list(a.items)}`];
   for (const c of cameras) {
     const k = m.cameras[c.name] ?? { in: 0, processed: 0, dropped: {} };
@@ -63,7 +69,9 @@ export function accountingLines(a: MessageAccounting, m: MetricsSnapshot, camera
   }
   if (jointsTopic !== undefined) {
     const j = m.joints;
-    lines.push(`joints    ${jointsTopic}: in ${j.in}: used ${j.used}, joint_state:missing_joint ${j.in - j.used}; ${(durationMs > 0 ? (1000 * j.in) / durationMs : 0).toFixed(1)} Hz over the recording, newest ${ms(j.ageMs)} old at the end`);
+    lines.push(
+      `joints    ${jointsTopic}: in ${j.in}: used ${j.used}, joint_state:missing_joint ${j.in - j.used}; ${(durationMs > 0 ? (1000 * j.in) / durationMs : 0).toFixed(1)} Hz over the recording, newest ${ms(j.ageMs)} old at the end`,
+    );
   }
   return lines;
 }
@@ -101,7 +109,9 @@ export async function replayCommand(argv: string[]): Promise<number> {
   checkOutputLayout(out, output);
   const config = loadConfig(configFile);
   refuseAliases(outputs, configInputs(config));
-  const topics = str(flags, 'topics')?.split(',').map((t) => t.trim());
+  const topics = str(flags, 'topics')
+    ?.split(',')
+    .map((t) => t.trim());
   const t0 = performance.now();
   const s = await replay({ bag, config, source: configFile, out, output, rate, topics, withInputs: Boolean(flags['with-inputs']), onWarning: warn });
   const wall = (performance.now() - t0) / 1000;
@@ -111,8 +121,12 @@ export async function replayCommand(argv: string[]): Promise<number> {
   console.log(`frames    in ${m.counts.framesIn}, processed ${m.counts.framesProcessed}, groups ${m.counts.groupsProcessed}`);
   const drops = Object.entries(m.dropped);
   console.log(`dropped   ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);
-  console.log(`latency   ingest p50 ${ms(m.latencyMs.ingest.p50)}, s2 p50 ${ms(m.latencyMs.s2.p50)}, policy p50 ${ms(m.latencyMs.policy.p50, 2)}, end-to-end p95 ${ms(m.latencyMs.end_to_end.p95)}`);
-  console.log(`actions   ${s.actions} on ${s.actionTopic} (${s.safeActions} safe actions while stale, ${m.counts.heldPastChunk} fresh ticks holding the last action past their chunk), limits ${s.actionLimitsRespected ? 'respected' : 'VIOLATED'}`);
+  console.log(
+    `latency   ingest p50 ${ms(m.latencyMs.ingest.p50)}, s2 p50 ${ms(m.latencyMs.s2.p50)}, policy p50 ${ms(m.latencyMs.policy.p50, 2)}, end-to-end p95 ${ms(m.latencyMs.end_to_end.p95)}`,
+  );
+  console.log(
+    `actions   ${s.actions} on ${s.actionTopic} (${s.safeActions} safe actions while stale, ${m.counts.heldPastChunk} fresh ticks holding the last action past their chunk), limits ${s.actionLimitsRespected ? 'respected' : 'VIOLATED'}`,
+  );
   console.log(`features  ${s.features} S2Features on ${s.featuresTopic}`);
   console.log(`wrote ${out}`);
   return s.actionLimitsRespected ? 0 : 1;

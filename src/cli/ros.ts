@@ -15,7 +15,8 @@ export async function rosCommand(argv: string[]): Promise<number> {
   let rest = argv;
   if (argv[0] === '--node') {
     const m = argv[1];
-    if (m !== 'combined' && m !== 'features' && m !== 'policy_head' && m !== 'sim') throw new UserError(`ros: --node must be combined, features, policy_head or sim, got '${m ?? ''}'`);
+    if (m !== 'combined' && m !== 'features' && m !== 'policy_head' && m !== 'sim')
+      throw new UserError(`ros: --node must be combined, features, policy_head or sim, got '${m ?? ''}'`);
     mode = m;
     rest = argv.slice(2);
   }

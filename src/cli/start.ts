@@ -30,8 +30,14 @@ export function summaryTable(results: EpisodeResult[]): string[] {
   const ok = results.filter((r) => r.success).length;
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const lines = ['episode  seed   result    steps  final distance (m)  safe actions'];
-  results.forEach((r, i) => lines.push(`${String(i + 1).padStart(7)}  ${String(r.seed).padStart(4)}   ${(r.success ? 'success' : 'failure').padEnd(8)}  ${String(r.steps).padStart(5)}  ${r.finalDistance.toFixed(3).padStart(18)}  ${String(r.safeActions).padStart(12)}`));
-  lines.push(`success ${ok}/${n} (${((100 * ok) / Math.max(1, n)).toFixed(0)}%), mean final distance ${mean(results.map((r) => r.finalDistance)).toFixed(3)} m, mean steps ${mean(results.map((r) => r.steps)).toFixed(0)}`);
+  results.forEach((r, i) =>
+    lines.push(
+      `${String(i + 1).padStart(7)}  ${String(r.seed).padStart(4)}   ${(r.success ? 'success' : 'failure').padEnd(8)}  ${String(r.steps).padStart(5)}  ${r.finalDistance.toFixed(3).padStart(18)}  ${String(r.safeActions).padStart(12)}`,
+    ),
+  );
+  lines.push(
+    `success ${ok}/${n} (${((100 * ok) / Math.max(1, n)).toFixed(0)}%), mean final distance ${mean(results.map((r) => r.finalDistance)).toFixed(3)} m, mean steps ${mean(results.map((r) => r.steps)).toFixed(0)}`,
+  );
   return lines;
 }
 
@@ -40,7 +46,9 @@ async function startSim(flags: { episodes: number; seed: number; out: string; de
   const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   console.log('transport: sim (built-in tabletop simulation; no ROS 2 sourced or --transport sim)');
   mkdirSync(flags.out, { recursive: true });
-  const models = await ensureDemoModels(join(flags.out, 'models'), { sizes: DEMO_SIZES, episodes: flags.demos, daggerRounds: flags.dagger }, (l) => console.log(l));
+  const models = await ensureDemoModels(join(flags.out, 'models'), { sizes: DEMO_SIZES, episodes: flags.demos, daggerRounds: flags.dagger }, (l) =>
+    console.log(l),
+  );
   const sm = models.summary;
   console.log(
     `demo models ready (${elapsed()}): backbone of ${sm.pretrain.filters} k-means filters pretrained on simulated frames without labels, S² sizes ${DEMO_SIZES.map((s) => s.join('x')).join(', ')}, ` +
@@ -87,7 +95,8 @@ export async function startCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const forced = str(flags, 'transport');
-  if (forced !== undefined && forced !== 'sim' && forced !== 'ros' && forced !== 'replay') throw new UserError(`start: --transport must be sim, ros or replay, got '${forced}'`);
+  if (forced !== undefined && forced !== 'sim' && forced !== 'ros' && forced !== 'replay')
+    throw new UserError(`start: --transport must be sim, ros or replay, got '${forced}'`);
   const transport = forced ?? (sourcedRosDistro() ? 'ros' : 'sim');
   const out = str(flags, 'out') ?? 'out/start';
   if (transport === 'ros') {
@@ -103,5 +112,11 @@ export async function startCommand(argv: string[]): Promise<number> {
     const { replayCommand } = await import('./replay.js');
     return replayCommand(['--bag', kit.recording, '--config', kit.config, '--out', join(out, 'demo', 'out.mcap'), '--force']);
   }
-  return startSim({ episodes: int(flags, 'episodes') ?? START_EPISODES, seed: int(flags, 'seed', 0) ?? 0, out, demos: int(flags, 'demos'), dagger: int(flags, 'dagger', 0) });
+  return startSim({
+    episodes: int(flags, 'episodes') ?? START_EPISODES,
+    seed: int(flags, 'seed', 0) ?? 0,
+    out,
+    demos: int(flags, 'demos'),
+    dagger: int(flags, 'dagger', 0),
+  });
 }

@@ -60,7 +60,9 @@ export async function compileLoaded(backbone: OnnxBackbone, options: S2Options, 
   if (compiledInfo(backbone.metadata, file)) throw new ModelError(`${file}: is already a compiled S² model; compile the plain backbone`);
   if (options.maxBatch !== undefined) throw new ModelError('compile: maxBatch cannot be compiled (the graph runs all crops of one size in one pass)');
   if (backbone.fixedBatch !== undefined) {
-    throw new ModelError(`${file}: the backbone has a fixed batch of ${backbone.fixedBatch}; compile needs a dynamic batch axis (re-export it with a dynamic batch)`);
+    throw new ModelError(
+      `${file}: the backbone has a fixed batch of ${backbone.fixedBatch}; compile needs a dynamic batch axis (re-export it with a dynamic batch)`,
+    );
   }
   const channels = backbone.inputChannels ?? 3;
   const { options: resolved, plan, layouts } = await resolveS2Options(backbone, options, [1, channels, inputSize[0], inputSize[1]]);
@@ -74,7 +76,8 @@ export async function compileLoaded(backbone: OnnxBackbone, options: S2Options, 
     throw new ModelError(`${file}: cannot read the ONNX graph (${(e as Error).message.split('\n')[0]})`);
   }
   const opset = model.opsets.find((o) => o.domain === '')?.version ?? 17;
-  if (opset < MIN_BACKBONE_OPSET) throw new ModelError(`${file}: the backbone uses opset ${opset}; compile needs opset ≥ ${MIN_BACKBONE_OPSET} (re-export at opset 17)`);
+  if (opset < MIN_BACKBONE_OPSET)
+    throw new ModelError(`${file}: the backbone uses opset ${opset}; compile needs opset ≥ ${MIN_BACKBONE_OPSET} (re-export at opset 17)`);
 
   const s2 = buildS2Graph(plan, layouts);
   const own = parseOnnxModel(s2.graph.serialize()).graph;

@@ -78,7 +78,8 @@ function parseNode(bytes: Uint8Array): OnnxNode {
 function checkAttribute(bytes: Uint8Array, node: OnnxNode): void {
   for (const f of readFields(bytes, 'AttributeProto')) {
     // Subgraphs (If, Loop, Scan) read outer values by name; renaming them is not supported.
-    if (f.field === 6 || f.field === 11) throw new OnnxStructureError(`node '${node.name || node.opType}' (${node.opType}) has a subgraph, which compile does not support`);
+    if (f.field === 6 || f.field === 11)
+      throw new OnnxStructureError(`node '${node.name || node.opType}' (${node.opType}) has a subgraph, which compile does not support`);
   }
 }
 
@@ -86,7 +87,8 @@ function parseInitializer(bytes: Uint8Array): NamedRaw {
   let name = '';
   for (const f of readFields(bytes, 'TensorProto')) {
     if (f.field === 8 && f.bytes) name = dec.decode(f.bytes);
-    if (f.field === 14 && f.value === 1n) throw new OnnxStructureError(`initializer '${name}' is stored in an external data file; save the model with its weights inside`);
+    if (f.field === 14 && f.value === 1n)
+      throw new OnnxStructureError(`initializer '${name}' is stored in an external data file; save the model with its weights inside`);
   }
   return { name, raw: bytes };
 }

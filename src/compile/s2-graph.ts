@@ -78,7 +78,14 @@ export function buildS2Graph(plan: S2Plan, layouts: Map<string, Layout>): S2Grap
   const perScale = new Array<{ out: string; offset: number; total: number }>(plan.scales.length);
   let k = 0;
   for (const [key, members] of groups) {
-    const crops = members.length === 1 ? members[0].crops : g.op('Concat', members.map((m) => m.crops), { axis: 0 });
+    const crops =
+      members.length === 1
+        ? members[0].crops
+        : g.op(
+            'Concat',
+            members.map((m) => m.crops),
+            { axis: 0 },
+          );
     const outputName = `backbone_out_${k}`;
     g.op(BACKBONE_PLACEHOLDER, [crops], {}, outputName);
     calls.push({ key, cropsName: crops, outputName });
@@ -161,7 +168,8 @@ export function buildS2Graph(plan: S2Plan, layouts: Map<string, Layout>): S2Grap
     }
   });
 
-  const cat = (xs: string[], axis: number, name?: string): string => (xs.length === 1 && name === undefined ? xs[0] : g.op(xs.length === 1 ? 'Identity' : 'Concat', xs, xs.length === 1 ? {} : { axis }, name));
+  const cat = (xs: string[], axis: number, name?: string): string =>
+    xs.length === 1 && name === undefined ? xs[0] : g.op(xs.length === 1 ? 'Identity' : 'Concat', xs, xs.length === 1 ? {} : { axis }, name);
   let outputDims: Dim[];
   if (bnc) {
     const sp = cat(spatial, 2);

@@ -12,7 +12,11 @@ export function configTableMarkdown(paramNames: (key: string) => string[]): stri
     for (const e of ENTRIES.filter((x) => x.section === sec.name)) {
       const f = e.spec;
       const def = f.mode === 'default' ? `\`${f.codec.show(f.default)}\`` : f.mode === 'required' ? 'required' : 'unset';
-      lines.push(`| \`${e.key}\` | ${f.codec.type} | ${def} | ${f.dynamic ? 'yes' : 'no'} | ${paramNames(e.key).map((n) => `\`${n}\``).join(', ')} | ${f.doc} |`);
+      lines.push(
+        `| \`${e.key}\` | ${f.codec.type} | ${def} | ${f.dynamic ? 'yes' : 'no'} | ${paramNames(e.key)
+          .map((n) => `\`${n}\``)
+          .join(', ')} | ${f.doc} |`,
+      );
     }
   }
   return lines.join('\n');

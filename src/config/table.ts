@@ -37,7 +37,8 @@ export interface Field<T, M extends Mode = Mode> {
   ros?: string;
 }
 
-const isUnset = (v: ParamValue | undefined): boolean => v === undefined || v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'number' && Number.isNaN(v));
+const isUnset = (v: ParamValue | undefined): boolean =>
+  v === undefined || v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'number' && Number.isNaN(v));
 
 // ---------------------------------------------------------------------------------------------------- codecs
 
@@ -58,7 +59,10 @@ export function int(o: { min?: number; max?: number } = {}): Codec<number> {
   if (o.min !== undefined) s = s.min(o.min);
   if (o.max !== undefined) s = s.max(o.max);
   const unset = (o.min ?? 0) - 1;
-  return one<number>('integer', unset, s, o.min === undefined ? 'int' : `int ≥ ${o.min}`, { fromRos: ([v]) => (v === unset || isUnset(v) ? undefined : v), show: String });
+  return one<number>('integer', unset, s, o.min === undefined ? 'int' : `int ≥ ${o.min}`, {
+    fromRos: ([v]) => (v === unset || isUnset(v) ? undefined : v),
+    show: String,
+  });
 }
 
 export function num(o: { positive?: boolean; min?: number; max?: number } = {}): Codec<number> {
@@ -82,7 +86,8 @@ export function numArray(o: { positive?: boolean } = {}): Codec<number[]> {
   return one('double_array', [], z.array(item).min(1), o.positive ? 'list of numbers > 0' : 'list of numbers', { show: (v) => `[${v.join(', ')}]` });
 }
 
-export const strArray = (): Codec<string[]> => one('string_array', [], z.array(z.string().min(1)).min(1), 'list of strings', { show: (v) => `[${v.join(', ')}]` });
+export const strArray = (): Codec<string[]> =>
+  one('string_array', [], z.array(z.string().min(1)).min(1), 'list of strings', { show: (v) => `[${v.join(', ')}]` });
 
 const sizeSchema = z.unknown().transform((v, ctx): Size => {
   const s = parseSize(v);
@@ -112,7 +117,13 @@ export const sizeArray = (): Codec<Size[]> => ({
 });
 
 export const pool = (): Codec<string> =>
-  one('string', '', z.string().regex(/^(cls|mean|tokens|grid:[1-9][0-9]*)$/, "expected 'cls', 'mean', 'tokens' or 'grid:K'"), 'cls \\| mean \\| tokens \\| grid:K', { show: (v) => v });
+  one(
+    'string',
+    '',
+    z.string().regex(/^(cls|mean|tokens|grid:[1-9][0-9]*)$/, "expected 'cls', 'mean', 'tokens' or 'grid:K'"),
+    'cls \\| mean \\| tokens \\| grid:K',
+    { show: (v) => v },
+  );
 
 export type Normalization = string | { mean: [number, number, number]; std: [number, number, number] };
 const triple = z.tuple([z.number().finite(), z.number().finite(), z.number().finite()]);
@@ -139,9 +150,28 @@ interface FieldOptions {
   ros?: string;
 }
 
-export const required = <T>(codec: Codec<T>, doc: string, o: FieldOptions = {}): Field<T, 'required'> => ({ codec, mode: 'required', doc, dynamic: o.dynamic ?? false, ros: o.ros });
-export const withDefault = <T>(codec: Codec<T>, value: T, doc: string, o: FieldOptions = {}): Field<T, 'default'> => ({ codec, mode: 'default', default: value, doc, dynamic: o.dynamic ?? false, ros: o.ros });
-export const optional = <T>(codec: Codec<T>, doc: string, o: FieldOptions = {}): Field<T, 'optional'> => ({ codec, mode: 'optional', doc, dynamic: o.dynamic ?? false, ros: o.ros });
+export const required = <T>(codec: Codec<T>, doc: string, o: FieldOptions = {}): Field<T, 'required'> => ({
+  codec,
+  mode: 'required',
+  doc,
+  dynamic: o.dynamic ?? false,
+  ros: o.ros,
+});
+export const withDefault = <T>(codec: Codec<T>, value: T, doc: string, o: FieldOptions = {}): Field<T, 'default'> => ({
+  codec,
+  mode: 'default',
+  default: value,
+  doc,
+  dynamic: o.dynamic ?? false,
+  ros: o.ros,
+});
+export const optional = <T>(codec: Codec<T>, doc: string, o: FieldOptions = {}): Field<T, 'optional'> => ({
+  codec,
+  mode: 'optional',
+  doc,
+  dynamic: o.dynamic ?? false,
+  ros: o.ros,
+});
 
 /** One row of the table: a config key with its field description. */
 export interface Entry {
@@ -200,7 +230,11 @@ export const configSchema = z.strictObject({
   backbone: section('backbone', 'required', 'the ONNX vision backbone', {
     model: required(path(), 'ONNX backbone file'),
     threads: optional(int({ min: 1 }), 'intra-op threads (unset: onnxruntime default)'),
-    providers: withDefault(one('string_array', [], z.array(z.enum(PROVIDERS)).min(1), `list of ${PROVIDERS.join(' \\| ')}`, { show: (v) => `[${v.join(', ')}]` }), ['cpu'], 'execution providers in order of preference; a missing one is an error'),
+    providers: withDefault(
+      one('string_array', [], z.array(z.enum(PROVIDERS)).min(1), `list of ${PROVIDERS.join(' \\| ')}`, { show: (v) => `[${v.join(', ')}]` }),
+      ['cpu'],
+      'execution providers in order of preference; a missing one is an error',
+    ),
     input_name: optional(str(), 'image input (unset: the single float B×C×H×W input)'),
     output_name: optional(str(), 'feature output (unset: the first rank-3/4 output)'),
   }),
@@ -213,23 +247,42 @@ export const configSchema = z.strictObject({
     resize_output_to_idx: withDefault(int({ min: 0 }), 0, 'scale whose grid all scales are pooled to'),
     split_mode: optional(oneOf(['resize', 'pad'] as const), 'any-shape splitting (unset: the square algorithm)'),
     max_batch: optional(int({ min: 1 }), 'at most this many crops per backbone call (unset: all)'),
-    engine: withDefault(oneOf(['compiled', 'js'] as const), 'compiled', 'compiled: S² inside one ONNX model built at start-up and checked against js; js: the JavaScript engine'),
+    engine: withDefault(
+      oneOf(['compiled', 'js'] as const),
+      'compiled',
+      'compiled: S² inside one ONNX model built at start-up and checked against js; js: the JavaScript engine',
+    ),
   }),
   image: section('image', 'defaulted', 'from camera frames to the base tensor', {
     base_size: withDefault(size(), 224, 'size of the tensor S² starts from'),
     crop: withDefault(oneOf(['center', 'pad', 'none'] as const), 'center', 'centre crop to the base aspect, letterbox, or stretch'),
-    resize: withDefault(oneOf(['reference', 'native'] as const), 'reference', 'reference: S² interpolates every scale from the base tensor; native: sharp makes each scale from the frame'),
+    resize: withDefault(
+      oneOf(['reference', 'native'] as const),
+      'reference',
+      'reference: S² interpolates every scale from the base tensor; native: sharp makes each scale from the frame',
+    ),
     normalization: withDefault(normalization(), 'imagenet', 'per-channel (x/255 − mean)/std'),
     max_pixels: withDefault(int({ min: 1, max: MAX_SIDE * MAX_SIDE }), 4096 * 4096, 'larger frames are rejected before decoding'),
   }),
   cameras: section('cameras', 'list', 'one entry per camera, in policy order', {
     name: required(str(), 'name used in S2Features and metrics', { ros: 'cameras.names' }),
     topic: required(str(), 'image topic', { ros: 'cameras.topics' }),
-    transport: withDefault(oneOf(['raw', 'compressed'] as const), 'raw', 'raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage', { ros: 'cameras.transports' }),
-    qos: withDefault(oneOf(['sensor_data', 'default', 'reliable'] as const), 'sensor_data', 'subscription QoS: sensor_data (best effort, depth 5), default (reliable, depth 10) or reliable (reliable, depth 1)', { ros: 'cameras.qos' }),
+    transport: withDefault(oneOf(['raw', 'compressed'] as const), 'raw', 'raw: sensor_msgs/Image; compressed: sensor_msgs/CompressedImage', {
+      ros: 'cameras.transports',
+    }),
+    qos: withDefault(
+      oneOf(['sensor_data', 'default', 'reliable'] as const),
+      'sensor_data',
+      'subscription QoS: sensor_data (best effort, depth 5), default (reliable, depth 10) or reliable (reliable, depth 1)',
+      { ros: 'cameras.qos' },
+    ),
   }),
   sync: section('sync', 'defaulted', 'grouping one frame per camera', {
-    mode: withDefault(oneOf(['approximate', 'latest'] as const), 'latest', 'approximate: header stamps within slop_ms; latest: the newest frame of each camera'),
+    mode: withDefault(
+      oneOf(['approximate', 'latest'] as const),
+      'latest',
+      'approximate: header stamps within slop_ms; latest: the newest frame of each camera',
+    ),
     slop_ms: withDefault(num({ positive: true }), 30, 'approximate sync: largest spread of stamps in a group'),
   }),
   joint_states: section('joint_states', 'optional', 'the robot state given to the policy', {

@@ -50,7 +50,10 @@ export function parseCompressedFormat(format: string): CompressedFormat | Reject
     return reject('unknown_format', `format ${show(format)}: '${rest.slice(0, 30)}' is not 'jpeg compressed' or 'png compressed'${why}`);
   }
   if (!encodingInfo(original)) {
-    return reject('unknown_encoding', `format ${show(format)} names original encoding ${show(original)}, which is not supported (supported: ${RAW_ENCODINGS.join(', ')})`);
+    return reject(
+      'unknown_encoding',
+      `format ${show(format)} names original encoding ${show(original)}, which is not supported (supported: ${RAW_ENCODINGS.join(', ')})`,
+    );
   }
   return { compression: m[1].toLowerCase() as Compression, original: original as RawEncoding, target: m[2] ?? '' };
 }
@@ -124,7 +127,15 @@ export async function decodeOpened(o: OpenedCompressed, maxPixels: number, pool:
   if (isRejection(px)) return px;
   if (o.mosaic && px instanceof Uint8Array) {
     // The PNG holds the mosaic itself: demosaic it as the raw encoding would be.
-    const msg = { header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' }, width: o.width, height: o.height, encoding: o.format.original ?? '', is_bigendian: 0, step: o.width, data: px };
+    const msg = {
+      header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' },
+      width: o.width,
+      height: o.height,
+      encoding: o.format.original ?? '',
+      is_bigendian: 0,
+      step: o.width,
+      data: px,
+    };
     return decodeImage(msg, maxPixels, pool);
   }
   const base = { width: o.width, height: o.height, channels: o.channels };

@@ -72,14 +72,16 @@ function decodeChecked(msg: ImageMsg, maxPixels: number, pool: BufferPool | unde
   if (typeof encoding !== 'string') return reject('bad_field', `encoding must be a string, got ${show(encoding)}`);
   const fieldFault = uintField(width, 'width') ?? uintField(height, 'height') ?? uintField(step, 'step');
   if (fieldFault) return fieldFault;
-  if (!(msg.data instanceof Uint8Array) && !Array.isArray(msg.data)) return reject('bad_field', `data must be a Uint8Array or an array of bytes, got ${typeof msg.data}`);
+  if (!(msg.data instanceof Uint8Array) && !Array.isArray(msg.data))
+    return reject('bad_field', `data must be a Uint8Array or an array of bytes, got ${typeof msg.data}`);
   if (width === 0 || height === 0) return reject('zero_size', `width × height is ${width}×${height}; both must be positive`);
   const info = encodingInfo(encoding);
   if (!info) return reject('unknown_encoding', `encoding ${show(encoding)} is not supported (supported: ${RAW_ENCODINGS.join(', ')})`);
   if (width * height > maxPixels) return reject('too_large', `width × height = ${width}×${height} exceeds maxPixels ${maxPixels}`);
   const layout = info.layout;
   if (layout.kind === 'yuv422' && width % 2 !== 0) return reject('odd_width', `width ${width} is odd; ${encoding} packs two pixels per macropixel`);
-  if (layout.kind === 'bayer' && (width < 2 || height < 2)) return reject('too_small', `width × height = ${width}×${height}; ${encoding} needs at least one 2×2 cell`);
+  if (layout.kind === 'bayer' && (width < 2 || height < 2))
+    return reject('too_small', `width × height = ${width}×${height}; ${encoding} needs at least one 2×2 cell`);
   const rowBytes = width * info.bytesPerPixel;
   if (step < rowBytes) return reject('bad_step', `step ${step} is less than width × ${info.bytesPerPixel} bytes = ${rowBytes} for ${encoding}`);
   const needed = step * height;

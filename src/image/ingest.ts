@@ -143,7 +143,9 @@ async function run(msg: ImageMsg | CompressedImageMsg, kind: MessageKind, cfg: I
         }),
       );
       const [base, ...scales] = tensors;
-      return cfg.resize === 'native' ? { ok: true, base, scales, width: img.width, height: img.height } : { ok: true, base, width: img.width, height: img.height };
+      return cfg.resize === 'native'
+        ? { ok: true, base, scales, width: img.width, height: img.height }
+        : { ok: true, base, width: img.width, height: img.height };
     } finally {
       pool?.give(img.data);
     }

@@ -40,7 +40,14 @@ export async function resizeToPlan(img: DecodedImage, plan: GeometryPlan): Promi
  * value = (sample / max − mean[c]) / std[c] with max 255 or 65535; grey fills all three channels. Outside `content`
  * (crop 'pad') every value is that of a black pixel, (0 − mean[c]) / std[c]: zero only for normalisation 'none'.
  */
-export function toTensor(px: Uint8Array | Uint16Array, channels: 1 | 3, depth: 8 | 16, content: Rect, out: readonly [number, number], norm: Normalization): Tensor {
+export function toTensor(
+  px: Uint8Array | Uint16Array,
+  channels: 1 | 3,
+  depth: 8 | 16,
+  content: Rect,
+  out: readonly [number, number],
+  norm: Normalization,
+): Tensor {
   const [H, W] = out;
   const plane = H * W;
   const data = new Float32Array(3 * plane);

@@ -55,7 +55,8 @@ export function decodeNpy(buf: Uint8Array, file: string): Tensor {
   } else {
     throw new UserError(`${file}: unsupported .npy format version ${major}`);
   }
-  if (offset + headerLen > buf.length) throw new UserError(`${file}: truncated .npy (its header needs ${offset + headerLen} bytes, the file has ${buf.length})`);
+  if (offset + headerLen > buf.length)
+    throw new UserError(`${file}: truncated .npy (its header needs ${offset + headerLen} bytes, the file has ${buf.length})`);
   const header = new TextDecoder('latin1').decode(buf.subarray(offset, offset + headerLen));
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];

@@ -34,7 +34,10 @@ export class OnnxGraph {
   private counter = 0;
   readonly metadata: Record<string, string> = {};
 
-  constructor(readonly name: string, readonly opset = 17) {}
+  constructor(
+    readonly name: string,
+    readonly opset = 17,
+  ) {}
 
   input(name: string, dims: Dim[]): string {
     this.inputs.push({ name, dims });

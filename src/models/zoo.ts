@@ -123,10 +123,7 @@ export function buildVit(o: VitOptions): OnnxGraph {
   g.op('Identity', [out], {}, 'features');
   g.output('features', [batch, nTok, d]);
   if (o.pooledOutput) {
-    const pooled =
-      o.prefixTokens > 0
-        ? g.op('Gather', [out, g.ints([0], [])], { axis: 1 })
-        : g.op('ReduceMean', [out, g.ints([1])], { keepdims: 0 });
+    const pooled = o.prefixTokens > 0 ? g.op('Gather', [out, g.ints([0], [])], { axis: 1 }) : g.op('ReduceMean', [out, g.ints([1])], { keepdims: 0 });
     g.op('Identity', [pooled], {}, 'pooled');
     g.output('pooled', [batch, d]);
   }

@@ -91,12 +91,15 @@ class PacedAction<T> extends Subscription implements SchedulerAction<T> {
   schedule(state?: T, delay = 0): Subscription {
     if (this.closed) return this;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.work.call(this, state);
-      // Not rescheduled by the work: done.
-      if (this.timer === undefined) this.unsubscribe();
-    }, Math.max(0, delay) / this.clock.rate);
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.work.call(this, state);
+        // Not rescheduled by the work: done.
+        if (this.timer === undefined) this.unsubscribe();
+      },
+      Math.max(0, delay) / this.clock.rate,
+    );
     return this;
   }
 }
@@ -118,7 +121,12 @@ export function schedulerFor(options: RunOptions, startMs: number): SchedulerLik
  * input waits until the pipeline is idle, so results do not depend on the machine's speed. In real time, inputs
  * are released at their times scaled by 1/rate, and frames that arrive while inference is busy are dropped as live.
  */
-export async function runOnClock(pipeline: PolicyPipeline, inputs: AsyncIterable<TimedInput> | Iterable<TimedInput>, options: RunOptions, sinks: ClockSinks): Promise<void> {
+export async function runOnClock(
+  pipeline: PolicyPipeline,
+  inputs: AsyncIterable<TimedInput> | Iterable<TimedInput>,
+  options: RunOptions,
+  sinks: ClockSinks,
+): Promise<void> {
   const frames = new Subject<CameraFrame>();
   const joints = new Subject<JointStateMsg>();
   const out = pipeline.connect({ frames, joints });

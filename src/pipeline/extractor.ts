@@ -139,7 +139,9 @@ export class FeatureExtractor {
     });
     try {
       if (compiledInfo(backbone.metadata, config.backbone.model)) {
-        throw new UserError(`backbone.model: ${config.backbone.model} is a compiled S² model; give the plain backbone (the node compiles it from the s2 settings at start-up)`);
+        throw new UserError(
+          `backbone.model: ${config.backbone.model} is a compiled S² model; give the plain backbone (the node compiles it from the s2 settings at start-up)`,
+        );
       }
       const base = pair(config.image.base_size);
       const cameras = config.cameras.length;
@@ -154,7 +156,8 @@ export class FeatureExtractor {
         maxBatch: config.s2.max_batch,
       };
       const { options, plan } = await resolveS2Options(backbone, s2, [cameras, 3, base[0], base[1]]);
-      const norm: Normalization = typeof config.image.normalization === 'string' ? presetNormalization(config.image.normalization, 'image.normalization') : config.image.normalization;
+      const norm: Normalization =
+        typeof config.image.normalization === 'string' ? presetNormalization(config.image.normalization, 'image.normalization') : config.image.normalization;
       const ingester = createIngester({
         crop: config.image.crop,
         resize: config.image.resize,
@@ -251,12 +254,18 @@ async function compiledEngine(config: Config, backbone: OnnxBackbone, options: S
   if (config.image.resize === 'native') {
     throw new UserError("s2.engine: 'compiled' makes every scale from the base image; image.resize 'native' needs s2.engine 'js'");
   }
-  if (config.s2.max_batch !== undefined) throw new UserError("s2.max_batch: not used by s2.engine 'compiled' (all crops of a size go in one pass); remove it or set s2.engine 'js'");
+  if (config.s2.max_batch !== undefined)
+    throw new UserError("s2.max_batch: not used by s2.engine 'compiled' (all crops of a size go in one pass); remove it or set s2.engine 'js'");
   if (backbone.fixedBatch !== undefined) {
-    throw new UserError(`s2.engine: ${model} has a fixed batch of ${backbone.fixedBatch}, which 'compiled' cannot batch crops through; set s2.engine 'js' or re-export the backbone with a dynamic batch`);
+    throw new UserError(
+      `s2.engine: ${model} has a fixed batch of ${backbone.fixedBatch}, which 'compiled' cannot batch crops through; set s2.engine 'js' or re-export the backbone with a dynamic batch`,
+    );
   }
   const { bytes } = await compileLoaded(backbone, options, base);
-  const compiled = await CompiledS2.fromBytes(bytes, `${model} (compiled S²)`, { threads: config.backbone.threads, executionProviders: config.backbone.providers });
+  const compiled = await CompiledS2.fromBytes(bytes, `${model} (compiled S²)`, {
+    threads: config.backbone.threads,
+    executionProviders: config.backbone.providers,
+  });
   try {
     const r = await checkCompiled(compiled, backbone, options, cameras);
     if (!r.ok) {

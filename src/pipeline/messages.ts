@@ -1,6 +1,15 @@
 // Pipeline outputs as ROS 2 messages: actions (three action interfaces), S2Features, and /diagnostics.
 // Shared by every transport, so a recording and a live node publish the same messages.
-import { nsToTime, type DiagnosticArrayMsg, type Float64MultiArrayMsg, type Header, type JointTrajectoryMsg, type S2FeaturesMsg, type Time, type TwistStampedMsg } from '../msgs/types.js';
+import {
+  nsToTime,
+  type DiagnosticArrayMsg,
+  type Float64MultiArrayMsg,
+  type Header,
+  type JointTrajectoryMsg,
+  type S2FeaturesMsg,
+  type Time,
+  type TwistStampedMsg,
+} from '../msgs/types.js';
 import type { ActionCommand, CommandType } from './controller.js';
 import type { FeatureLayout } from './extractor.js';
 import type { MetricsSnapshot } from './metrics.js';
@@ -128,6 +137,7 @@ export function diagnosticsMessage(m: MetricsSnapshot, stamp: Time, name: string
   for (const [key, value] of Object.entries(m.settings ?? {})) values.push({ key, value });
   if (m.lastError) values.push({ key: 'last_error', value: m.lastError });
   const level = m.lastError && (m.dropped.error ?? 0) > 0 ? 2 : m.state === 'stale' ? 1 : 0;
-  const message = level === 2 ? `error: ${m.lastError}` : m.state === 'stale' ? 'stale: no fresh features, safe action' : m.state === 'disabled' ? 'actions disabled' : 'ok';
+  const message =
+    level === 2 ? `error: ${m.lastError}` : m.state === 'stale' ? 'stale: no fresh features, safe action' : m.state === 'disabled' ? 'actions disabled' : 'ok';
   return { header: header(stamp), status: [{ level, name, message, hardware_id: hardwareId, values }] };
 }

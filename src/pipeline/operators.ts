@@ -83,7 +83,11 @@ function stampMs(f: CameraFrame): number {
  * of each other camera nearest to its stamp is chosen, and the group is emitted if all stamps lie within slopMs;
  * frames older than a group's are discarded. Every frame that does not end up in a group goes to `onDrop`.
  */
-export function syncCameras<F extends CameraFrame>(cameras: readonly string[], options: SyncOptions, onDrop: (f: F, reason: SyncDropReason) => void): OperatorFunction<F, F[]> {
+export function syncCameras<F extends CameraFrame>(
+  cameras: readonly string[],
+  options: SyncOptions,
+  onDrop: (f: F, reason: SyncDropReason) => void,
+): OperatorFunction<F, F[]> {
   const depth = options.mode === 'latest' ? 1 : Math.max(1, options.queueSize ?? 5);
   return (source) =>
     new Observable<F[]>((subscriber) => {

@@ -1,6 +1,21 @@
 // The whole data path from camera frames to robot actions, independent of the transport (ROS 2, MCAP replay,
 // simulation): frames → sync → (newest only while busy) → ingest → S² → pool → policy → chunks → control ticks.
-import { EMPTY, Observable, Subject, Subscription, asyncScheduler, defer, filter, ignoreElements, interval, map, merge, share, tap, type SchedulerLike } from 'rxjs';
+import {
+  EMPTY,
+  Observable,
+  Subject,
+  Subscription,
+  asyncScheduler,
+  defer,
+  filter,
+  ignoreElements,
+  interval,
+  map,
+  merge,
+  share,
+  tap,
+  type SchedulerLike,
+} from 'rxjs';
 import type { Config } from '../config/config.js';
 import { ENTRIES } from '../config/table.js';
 import type { JointStateMsg } from '../msgs/types.js';
@@ -82,20 +97,23 @@ export function controlTicks(periodMs: number | (() => number), scheduler: Sched
         p = q;
       }
       subscription.add(
-        scheduler.schedule(() => {
-          const due = base + Math.floor((scheduler.now() - anchor) / p + 1e-9) - 1;
-          if (due - next > CLOCK_JUMP_TICKS) {
-            // The clock jumped (e.g. the first /clock of a simulation): start counting from now, nothing was missed.
-            anchor = scheduler.now() - p;
-            base = next;
-          } else if (due > next) {
-            onLate?.(due - next);
-            next = due;
-          }
-          subscriber.next(next);
-          next++;
-          run();
-        }, Math.max(0, anchor + (next - base + 1) * p - scheduler.now())),
+        scheduler.schedule(
+          () => {
+            const due = base + Math.floor((scheduler.now() - anchor) / p + 1e-9) - 1;
+            if (due - next > CLOCK_JUMP_TICKS) {
+              // The clock jumped (e.g. the first /clock of a simulation): start counting from now, nothing was missed.
+              anchor = scheduler.now() - p;
+              base = next;
+            } else if (due > next) {
+              onLate?.(due - next);
+              next = due;
+            }
+            subscriber.next(next);
+            next++;
+            run();
+          },
+          Math.max(0, anchor + (next - base + 1) * p - scheduler.now()),
+        ),
       );
     };
     run();
@@ -104,7 +122,12 @@ export function controlTicks(periodMs: number | (() => number), scheduler: Sched
 }
 
 /** One command per control tick at `rateHz` (a number, or read before every tick) on `scheduler`'s clock. */
-export function atControlRate(controller: ActionController, rateHz: number | (() => number), scheduler: SchedulerLike, onLate?: (skipped: number) => void): Observable<ActionCommand> {
+export function atControlRate(
+  controller: ActionController,
+  rateHz: number | (() => number),
+  scheduler: SchedulerLike,
+  onLate?: (skipped: number) => void,
+): Observable<ActionCommand> {
   const rate = typeof rateHz === 'number' ? () => rateHz : rateHz;
   return controlTicks(() => 1000 / rate(), scheduler, onLate).pipe(
     map((tick) => controller.tick(tick, scheduler.now())),
@@ -157,7 +180,11 @@ export class PolicyPipeline {
     readonly scheduler: SchedulerLike = asyncScheduler,
   ) {
     this.cfg = config;
-    this.controller = new ActionController({ dim: head?.shape.actionDim ?? 0, commandType: config.control?.command_type ?? 'velocity', ...controllerOptions(config) });
+    this.controller = new ActionController({
+      dim: head?.shape.actionDim ?? 0,
+      commandType: config.control?.command_type ?? 'velocity',
+      ...controllerOptions(config),
+    });
   }
 
   /** The configuration in force. */
@@ -195,7 +222,11 @@ export class PolicyPipeline {
   reconfigure(next: Config): ReconfigureResult {
     const changed = changedKeys(this.cfg, next);
     const fixed = changed.filter((k) => !ENTRIES.some((e) => e.key === k && e.spec.dynamic));
-    if (fixed.length > 0) return { ok: false, reason: `${fixed.join(', ')} ${fixed.length > 1 ? 'are' : 'is'} fixed while configured (deactivate and clean up, then configure again)` };
+    if (fixed.length > 0)
+      return {
+        ok: false,
+        reason: `${fixed.join(', ')} ${fixed.length > 1 ? 'are' : 'is'} fixed while configured (deactivate and clean up, then configure again)`,
+      };
     this.controller.reconfigure(controllerOptions(next));
     this.cfg = next;
     return { ok: true, changed };
@@ -270,7 +301,13 @@ export class PolicyPipeline {
       for (const f of group) m.frameProcessed(f.camera);
       m.counts.groupsProcessed++;
       const stampMs = Math.max(...group.map((f) => timeToMs(f.msg.header.stamp)));
-      const result: FeatureResult = { stampMs, at: this.scheduler.now(), cameras: group.map((f) => f.camera), perCamera, frameId: group[0]?.msg.header.frame_id };
+      const result: FeatureResult = {
+        stampMs,
+        at: this.scheduler.now(),
+        cameras: group.map((f) => f.camera),
+        perCamera,
+        frameId: group[0]?.msg.header.frame_id,
+      };
       const policyMs = await this.act(result);
       const done = performance.now();
       m.latency('end_to_end', done - complete);
@@ -348,7 +385,12 @@ export class PolicyPipeline {
 
   private ticks(): Observable<ActionCommand> {
     const m = this.metrics;
-    return atControlRate(this.controller, () => this.config.control?.rate_hz ?? 20, this.scheduler, (n) => m.drop('control:late_tick', n)).pipe(
+    return atControlRate(
+      this.controller,
+      () => this.config.control?.rate_hz ?? 20,
+      this.scheduler,
+      (n) => m.drop('control:late_tick', n),
+    ).pipe(
       tap(() => (m.state = this.enabled ? this.controller.state : 'disabled')),
       filter(() => this.enabled),
       tap((cmd) => {
@@ -375,7 +417,9 @@ export class PolicyPipeline {
       }),
     );
     const processed$ = frames$.pipe(
-      syncCameras<ArrivedFrame>(cameras, { mode: this.config.sync.mode, slopMs: this.config.sync.slop_ms }, (f, reason) => m.frameDropped(f.camera, `frame:${reason}`)),
+      syncCameras<ArrivedFrame>(cameras, { mode: this.config.sync.mode, slopMs: this.config.sync.slop_ms }, (f, reason) =>
+        m.frameDropped(f.camera, `frame:${reason}`),
+      ),
       tap(() => this.outstanding++),
       processLatest(
         (group) => this.tracked(() => this.processGroup(group)),

@@ -471,11 +471,13 @@ export function stackChunks(actions: Tensor, episodes: Int32Array, chunk: number
   // end[i]: one past the last row of row i's episode.
   const end = new Int32Array(n);
   const seen = new Set<number>();
-  for (let start = 0; start < n; ) {
+  for (let start = 0; start < n;) {
     let stop = start + 1;
     while (stop < n && episodes[stop] === episodes[start]) stop++;
     if (seen.has(episodes[start])) {
-      throw new UserError(`stackChunks: episode ${episodes[start]} appears again at row ${start} after other episodes; an episode's rows must be contiguous and in time order`);
+      throw new UserError(
+        `stackChunks: episode ${episodes[start]} appears again at row ${start} after other episodes; an episode's rows must be contiguous and in time order`,
+      );
     }
     seen.add(episodes[start]);
     end.fill(stop, start, stop);
@@ -494,7 +496,7 @@ export function stackChunks(actions: Tensor, episodes: Int32Array, chunk: number
 /** The episode with the fewest rows (an episode is a contiguous run of one id). */
 export function shortestEpisode(episodes: Int32Array): { id: number; rows: number } {
   let best = { id: episodes[0], rows: Infinity };
-  for (let start = 0; start < episodes.length; ) {
+  for (let start = 0; start < episodes.length;) {
     let stop = start + 1;
     while (stop < episodes.length && episodes[stop] === episodes[start]) stop++;
     if (stop - start < best.rows) best = { id: episodes[start], rows: stop - start };
@@ -508,7 +510,11 @@ export function shortestEpisode(episodes: Int32Array): { id: number; rows: numbe
  * the next features are processed, i.e. the slowest camera's period plus the processing time, in control ticks.
  */
 export function coveringChunk(framePeriodMs: number, processingMs: number, rateHz: number): number {
-  for (const [name, v] of [['frame period', framePeriodMs], ['processing time', processingMs], ['control rate', rateHz]] as const) {
+  for (const [name, v] of [
+    ['frame period', framePeriodMs],
+    ['processing time', processingMs],
+    ['control rate', rateHz],
+  ] as const) {
     if (!Number.isFinite(v) || v < 0 || (name === 'control rate' && v <= 0)) throw new UserError(`fit: ${name} must be a finite number ≥ 0, got ${v}`);
   }
   return Math.max(1, Math.ceil(((framePeriodMs + processingMs) * rateHz) / 1000 - 1e-9));
@@ -554,11 +560,14 @@ export function fitPolicy(data: PolicyData, options: FitPolicyOptions): PolicyFi
     if (ad[0] !== n) throw new UserError(`fitPolicy: actions has ${ad[0]} rows (shape [${ad.join(', ')}]), features has ${n}`);
     const shortest = shortestEpisode(data.episodes);
     if (chunk > shortest.rows) {
-      throw new UserError(`fitPolicy: chunk ${chunk} is longer than the shortest episode (episode ${shortest.id}, ${shortest.rows} row${shortest.rows === 1 ? '' : 's'}); its chunks would repeat the last action`);
+      throw new UserError(
+        `fitPolicy: chunk ${chunk} is longer than the shortest episode (episode ${shortest.id}, ${shortest.rows} row${shortest.rows === 1 ? '' : 's'}); its chunks would repeat the last action`,
+      );
     }
     targets = stackChunks(data.actions, data.episodes, chunk);
   } else if (ad.length === 3) {
-    if (ad[0] !== n || ad[1] !== chunk) throw new UserError(`fitPolicy: actions has shape [${ad.join(', ')}], expected [${n}, ${chunk}, actionDim] (N rows, chunk ${chunk})`);
+    if (ad[0] !== n || ad[1] !== chunk)
+      throw new UserError(`fitPolicy: actions has shape [${ad.join(', ')}], expected [${n}, ${chunk}, actionDim] (N rows, chunk ${chunk})`);
     checkMatrix('fitPolicy', `actions [${ad.join(', ')}]`, { rows: n * chunk, cols: ad[2], data: data.actions.data });
     targets = data.actions;
   } else {
@@ -617,7 +626,8 @@ export function predictPolicy(fit: PolicyFit, features: Float32Array, state?: Fl
   const { featureDim, stateDim, actionDim } = fit;
   const rows = features.length / featureDim;
   if (!Number.isInteger(rows)) throw new UserError(`predictPolicy: features has ${features.length} values, not a multiple of featureDim ${featureDim}`);
-  if (stateDim > 0 && state?.length !== rows * stateDim) throw new UserError(`predictPolicy: state has ${state?.length ?? 'no'} values, expected ${rows}×${stateDim}`);
+  if (stateDim > 0 && state?.length !== rows * stateDim)
+    throw new UserError(`predictPolicy: state has ${state?.length ?? 'no'} values, expected ${rows}×${stateDim}`);
   const inDim = featureDim + stateDim;
   const x = new Float64Array(rows * inDim);
   normaliseInto(x, inDim, 0, features, rows, fit.stats['observation.features']);
@@ -641,7 +651,9 @@ export function writePolicy(out: string | { model: string; stats?: string }, fit
   const { model, stats } = policyPaths(out);
   const { featureDim, stateDim, chunk, actionDim, weight, bias } = fit;
   if (weight.length !== (featureDim + stateDim) * chunk * actionDim || bias.length !== chunk * actionDim) {
-    throw new UserError(`writePolicy: weight has ${weight.length} values and bias ${bias.length}, expected ${featureDim + stateDim}×${chunk * actionDim} and ${chunk * actionDim}`);
+    throw new UserError(
+      `writePolicy: weight has ${weight.length} values and bias ${bias.length}, expected ${featureDim + stateDim}×${chunk * actionDim} and ${chunk * actionDim}`,
+    );
   }
   const bytes = buildLinearPolicy({ featureDim, stateDim, chunk, actionDim, weight, bias }).serialize();
   writeBoth(model, bytes, stats, JSON.stringify(fit.stats, null, 1) + '\n');

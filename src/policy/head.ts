@@ -103,7 +103,11 @@ export class PolicyHead {
       if (e && statsLength(e) !== dim) throw new UserError(`${o.stats}: '${key}' has ${statsLength(e)} values, the policy's dimension is ${dim}`);
       return e;
     };
-    const chosen = { features: pick('observation.features', featureDim), state: stateDim ? pick('observation.state', stateDim) : undefined, action: pick('action', actionDim) };
+    const chosen = {
+      features: pick('observation.features', featureDim),
+      state: stateDim ? pick('observation.state', stateDim) : undefined,
+      action: pick('action', actionDim),
+    };
     return new PolicyHead(file, session, { featureDim, stateDim, chunk, actionDim }, o, output, chosen, {
       features: fm.dims.length > 1,
       state: sm !== undefined && sm.dims.length > 1,
@@ -116,7 +120,9 @@ export class PolicyHead {
     if (features.length !== featureDim) throw new Error(`policy expects ${featureDim} features, got ${features.length}`);
     const f = Float32Array.from(features);
     if (this.stats.features) normalizeInPlace(f, this.stats.features);
-    const feeds: Record<string, { dims: number[]; data: Float32Array }> = { [this.options.featuresInput]: { data: f, dims: this.batched.features ? [1, featureDim] : [featureDim] } };
+    const feeds: Record<string, { dims: number[]; data: Float32Array }> = {
+      [this.options.featuresInput]: { data: f, dims: this.batched.features ? [1, featureDim] : [featureDim] },
+    };
     if (this.options.stateInput !== undefined) {
       if (!state || state.length !== stateDim) throw new Error(`policy expects a state of ${stateDim} values, got ${state?.length ?? 'none'}`);
       const s = Float32Array.from(state);

@@ -262,9 +262,11 @@ function zerosLike(p: KeypointParams): KeypointParams {
 
 function checkData(d: KeypointData): void {
   const L = d.grid * d.grid;
-  if (d.features.length !== d.rows * d.channels * L) throw new UserError(`keypoint head: features hold ${d.features.length} values, expected ${d.rows}×${d.channels}×${d.grid}×${d.grid}`);
+  if (d.features.length !== d.rows * d.channels * L)
+    throw new UserError(`keypoint head: features hold ${d.features.length} values, expected ${d.rows}×${d.channels}×${d.grid}×${d.grid}`);
   if (d.state.length !== d.rows * d.stateDim) throw new UserError(`keypoint head: state holds ${d.state.length} values, expected ${d.rows}×${d.stateDim}`);
-  if (d.targets.length !== d.rows * d.chunk * d.actionDim) throw new UserError(`keypoint head: targets hold ${d.targets.length} values, expected ${d.rows}×${d.chunk}×${d.actionDim}`);
+  if (d.targets.length !== d.rows * d.chunk * d.actionDim)
+    throw new UserError(`keypoint head: targets hold ${d.targets.length} values, expected ${d.rows}×${d.chunk}×${d.actionDim}`);
   if (d.rows < 2) throw new UserError(`keypoint head: ${d.rows} rows; at least 2 are needed`);
 }
 
@@ -299,7 +301,16 @@ export function fitKeypointHead(d: KeypointData, o: KeypointOptions = {}): Keypo
   const inDim = 2 * M + d.stateDim;
   const outDim = d.chunk * d.actionDim;
   const params: KeypointParams = o.init
-    ? { ...o.init, score: o.init.score.slice(), w1: o.init.w1.slice(), b1: o.init.b1.slice(), w2: o.init.w2.slice(), b2: o.init.b2.slice(), w3: o.init.w3.slice(), b3: o.init.b3.slice() }
+    ? {
+        ...o.init,
+        score: o.init.score.slice(),
+        w1: o.init.w1.slice(),
+        b1: o.init.b1.slice(),
+        w2: o.init.w2.slice(),
+        b2: o.init.b2.slice(),
+        w3: o.init.w3.slice(),
+        b3: o.init.b3.slice(),
+      }
     : {
         keypoints: M,
         hidden: H,
@@ -316,7 +327,8 @@ export function fitKeypointHead(d: KeypointData, o: KeypointOptions = {}): Keypo
         w3: init(H * outDim, Math.sqrt(1 / H), rand),
         b3: new Float32Array(outDim),
       };
-  if (o.init && (o.init.channels !== C || o.init.grid !== d.grid || o.init.chunk !== d.chunk)) throw new UserError('keypoint head: init parameters do not match the data');
+  if (o.init && (o.init.channels !== C || o.init.grid !== d.grid || o.init.chunk !== d.chunk))
+    throw new UserError('keypoint head: init parameters do not match the data');
   const net = new Net(params);
   const grad = zerosLike(params);
   const m1 = zerosLike(params);

@@ -55,7 +55,18 @@ export function gramRows(a: Float64Array, m: number, p: number): Float64Array {
         const b0 = j * p;
         const b1 = Math.min(j + 1, m - 1) * p;
         const b2 = Math.min(j + 2, m - 1) * p;
-        let s00 = 0, s01 = 0, s02 = 0, s10 = 0, s11 = 0, s12 = 0, s20 = 0, s21 = 0, s22 = 0, s30 = 0, s31 = 0, s32 = 0;
+        let s00 = 0,
+          s01 = 0,
+          s02 = 0,
+          s10 = 0,
+          s11 = 0,
+          s12 = 0,
+          s20 = 0,
+          s21 = 0,
+          s22 = 0,
+          s30 = 0,
+          s31 = 0,
+          s32 = 0;
         for (let k = k0; k < k1; k++) {
           const x0 = a[b0 + k];
           const x1 = a[b1 + k];
@@ -126,7 +137,18 @@ export function choleskyInPlace(l: Float64Array, m: number): Float64Array {
       const b0 = j * m;
       const b1 = b0 + m;
       const b2 = b1 + m;
-      let s00 = 0, s01 = 0, s02 = 0, s10 = 0, s11 = 0, s12 = 0, s20 = 0, s21 = 0, s22 = 0, s30 = 0, s31 = 0, s32 = 0;
+      let s00 = 0,
+        s01 = 0,
+        s02 = 0,
+        s10 = 0,
+        s11 = 0,
+        s12 = 0,
+        s20 = 0,
+        s21 = 0,
+        s22 = 0,
+        s30 = 0,
+        s31 = 0,
+        s32 = 0;
       for (let k = 0; k < j; k++) {
         const x0 = l[b0 + k];
         const x1 = l[b1 + k];

@@ -123,7 +123,9 @@ export class S2PolicyNode {
     this.deferConfigureRequests();
     type Reply = { send(response: object): void };
     const service = (type: string, name: string, handle: (request: Record<string, unknown>) => object): void => {
-      this.node.createService(type as never, name, (request: unknown, response: unknown) => (response as Reply).send(handle(request as Record<string, unknown>)));
+      this.node.createService(type as never, name, (request: unknown, response: unknown) =>
+        (response as Reply).send(handle(request as Record<string, unknown>)),
+      );
     };
     // The service and the parameter are one switch: the service sets control.enabled, and every parameter change
     // is applied as a whole config that carries the current value, so a later change cannot undo a disable.
@@ -185,7 +187,11 @@ export class S2PolicyNode {
       try {
         const config = this.readConfig();
         const source = `${this.name} parameters`;
-        const runtime = await buildRuntime(config, source, { features: this.mode !== 'policy_head', policy: this.mode !== 'features', by: `the ${this.mode} node` });
+        const runtime = await buildRuntime(config, source, {
+          features: this.mode !== 'policy_head',
+          policy: this.mode !== 'features',
+          by: `the ${this.mode} node`,
+        });
         this.prepared = { ok: true, config, runtime };
       } catch (e) {
         this.prepared = { ok: false, error: e instanceof Error ? e.message : String(e) };
@@ -201,7 +207,10 @@ export class S2PolicyNode {
     const p = this.prepared;
     this.prepared = undefined;
     if (!p) {
-      this.log('error', 'configure failed: the models were not loaded (send configure through the change_state service, or await prepare() before configure())');
+      this.log(
+        'error',
+        'configure failed: the models were not loaded (send configure through the change_state service, or await prepare() before configure())',
+      );
       return CallbackReturnCode.FAILURE;
     }
     if (!p.ok) {
@@ -220,7 +229,10 @@ export class S2PolicyNode {
     const l = p.runtime.extractor?.layout;
     const h = p.runtime.head?.shape;
     for (const n of p.runtime.notes) this.log('warn', n);
-    this.log('info', `configured (${this.mode}): ${l ? `${p.config.cameras.length} camera(s), S² sizes ${l.scaleSizes.map((x) => `${x[0]}x${x[1]}`).join(',')}, ${l.perCamera} features per camera` : 'features from S2Features'}${h ? `, chunk ${h.chunk}×${h.actionDim}` : ''}`);
+    this.log(
+      'info',
+      `configured (${this.mode}): ${l ? `${p.config.cameras.length} camera(s), S² sizes ${l.scaleSizes.map((x) => `${x[0]}x${x[1]}`).join(',')}, ${l.perCamera} features per camera` : 'features from S2Features'}${h ? `, chunk ${h.chunk}×${h.actionDim}` : ''}`,
+    );
     return CallbackReturnCode.SUCCESS;
   }
 
@@ -244,16 +256,21 @@ export class S2PolicyNode {
     const received = new Subject<FeatureResult>();
     if (this.mode === 'policy_head') {
       active.subs.push(
-        this.node.createSubscription('s2_policy/msg/S2Features' as never, this.resolve(config.features.topic), { qos: sensorQos, enableTypedArray: true }, (msg: unknown) => {
-          const m = msg as S2FeaturesMsg;
-          m.header.stamp = stampOf(m.header.stamp);
-          try {
-            received.next(featureResultFromMessage(m, pipeline.scheduler.now()));
-          } catch (e) {
-            pipeline.metrics.drop('features:bad_message');
-            this.log('warn', (e as Error).message);
-          }
-        }),
+        this.node.createSubscription(
+          's2_policy/msg/S2Features' as never,
+          this.resolve(config.features.topic),
+          { qos: sensorQos, enableTypedArray: true },
+          (msg: unknown) => {
+            const m = msg as S2FeaturesMsg;
+            m.header.stamp = stampOf(m.header.stamp);
+            try {
+              received.next(featureResultFromMessage(m, pipeline.scheduler.now()));
+            } catch (e) {
+              pipeline.metrics.drop('features:bad_message');
+              this.log('warn', (e as Error).message);
+            }
+          },
+        ),
       );
     }
     // Images arrive serialized and are decoded here: rclnodejs copies the CDR payload once into a Buffer and the
@@ -279,19 +296,29 @@ export class S2PolicyNode {
     }
     if (config.joint_states) {
       active.subs.push(
-        this.node.createSubscription('sensor_msgs/msg/JointState' as never, this.resolve(config.joint_states.topic), { qos: sensorQos, enableTypedArray: true }, (msg: unknown) => {
-          const m = msg as JointStateMsg;
-          m.header.stamp = stampOf(m.header.stamp);
-          joints.next(m);
-        }),
+        this.node.createSubscription(
+          'sensor_msgs/msg/JointState' as never,
+          this.resolve(config.joint_states.topic),
+          { qos: sensorQos, enableTypedArray: true },
+          (msg: unknown) => {
+            const m = msg as JointStateMsg;
+            m.header.stamp = stampOf(m.header.stamp);
+            joints.next(m);
+          },
+        ),
       );
     }
     if (this.clock && !this.clockSub) {
       const clock = this.clock;
-      this.clockSub = this.node.createSubscription('rosgraph_msgs/msg/Clock' as never, '/clock', { qos: rclnodejs.QoS.profileSystemDefault }, (msg: unknown) => {
-        const t = stampOf((msg as { clock: Time }).clock);
-        clock.jumpTo(t.sec * 1000 + t.nanosec / 1e6);
-      });
+      this.clockSub = this.node.createSubscription(
+        'rosgraph_msgs/msg/Clock' as never,
+        '/clock',
+        { qos: rclnodejs.QoS.profileSystemDefault },
+        (msg: unknown) => {
+          const t = stampOf((msg as { clock: Time }).clock);
+          clock.jumpTo(t.sec * 1000 + t.nanosec / 1e6);
+        },
+      );
     }
     const out = this.mode === 'policy_head' ? pipeline.connectFeatures({ features: received, joints }) : pipeline.connect({ frames, joints });
     active.rx.push(out.actions.subscribe((cmd) => this.publishAction(cmd)));
@@ -321,7 +348,9 @@ export class S2PolicyNode {
   private publishAction(cmd: ActionCommand): void {
     const c = this.pipeline?.config.control;
     if (!c) return;
-    this.actionPub?.publish(actionMessage(cmd, this.now(), { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs: 1000 / c.rate_hz }));
+    this.actionPub?.publish(
+      actionMessage(cmd, this.now(), { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs: 1000 / c.rate_hz }),
+    );
   }
 
   /** Publishes the safe action once (deactivation, shutdown). */
@@ -423,7 +452,12 @@ function cameraQos(q: 'sensor_data' | 'default' | 'reliable'): rclnodejs.QoS | s
   if (q === 'sensor_data') return rclnodejs.QoS.profileSensorData;
   if (q === 'default') return rclnodejs.QoS.profileDefault;
   const { HistoryPolicy, ReliabilityPolicy, DurabilityPolicy } = rclnodejs.QoS;
-  return new rclnodejs.QoS(HistoryPolicy.RMW_QOS_POLICY_HISTORY_KEEP_LAST, 1, ReliabilityPolicy.RMW_QOS_POLICY_RELIABILITY_RELIABLE, DurabilityPolicy.RMW_QOS_POLICY_DURABILITY_VOLATILE);
+  return new rclnodejs.QoS(
+    HistoryPolicy.RMW_QOS_POLICY_HISTORY_KEEP_LAST,
+    1,
+    ReliabilityPolicy.RMW_QOS_POLICY_RELIABILITY_RELIABLE,
+    DurabilityPolicy.RMW_QOS_POLICY_DURABILITY_VOLATILE,
+  );
 }
 
 /** Runs the node until SIGINT/SIGTERM; returns the exit code. */

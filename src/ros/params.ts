@@ -24,7 +24,8 @@ export interface ParamSpec {
   key?: string;
 }
 
-const listType = (t: RosType): RosType => (t === 'bool' || t === 'string' ? 'string_array' : t === 'integer' ? 'integer_array' : t === 'double' ? 'double_array' : t);
+const listType = (t: RosType): RosType =>
+  t === 'bool' || t === 'string' ? 'string_array' : t === 'integer' ? 'integer_array' : t === 'double' ? 'double_array' : t;
 
 /** The ROS parameters of one table entry, in the order of its codec's values. */
 function paramsOf(e: Entry): ParamSpec[] {
@@ -35,14 +36,28 @@ function paramsOf(e: Entry): ParamSpec[] {
     let def: ParamValue = r.unset;
     if (e.list) def = [];
     else if (e.spec.mode === 'default') def = e.spec.codec.toRos(e.spec.default)[i];
-    const description = e.list ? `${e.spec.doc} (one per camera${e.spec.mode === 'default' ? `, default ${e.spec.codec.show(e.spec.default)}` : ''})` : e.spec.doc;
+    const description = e.list
+      ? `${e.spec.doc} (one per camera${e.spec.mode === 'default' ? `, default ${e.spec.codec.show(e.spec.default)}` : ''})`
+      : e.spec.doc;
     return { name, type, default: def, description, readOnly: !e.spec.dynamic, key: e.key };
   });
 }
 
 const NODE_PARAMS: ParamSpec[] = [
-  { name: 'config_file', type: 'string', default: '', description: 'YAML config file (the same file replay and extract take); parameters given with it override its values', readOnly: true },
-  { name: 'autostart', type: 'bool', default: false, description: 'configure and activate on start (for launch files that do not drive transitions)', readOnly: true },
+  {
+    name: 'config_file',
+    type: 'string',
+    default: '',
+    description: 'YAML config file (the same file replay and extract take); parameters given with it override its values',
+    readOnly: true,
+  },
+  {
+    name: 'autostart',
+    type: 'bool',
+    default: false,
+    description: 'configure and activate on start (for launch files that do not drive transitions)',
+    readOnly: true,
+  },
 ];
 
 /** Every parameter the node declares, with its type, default and description. */
@@ -50,7 +65,8 @@ export const PARAMS: ParamSpec[] = [...ENTRIES.flatMap(paramsOf), ...NODE_PARAMS
 
 const SPECS = new Map(PARAMS.map((s) => [s.name, s]));
 
-const isUnset = (v: ParamValue | undefined): boolean => v === undefined || v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'number' && Number.isNaN(v));
+const isUnset = (v: ParamValue | undefined): boolean =>
+  v === undefined || v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'number' && Number.isNaN(v));
 
 /** Builds the config object (the YAML shape) from parameter values; unset optional values are left out. */
 export function paramsToConfigObject(values: ReadonlyMap<string, ParamValue>, source = 'parameters'): Record<string, unknown> {
@@ -214,7 +230,10 @@ export function remappedName(argv: readonly string[], name: string, namespace: s
 }
 
 /** Parameters holding file paths: relative ones resolve against the parameter file that names them. */
-const PATH_PARAMS = new Set([...PARAMS.filter((s) => s.key !== undefined && ENTRIES.find((e) => e.key === s.key)?.spec.codec.path).map((s) => s.name), 'config_file']);
+const PATH_PARAMS = new Set([
+  ...PARAMS.filter((s) => s.key !== undefined && ENTRIES.find((e) => e.key === s.key)?.spec.codec.path).map((s) => s.name),
+  'config_file',
+]);
 
 /**
  * Parameter values for this node from every `--params-file` in ROS arguments, in order: sections `/**`, `name`,

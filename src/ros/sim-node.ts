@@ -66,7 +66,9 @@ export async function runSimNode(options: SimNodeOptions = {}): Promise<number> 
       if (r.done) {
         episode++;
         if (r.success) successes++;
-        log.info(`episode ${episode}/${episodes} (seed ${seed + episode - 1}): ${r.success ? 'success' : 'failure'} after ${r.steps} steps, final distance ${r.distance.toFixed(3)} m`);
+        log.info(
+          `episode ${episode}/${episodes} (seed ${seed + episode - 1}): ${r.success ? 'success' : 'failure'} after ${r.steps} steps, final distance ${r.distance.toFixed(3)} m`,
+        );
         if (episode >= episodes) return finish(0);
         sim.reset(seed + episode);
         action = new Float32Array(2);

@@ -80,7 +80,8 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
   if (o.actionsTopic !== undefined) {
     const t = allTopics.find((x) => x.topic === o.actionsTopic);
     if (!t) throw new UserError(`${o.bag}: has no topic ${o.actionsTopic} (--actions-topic)`);
-    if (!ACTION_TOPIC_TYPES.includes(t.type)) throw new UserError(`${o.bag}: --actions-topic ${o.actionsTopic} is ${t.type}; expected one of ${ACTION_TOPIC_TYPES.join(', ')}`);
+    if (!ACTION_TOPIC_TYPES.includes(t.type))
+      throw new UserError(`${o.bag}: --actions-topic ${o.actionsTopic} is ${t.type}; expected one of ${ACTION_TOPIC_TYPES.join(', ')}`);
     actionType = t.type;
   }
   const runtime = await buildRuntime(o.config, o.configFile, { features: true, policy: false, by: 'extract' });
@@ -88,7 +89,9 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
   const dropped: Record<string, number> = {};
   const drop = (reason: string, n = 1) => (dropped[reason] = (dropped[reason] ?? 0) + n);
   // Per camera: in = processed + Σ dropped, as in replay's summary and /diagnostics.
-  const perCamera: Record<string, { in: number; processed: number; dropped: Record<string, number> }> = Object.fromEntries(o.config.cameras.map((c) => [c.name, { in: 0, processed: 0, dropped: {} }]));
+  const perCamera: Record<string, { in: number; processed: number; dropped: Record<string, number> }> = Object.fromEntries(
+    o.config.cameras.map((c) => [c.name, { in: 0, processed: 0, dropped: {} }]),
+  );
   const dropFrame = (camera: string, reason: string) => {
     drop(reason);
     const d = perCamera[camera].dropped;
@@ -125,7 +128,9 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
 
     const groups: CameraFrame[][] = [];
     const frames = new Subject<CameraFrame>();
-    const sub = frames.pipe(syncCameras<CameraFrame>(cameras, { mode: o.config.sync.mode, slopMs: o.config.sync.slop_ms }, (f, r) => dropFrame(f.camera, `frame:${r}`))).subscribe((g) => groups.push(g));
+    const sub = frames
+      .pipe(syncCameras<CameraFrame>(cameras, { mode: o.config.sync.mode, slopMs: o.config.sync.slop_ms }, (f, r) => dropFrame(f.camera, `frame:${r}`)))
+      .subscribe((g) => groups.push(g));
     const feats: Float32Array[] = [];
     const stamps: bigint[] = [];
     const logTimes: bigint[] = [];
@@ -190,57 +195,64 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
     // Written into a fresh folder that takes the place of --out only when complete.
     const d = feats[0].length;
     const files: string[] = [];
-    await withAtomicDir(o.out, (dir) => {
-      const put = (name: string, dims: number[], data: Float32Array | BigInt64Array) => {
-        writeArray(join(dir, name), dims, data);
-        files.push(name);
-      };
-      const all = new Float32Array(feats.length * d);
-      feats.forEach((f, i) => all.set(f, i * d));
-      put('features.npy', [feats.length, d], all);
-      put('stamps_ns.npy', [stamps.length], BigInt64Array.from(stamps));
-      put('log_times_ns.npy', [logTimes.length], BigInt64Array.from(logTimes));
-      if (states.length > 0) {
-        const s = new Float32Array(states.length * jointNames.length);
-        states.forEach((x, i) => s.set(x, i * jointNames.length));
-        put('state.npy', [states.length, jointNames.length], s);
-      }
-      if (acts.length > 0) {
-        const a = acts[0].length;
-        if (acts.some((x) => x.length !== a)) throw new UserError(`${o.bag}: recorded actions on ${o.actionsTopic} change length`);
-        put('actions.npy', [acts.length, a], Float32Array.from(acts.flat()));
-      }
-      const L = extractor.layout;
-      const index = {
-        generator: 's2-policy extract',
-        bag: o.bag,
-        config: o.configFile,
-        frames: feats.length,
-        files,
-        features: { file: 'features.npy', shape: [feats.length, d], cameras, per_camera: L.perCamera, pooling: L.pooling },
-        s2: {
-          backbone: o.config.backbone.model,
-          scale_sizes: L.scaleSizes,
-          num_prefix_tokens: L.numPrefixTokens,
-          grid: [L.gridHeight, L.gridWidth],
-          channels: L.channels,
-          output_shape: L.outputShape,
-          options: extractor.options,
-        },
-        image: o.config.image,
-        state: states.length > 0 ? { file: 'state.npy', joints: jointNames, aligned: 'latest joint state at or before the group header stamp' } : null,
-        actions: acts.length > 0 ? { file: 'actions.npy', topic: o.actionsTopic, type: actionType, aligned: 'latest action at or before the group log time' } : null,
-        stamps: { file: 'stamps_ns.npy', meaning: 'newest header stamp of each camera group, ns' },
-        dropped,
-        accounting: {
-          messages: { total: accounting.total, ...accounting.items },
-          cameras: perCamera,
-          joint_states: topics.joints ? { topic: topics.joints, in: jointsIn, used: joints.length, 'joint_state:missing_joint': jointsIn - joints.length } : null,
-        },
-      };
-      writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 2));
-      files.push('index.json');
-    }, '--out');
+    await withAtomicDir(
+      o.out,
+      (dir) => {
+        const put = (name: string, dims: number[], data: Float32Array | BigInt64Array) => {
+          writeArray(join(dir, name), dims, data);
+          files.push(name);
+        };
+        const all = new Float32Array(feats.length * d);
+        feats.forEach((f, i) => all.set(f, i * d));
+        put('features.npy', [feats.length, d], all);
+        put('stamps_ns.npy', [stamps.length], BigInt64Array.from(stamps));
+        put('log_times_ns.npy', [logTimes.length], BigInt64Array.from(logTimes));
+        if (states.length > 0) {
+          const s = new Float32Array(states.length * jointNames.length);
+          states.forEach((x, i) => s.set(x, i * jointNames.length));
+          put('state.npy', [states.length, jointNames.length], s);
+        }
+        if (acts.length > 0) {
+          const a = acts[0].length;
+          if (acts.some((x) => x.length !== a)) throw new UserError(`${o.bag}: recorded actions on ${o.actionsTopic} change length`);
+          put('actions.npy', [acts.length, a], Float32Array.from(acts.flat()));
+        }
+        const L = extractor.layout;
+        const index = {
+          generator: 's2-policy extract',
+          bag: o.bag,
+          config: o.configFile,
+          frames: feats.length,
+          files,
+          features: { file: 'features.npy', shape: [feats.length, d], cameras, per_camera: L.perCamera, pooling: L.pooling },
+          s2: {
+            backbone: o.config.backbone.model,
+            scale_sizes: L.scaleSizes,
+            num_prefix_tokens: L.numPrefixTokens,
+            grid: [L.gridHeight, L.gridWidth],
+            channels: L.channels,
+            output_shape: L.outputShape,
+            options: extractor.options,
+          },
+          image: o.config.image,
+          state: states.length > 0 ? { file: 'state.npy', joints: jointNames, aligned: 'latest joint state at or before the group header stamp' } : null,
+          actions:
+            acts.length > 0 ? { file: 'actions.npy', topic: o.actionsTopic, type: actionType, aligned: 'latest action at or before the group log time' } : null,
+          stamps: { file: 'stamps_ns.npy', meaning: 'newest header stamp of each camera group, ns' },
+          dropped,
+          accounting: {
+            messages: { total: accounting.total, ...accounting.items },
+            cameras: perCamera,
+            joint_states: topics.joints
+              ? { topic: topics.joints, in: jointsIn, used: joints.length, 'joint_state:missing_joint': jointsIn - joints.length }
+              : null,
+          },
+        };
+        writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 2));
+        files.push('index.json');
+      },
+      '--out',
+    );
     return { frames: feats.length, featureDim: d, dropped, files };
   } finally {
     await runtime.release();

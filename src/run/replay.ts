@@ -54,7 +54,8 @@ export function inputTopics(config: Config, topics: TopicInfo[], file: string, o
     for (const t of only) if (!known.has(t)) throw new UserError(`--topics: ${t} is not a configured camera or joint-state topic`);
     // Every configured camera feeds the policy: leaving one out would silently change its input.
     config.cameras.forEach((c, i) => {
-      if (!only.includes(c.topic)) throw new UserError(`--topics: leaves out ${c.topic} (cameras.${i}, '${c.name}'); every configured camera is an input of the policy`);
+      if (!only.includes(c.topic))
+        throw new UserError(`--topics: leaves out ${c.topic} (cameras.${i}, '${c.name}'); every configured camera is an input of the policy`);
     });
     for (const t of [...cameras.keys()]) if (!only.includes(t)) cameras.delete(t);
     if (joints && !only.includes(joints)) joints = undefined;
@@ -94,7 +95,12 @@ export function messageAccounting(reader: RecordingReader, all: readonly TopicIn
  * than the slowest camera's period (plus the processing time, which only adds), ticks run past the chunk before the
  * next one comes and hold its last action. Returns the warning naming the numbers, or undefined.
  */
-export function chunkCoverage(config: Config, steps: number | undefined, topics: readonly TopicInfo[], range: { start: bigint; end: bigint } | undefined): string | undefined {
+export function chunkCoverage(
+  config: Config,
+  steps: number | undefined,
+  topics: readonly TopicInfo[],
+  range: { start: bigint; end: bigint } | undefined,
+): string | undefined {
   const rate = config.control?.rate_hz;
   if (steps === undefined || rate === undefined || !range) return undefined;
   const durationMs = Number(range.end - range.start) / 1e6;
@@ -115,7 +121,12 @@ export function chunkCoverage(config: Config, steps: number | undefined, topics:
 }
 
 /** Timed pipeline inputs from a recording, in log-time order, times in ms relative to `startNs`. */
-export async function* recordingInputs(reader: RecordingReader, topics: InputTopics, startNs: bigint, onMessage?: (topic: string, msg: unknown, logTime: bigint) => Promise<void>): AsyncGenerator<TimedInput> {
+export async function* recordingInputs(
+  reader: RecordingReader,
+  topics: InputTopics,
+  startNs: bigint,
+  onMessage?: (topic: string, msg: unknown, logTime: bigint) => Promise<void>,
+): AsyncGenerator<TimedInput> {
   const names = [...topics.cameras.keys(), ...(topics.joints ? [topics.joints] : [])];
   for await (const m of reader.messages({ topics: names })) {
     const timeMs = Number(m.logTime - startNs) / 1e6;
@@ -219,7 +230,11 @@ async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<Re
           });
           previous = cmd.values;
           const at = toNs(cmd.at);
-          await w.write(actionCh, actionMessage(cmd, nsToTime(at), { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs }), at);
+          await w.write(
+            actionCh,
+            actionMessage(cmd, nsToTime(at), { interface: c.action_interface, commandType: c.command_type, jointNames: c.joint_names, periodMs }),
+            at,
+          );
         },
         features: async (f) => {
           if (!featuresCh) return;

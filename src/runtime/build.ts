@@ -52,7 +52,13 @@ const INTERFACE_DIMS: Partial<Record<string, number>> = { twist_stamped: 6 };
  * Every shape check between the models and the configuration. `perCamera` is the extractor's pooled width (undefined
  * when the run has no feature half). Throws a UserError naming the key and both numbers.
  */
-export function checkShapes(config: Config, source: string, head: PolicyShape | undefined, perCamera: number | undefined, policyFile = config.policy?.model ?? 'policy'): void {
+export function checkShapes(
+  config: Config,
+  source: string,
+  head: PolicyShape | undefined,
+  perCamera: number | undefined,
+  policyFile = config.policy?.model ?? 'policy',
+): void {
   const fail = (key: string, why: string): never => {
     throw new UserError(`${source}: ${key}: ${why}`);
   };
@@ -61,18 +67,23 @@ export function checkShapes(config: Config, source: string, head: PolicyShape | 
   if (perCamera !== undefined) {
     const given = perCamera * config.cameras.length;
     if (head.featureDim !== given) {
-      fail('policy.model', `${policyFile} input '${policy.features_input}' takes ${head.featureDim} features, the ${config.cameras.length} camera(s) give ${config.cameras.length} × ${perCamera} = ${given} (features.pool ${config.features.pool})`);
+      fail(
+        'policy.model',
+        `${policyFile} input '${policy.features_input}' takes ${head.featureDim} features, the ${config.cameras.length} camera(s) give ${config.cameras.length} × ${perCamera} = ${given} (features.pool ${config.features.pool})`,
+      );
     }
   }
   if (head.stateDim > 0) {
     const names = config.joint_states?.names;
     if (!names) fail('joint_states.names', `${policyFile} input '${policy.state_input}' takes a state of ${head.stateDim} values; name its joints`);
-    else if (names.length !== head.stateDim) fail('joint_states.names', `has ${names.length} joints, ${policyFile} input '${policy.state_input}' takes ${head.stateDim} values`);
+    else if (names.length !== head.stateDim)
+      fail('joint_states.names', `has ${names.length} joints, ${policyFile} input '${policy.state_input}' takes ${head.stateDim} values`);
   }
   const control = config.control;
   if (!control) return;
   const d = head.actionDim;
-  if (control.joint_names && control.joint_names.length !== d) fail('control.joint_names', `has ${control.joint_names.length} names, ${policyFile} gives ${d} action values`);
+  if (control.joint_names && control.joint_names.length !== d)
+    fail('control.joint_names', `has ${control.joint_names.length} names, ${policyFile} gives ${d} action values`);
   for (const key of ['lower', 'upper', 'max_delta'] as const) {
     const v = control[key];
     if (v && v.length !== d) fail(`control.${key}`, `has ${v.length} values, ${policyFile} gives ${d} action values`);

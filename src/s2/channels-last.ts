@@ -85,7 +85,15 @@ export function areaPoolTokensInto(
 }
 
 /** Averages one scale's prefix tokens over its crops into dst tokens [0, P) at channels [channelOffset, +C). */
-export function averagePrefixInto(tokens: Tensor, numPrefix: number, batch: number, dst: Float32Array, dstTokens: number, dstChannels: number, channelOffset: number): void {
+export function averagePrefixInto(
+  tokens: Tensor,
+  numPrefix: number,
+  batch: number,
+  dst: Float32Array,
+  dstTokens: number,
+  dstChannels: number,
+  channelOffset: number,
+): void {
   const [rows, n, c] = tokens.dims;
   const crops = rows / batch;
   const s = tokens.data;

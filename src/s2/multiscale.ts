@@ -32,9 +32,7 @@ interface CropGroup {
 export function scaleInput(input: Tensor, plan: S2Plan, s: ScalePlan): Tensor {
   const resized = resizeBicubic(input, s.size[0], s.size[1]);
   if (s.splitSize[0] === s.size[0] && s.splitSize[1] === s.size[1]) return resized;
-  return plan.splitMode === 'pad'
-    ? padBottomRight(resized, s.splitSize[0], s.splitSize[1])
-    : resizeBicubic(resized, s.splitSize[0], s.splitSize[1]);
+  return plan.splitMode === 'pad' ? padBottomRight(resized, s.splitSize[0], s.splitSize[1]) : resizeBicubic(resized, s.splitSize[0], s.splitSize[1]);
 }
 
 /**
@@ -153,7 +151,8 @@ export async function multiscaleForward(
   if (scaleImages !== undefined && scaleImages.length !== plan.scales.length) {
     throw new S2OptionError(`${scaleImages.length} scale images given for ${plan.scales.length} scales`);
   }
-  if (numel(input.dims) !== input.data.length) throw new S2OptionError(`input data has ${input.data.length} values, dims [${input.dims.join(', ')}] need ${numel(input.dims)}`);
+  if (numel(input.dims) !== input.data.length)
+    throw new S2OptionError(`input data has ${input.data.length} values, dims [${input.dims.join(', ')}] need ${numel(input.dims)}`);
   const t0 = performance.now();
 
   // 1. Resize every scale and cut it into crops; crops of one size share one batch buffer (scale order kept).

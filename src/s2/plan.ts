@@ -76,7 +76,8 @@ export function planScales(inputDims: readonly number[], o: S2Options): S2Plan {
   if (outputShape !== 'bnc' && outputShape !== 'bchw') throw new S2OptionError(`outputShape must be 'bnc' or 'bchw', got '${String(outputShape)}'`);
   const numPrefixToken = o.numPrefixToken ?? 0;
   if (!Number.isInteger(numPrefixToken) || numPrefixToken < 0) throw new S2OptionError(`numPrefixToken must be a non-negative integer, got ${numPrefixToken}`);
-  if (outputShape === 'bchw' && numPrefixToken > 0) throw new S2OptionError('numPrefixToken must be 0 with outputShape bchw (feature maps have no prefix tokens)');
+  if (outputShape === 'bchw' && numPrefixToken > 0)
+    throw new S2OptionError('numPrefixToken must be 0 with outputShape bchw (feature maps have no prefix tokens)');
   if (o.splitMode !== undefined && o.splitMode !== 'resize' && o.splitMode !== 'pad') {
     throw new S2OptionError(`splitMode must be 'resize' or 'pad', got '${String(o.splitMode)}'`);
   }

@@ -34,7 +34,7 @@ export function areaResizeInto(
   for (let n = 0; n < b; n++) {
     for (let ch = 0; ch < c; ch++) {
       const inBase = (n * c + ch) * fullH * w;
-      const outBase = ((n * dstChannels + channelOffset + ch) * outH) * outW;
+      const outBase = (n * dstChannels + channelOffset + ch) * outH * outW;
       if (identity) {
         dst.set(s.subarray(inBase, inBase + h * w), outBase);
         continue;

@@ -132,7 +132,10 @@ export async function multiscaleForwardReference(backbone: Backbone, input: Tens
   }
   // 6. area-pool every scale to the grid of scale resize_output_to_idx, 7. concatenate on channels
   const [oh, ow] = maps[plan.resizeOutputToIdx].dims.slice(2);
-  const pooled = concatLastOrChannels(maps.map((m) => areaResize(m, oh, ow)), 'channels');
+  const pooled = concatLastOrChannels(
+    maps.map((m) => areaResize(m, oh, ow)),
+    'channels',
+  );
   if (plan.outputShape === 'bchw') return pooled;
   // 8. back to tokens, with the averaged prefix tokens of every scale first
   const tokens = mapToTokens(pooled);

@@ -77,8 +77,7 @@ export function resizeBicubicRows(src: Tensor, outH: number, outW: number, emit:
       const rowOut = y * outW;
       for (let x = 0; x < outW; x++) {
         const k = x * 4;
-        rows[rowOut + x] =
-          s[row + xi[k]] * xw[k] + s[row + xi[k + 1]] * xw[k + 1] + s[row + xi[k + 2]] * xw[k + 2] + s[row + xi[k + 3]] * xw[k + 3];
+        rows[rowOut + x] = s[row + xi[k]] * xw[k] + s[row + xi[k + 1]] * xw[k + 1] + s[row + xi[k + 2]] * xw[k + 2] + s[row + xi[k + 3]] * xw[k + 3];
       }
     }
     for (let y = 0; y < outH; y++) {

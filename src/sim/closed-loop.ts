@@ -80,7 +80,13 @@ export interface Demos {
 }
 
 /** Runs the expert for `episodes` seeded episodes, rendering every step and computing its pooled S² features. */
-export async function collectDemos(extractor: FeatureExtractor, episodes: number, seed: number, onEpisode?: (i: number) => void, simOptions: TabletopSimOptions = {}): Promise<Demos> {
+export async function collectDemos(
+  extractor: FeatureExtractor,
+  episodes: number,
+  seed: number,
+  onEpisode?: (i: number) => void,
+  simOptions: TabletopSimOptions = {},
+): Promise<Demos> {
   const sim = new TabletopSim({ ...simOptions, seed });
   const feats: Float32Array[] = [];
   const states: number[] = [];
@@ -146,7 +152,15 @@ export interface ClosedLoopProgress {
  * the pipeline; the pipeline's control clock produces the action that the sim executes. Virtual time, so the result
  * depends only on the seeds and the models.
  */
-export async function runClosedLoop(config: Config, extractor: FeatureExtractor, head: PolicyHead, episodes: number, seed: number, onProgress?: (p: ClosedLoopProgress) => void, simOptions: TabletopSimOptions = {}): Promise<EpisodeResult[]> {
+export async function runClosedLoop(
+  config: Config,
+  extractor: FeatureExtractor,
+  head: PolicyHead,
+  episodes: number,
+  seed: number,
+  onProgress?: (p: ClosedLoopProgress) => void,
+  simOptions: TabletopSimOptions = {},
+): Promise<EpisodeResult[]> {
   const sim = new TabletopSim({ ...simOptions, seed });
   const results: EpisodeResult[] = [];
   const dt = sim.options.dt * 1000;
@@ -187,7 +201,12 @@ export async function runClosedLoop(config: Config, extractor: FeatureExtractor,
 }
 
 export function toPaths(results: EpisodeResult[]): EpisodePath[] {
-  return results.map((r) => ({ points: r.points, success: r.success, target: r.target, label: `seed ${r.seed}: ${r.success ? 'success' : 'failure'}, ${(100 * r.finalDistance).toFixed(1)} cm` }));
+  return results.map((r) => ({
+    points: r.points,
+    success: r.success,
+    target: r.target,
+    label: `seed ${r.seed}: ${r.success ? 'success' : 'failure'}, ${(100 * r.finalDistance).toFixed(1)} cm`,
+  }));
 }
 
 export interface DemoRecipe extends SimModelOptions {
@@ -279,7 +298,11 @@ function concatDemos(a: Demos, b: Demos): Demos {
     features: cat(a.features, b.features, (n) => new Float32Array(n)),
     state: cat(a.state, b.state, (n) => new Float32Array(n)),
     actions: cat(a.actions, b.actions, (n) => new Float32Array(n)),
-    episodes: cat(a.episodes, Int32Array.from(b.episodes, (e) => e + shift), (n) => new Int32Array(n)),
+    episodes: cat(
+      a.episodes,
+      Int32Array.from(b.episodes, (e) => e + shift),
+      (n) => new Int32Array(n),
+    ),
     rows: a.rows + b.rows,
     featureDim: a.featureDim,
   };
@@ -289,7 +312,14 @@ function concatDemos(a: Demos, b: Demos): Demos {
  * DAgger's data: the fitted head drives (its chunk's first action, clamped to the velocity limit), the expert's action
  * for every visited state is recorded as the label. Episodes end at success or after `maxSteps`.
  */
-export async function collectDagger(extractor: FeatureExtractor, act: (features: Float32Array, state: Float32Array) => Float32Array, episodes: number, seed: number, maxSteps: number, simOptions: TabletopSimOptions = {}): Promise<Demos> {
+export async function collectDagger(
+  extractor: FeatureExtractor,
+  act: (features: Float32Array, state: Float32Array) => Float32Array,
+  episodes: number,
+  seed: number,
+  maxSteps: number,
+  simOptions: TabletopSimOptions = {},
+): Promise<Demos> {
   const sim = new TabletopSim({ ...simOptions, seed });
   const feats: Float32Array[] = [];
   const states: number[] = [];
@@ -320,7 +350,17 @@ export async function collectDagger(extractor: FeatureExtractor, act: (features:
 
 function keypointData(demos: Demos, grid: number, chunk: number): KeypointData {
   const targets = stackChunks({ dims: [demos.rows, 2], data: demos.actions }, demos.episodes, chunk);
-  return { features: demos.features, state: demos.state, targets: targets.data, rows: demos.rows, channels: demos.featureDim / (grid * grid), grid, stateDim: 2, chunk, actionDim: 2 };
+  return {
+    features: demos.features,
+    state: demos.state,
+    targets: targets.data,
+    rows: demos.rows,
+    channels: demos.featureDim / (grid * grid),
+    grid,
+    stateDim: 2,
+    chunk,
+    actionDim: 2,
+  };
 }
 
 /**
@@ -360,7 +400,17 @@ export async function ensureDemoModels(dir: string, o: DemoRecipe, log?: (line: 
     if (recipe.head === 'linear') {
       const fit = fitDemos(demos, chunk);
       writePolicy({ model: policy.model, stats: join(dir, 'policy.stats.json') }, fit);
-      summary = { head: 'linear', rows: demos.rows, featureDim: demos.featureDim, expertEpisodes: episodes, daggerRows: 0, lambda: fit.lambda, note: `λ = ${fit.lambda}, ${fit.selection.note}`, pretrain, msPerFrame };
+      summary = {
+        head: 'linear',
+        rows: demos.rows,
+        featureDim: demos.featureDim,
+        expertEpisodes: episodes,
+        daggerRows: 0,
+        lambda: fit.lambda,
+        note: `λ = ${fit.lambda}, ${fit.selection.note}`,
+        pretrain,
+        msPerFrame,
+      };
     } else {
       const grid = gridOf(config.features.pool);
       let fit = fitKeypointHead(keypointData(demos, grid, chunk), { epochs: recipe.epochs, seed: 7 });
@@ -368,14 +418,32 @@ export async function ensureDemoModels(dir: string, o: DemoRecipe, log?: (line: 
       let daggerRows = 0;
       for (let r = 0; r < recipe.daggerRounds; r++) {
         const current = fit;
-        const extra = await collectDagger(extractor, (f, q) => predictKeypoint(current, f, q), recipe.daggerEpisodes, 3000 + r * recipe.daggerEpisodes, recipe.daggerSteps, simOptions);
+        const extra = await collectDagger(
+          extractor,
+          (f, q) => predictKeypoint(current, f, q),
+          recipe.daggerEpisodes,
+          3000 + r * recipe.daggerEpisodes,
+          recipe.daggerSteps,
+          simOptions,
+        );
         daggerRows += extra.rows;
         demos = concatDemos(demos, extra);
         fit = fitKeypointHead(keypointData(demos, grid, chunk), { epochs: recipe.epochs, seed: 7 + r + 1 });
-        log?.(`DAgger round ${r + 1}: +${extra.rows} expert-labelled states the head visited, refitted on ${demos.rows} (training MSE ${fit.trainMse.toFixed(3)})`);
+        log?.(
+          `DAgger round ${r + 1}: +${extra.rows} expert-labelled states the head visited, refitted on ${demos.rows} (training MSE ${fit.trainMse.toFixed(3)})`,
+        );
       }
       writeKeypointPolicy({ model: policy.model, stats: join(dir, 'policy.stats.json') }, fit);
-      summary = { head: 'keypoint', rows: demos.rows, featureDim: demos.featureDim, expertEpisodes: episodes, daggerRows, note: `training MSE ${fit.trainMse.toFixed(3)}`, pretrain, msPerFrame };
+      summary = {
+        head: 'keypoint',
+        rows: demos.rows,
+        featureDim: demos.featureDim,
+        expertEpisodes: episodes,
+        daggerRows,
+        note: `training MSE ${fit.trainMse.toFixed(3)}`,
+        pretrain,
+        msPerFrame,
+      };
     }
     const trainSeconds = (performance.now() - t0) / 1000;
     log?.(`demo models ready in ${trainSeconds.toFixed(1)} s (${demos.rows} rows × ${demos.featureDim} features, ${msPerFrame.toFixed(1)} ms per frame)`);

@@ -41,7 +41,16 @@ export function runExpertEpisode(sim: TabletopSim, seed: number): ExpertEpisode 
     const effector = sim.effector();
     const action = sim.expertAction();
     status = sim.step(action);
-    trajectory.push({ position: [q1, q2], velocity: [v1, v2], effector, effectorPx, action, distance: status.distance, success: status.success, done: status.done });
+    trajectory.push({
+      position: [q1, q2],
+      velocity: [v1, v2],
+      effector,
+      effectorPx,
+      action,
+      distance: status.distance,
+      success: status.success,
+      done: status.done,
+    });
     points.push(sim.armPixels().effector);
   }
   const t = sim.scene.target;

@@ -33,8 +33,7 @@ export function inverseKinematics(x: number, y: number, links: Vec2, limits: Lim
   for (const sign of [1, -1]) {
     const q2 = sign * Math.acos(c2);
     const q1 = wrap(Math.atan2(y, x) - Math.atan2(l2 * Math.sin(q2), l1 + l2 * Math.cos(q2)));
-    const inside =
-      q1 >= limits[0][0] + margin && q1 <= limits[0][1] - margin && q2 >= limits[1][0] + margin && q2 <= limits[1][1] - margin;
+    const inside = q1 >= limits[0][0] + margin && q1 <= limits[0][1] - margin && q2 >= limits[1][0] + margin && q2 <= limits[1][1] - margin;
     if (inside && !(sign === -1 && q2 === 0)) out.push([q1, q2]);
   }
   return out;

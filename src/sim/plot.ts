@@ -95,7 +95,9 @@ export async function renderEpisodesPng(file: string, sim: TabletopSim, paths: r
 ${rows}
 <text x="12" y="${c.height - 30}" font-size="11" font-family="sans-serif" fill="#444">ring: the episode's target; ○ start</text>
 <text x="12" y="${c.height - 14}" font-size="11" font-family="sans-serif" fill="#444">● reached (success)   ✕ ended (failure)</text></svg>`;
-  const scene = await sharp(data, { raw: { width: c.width, height: c.height, channels: 3 } }).png().toBuffer();
+  const scene = await sharp(data, { raw: { width: c.width, height: c.height, channels: 3 } })
+    .png()
+    .toBuffer();
   const png = await sharp({ create: { width: c.width + LEGEND_WIDTH, height: c.height, channels: 3, background: '#ffffff' } })
     .composite([
       { input: scene, left: 0, top: 0 },

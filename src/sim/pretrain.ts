@@ -254,7 +254,8 @@ export async function pretrainBackbone(o: PretrainOptions): Promise<PretrainResu
   g.metadata['s2.kind'] = 'convnet';
   g.metadata['s2.mean'] = '0.485,0.456,0.406';
   g.metadata['s2.std'] = '0.229,0.224,0.225';
-  g.metadata['s2.pretraining'] = `k-means (Coates & Ng 2011) on ${count} ZCA-whitened ${p}x${p} patches of ${o.scenes ?? 24} simulated scenes at ${o.sizes.map((s) => s.join('x')).join(', ')}; seed ${seed}`;
+  g.metadata['s2.pretraining'] =
+    `k-means (Coates & Ng 2011) on ${count} ZCA-whitened ${p}x${p} patches of ${o.scenes ?? 24} simulated scenes at ${o.sizes.map((s) => s.join('x')).join(', ')}; seed ${seed}`;
   const input = g.input('pixel_values', ['batch', 3, 'height', 'width']);
   const w = g.weight('encoder.weight', [k, 3, p, p], weight);
   const b = g.weight('encoder.bias', [k], bias);

@@ -21,7 +21,13 @@ export interface ProbeResult {
 /** Scene seeds of the probe (apart from demonstrations, DAgger and closed-loop evaluation). */
 export const PROBE_SEED = 20_000;
 
-export async function probeTargetCell(extractor: FeatureExtractor, grid: number, scenes: number, simOptions: TabletopSimOptions = {}, iterations = 300): Promise<ProbeResult> {
+export async function probeTargetCell(
+  extractor: FeatureExtractor,
+  grid: number,
+  scenes: number,
+  simOptions: TabletopSimOptions = {},
+  iterations = 300,
+): Promise<ProbeResult> {
   const sim = new TabletopSim(simOptions);
   const feats: Float32Array[] = [];
   const labels: number[] = [];

@@ -83,17 +83,7 @@ export function fillSquare(c: Canvas, cu: number, cv: number, half: number, angl
 }
 
 /** A segment from a to b thickened to radius r with round ends; the outer `edgeWidth` pixels drawn in `edge`. */
-export function fillCapsule(
-  c: Canvas,
-  au: number,
-  av: number,
-  bu: number,
-  bv: number,
-  r: number,
-  rgb: Rgb,
-  edge: Rgb = rgb,
-  edgeWidth = 0,
-): void {
+export function fillCapsule(c: Canvas, au: number, av: number, bu: number, bv: number, r: number, rgb: Rgb, edge: Rgb = rgb, edgeWidth = 0): void {
   const [i0, i1, j0, j1] = bounds(c, Math.min(au, bu) - r, Math.max(au, bu) + r, Math.min(av, bv) - r, Math.max(av, bv) + r);
   const eu = bu - au;
   const ev = bv - av;

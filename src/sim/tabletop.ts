@@ -92,7 +92,9 @@ export class TabletopSim {
    */
   step(action: ArrayLike<number>): StepResult {
     if (this.result.done) {
-      throw new UserError(`sim: the episode of seed ${this.current.seed} is over (${this.result.success ? 'success' : 'step budget spent'} after ${this.stepCount} steps); call reset(seed)`);
+      throw new UserError(
+        `sim: the episode of seed ${this.current.seed} is over (${this.result.success ? 'success' : 'step budget spent'} after ${this.stepCount} steps); call reset(seed)`,
+      );
     }
     if (action.length !== 2 || !Number.isFinite(action[0]) || !Number.isFinite(action[1])) {
       throw new UserError(`sim: action must be 2 finite joint velocities, got [${Array.from(action).join(', ')}]`);

@@ -45,7 +45,10 @@ print(json.dumps(r))
 const env = { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', PYTHONDONTWRITEBYTECODE: '1', HF_HUB_DISABLE_PROGRESS_BARS: '1' };
 
 function findInterpreters(): Interpreter[] {
-  const candidates = (process.env.S2_PYTHON ?? 'python3,/usr/bin/python3').split(',').map((s) => s.trim()).filter(Boolean);
+  const candidates = (process.env.S2_PYTHON ?? 'python3,/usr/bin/python3')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const found: Interpreter[] = [];
   for (const command of candidates) {
     const r = spawnSync(command, ['-c', PROBE], { encoding: 'utf8', env, timeout: 120000 });
@@ -107,7 +110,12 @@ function exportAndVerify(ctx: Mocha.Context, name: string, needs: Package[], arg
     assert.ok(l.pass, `${l.label}: FAIL\n${r.stdout}`);
     assert.ok(l.ratio < TOLERANCE, `${l.label}: ${l.ratio}`);
   }
-  results.push({ name, interpreter: interp.executable, reference: lines[0].reference, ratios: lines.map((l) => `${l.label.startsWith('random') ? 'random' : 'image'} ${l.ratio.toExponential(2)}`) });
+  results.push({
+    name,
+    interpreter: interp.executable,
+    reference: lines[0].reference,
+    ratios: lines.map((l) => `${l.label.startsWith('random') ? 'random' : 'image'} ${l.ratio.toExponential(2)}`),
+  });
   return r;
 }
 
@@ -125,7 +133,11 @@ describe('export_backbone.py (PyTorch → ONNX, verified against the reference S
     }
     interpreters = interpreters.filter((i) => i.versions.torch !== undefined);
     for (const i of interpreters) {
-      console.log(`      python: ${i.executable} (${Object.entries(i.versions).map(([k, v]) => `${k} ${v}`).join(', ')})`);
+      console.log(
+        `      python: ${i.executable} (${Object.entries(i.versions)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')})`,
+      );
     }
     assert.ok(existsSync(join(ROOT, 'dist', 'src', 'cli', 'main.js')), 'run `npm run build` first');
     work = tempDir('s2-export-suite-');
@@ -157,7 +169,9 @@ describe('export_backbone.py (PyTorch → ONNX, verified against the reference S
       }
     }
     const sharp = (await import('sharp')).default;
-    await sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toFile(photo);
+    await sharp(px, { raw: { width: w, height: h, channels: 3 } })
+      .png()
+      .toFile(photo);
   });
 
   after(function () {
@@ -168,54 +182,89 @@ describe('export_backbone.py (PyTorch → ONNX, verified against the reference S
 
   describe('families', function () {
     it('timm ViT (vit_tiny_patch16_224), batch 2, and a photo with timm preprocessing', function () {
-      exportAndVerify(this, 'timm vit_tiny_patch16_224', ['timm', 'PIL'],
+      exportAndVerify(
+        this,
+        'timm vit_tiny_patch16_224',
+        ['timm', 'PIL'],
         ['--model', 'timm:vit_tiny_patch16_224', '--no-pretrained', '--scales', '1,2', '--verify-batch', '2', '--verify-image', photo, '--preprocess', 'timm'],
-        { 's2.kind': 'vit', 's2.image_size': '224', 's2.num_prefix_tokens': '1' }, 1);
+        { 's2.kind': 'vit', 's2.image_size': '224', 's2.num_prefix_tokens': '1' },
+        1,
+      );
     });
 
     it('timm DINOv2-style ViT with 4 registers (vit_small_patch14_reg4_dinov2 at 224)', function () {
-      exportAndVerify(this, 'timm vit_small_patch14_reg4_dinov2', ['timm'],
+      exportAndVerify(
+        this,
+        'timm vit_small_patch14_reg4_dinov2',
+        ['timm'],
         ['--model', 'timm:vit_small_patch14_reg4_dinov2', '--no-pretrained', '--image-size', '224', '--img-sizes', '224,448'],
-        { 's2.kind': 'vit', 's2.image_size': '224', 's2.num_prefix_tokens': '5', 's2.mean': '0.485,0.456,0.406' });
+        { 's2.kind': 'vit', 's2.image_size': '224', 's2.num_prefix_tokens': '5', 's2.mean': '0.485,0.456,0.406' },
+      );
     });
 
     it('timm ConvNet stage (convnext_nano, --output stage:2)', function () {
-      exportAndVerify(this, 'timm convnext_nano stage 2', ['timm'],
+      exportAndVerify(
+        this,
+        'timm convnext_nano stage 2',
+        ['timm'],
         ['--model', 'timm:convnext_nano', '--no-pretrained', '--output', 'stage:2', '--scales', '1,2'],
-        { 's2.kind': 'convnet', 's2.image_size': '224' });
+        { 's2.kind': 'convnet', 's2.image_size': '224' },
+      );
     });
 
     it('torchvision ConvNet (resnet18) and a photo resized and centre-cropped', function () {
-      exportAndVerify(this, 'torchvision resnet18', ['torchvision', 'PIL'],
+      exportAndVerify(
+        this,
+        'torchvision resnet18',
+        ['torchvision', 'PIL'],
         ['--model', 'torchvision:resnet18', '--no-pretrained', '--verify-image', photo, '--preprocess', 'crop'],
-        { 's2.kind': 'convnet', 's2.image_size': '224' }, 1);
+        { 's2.kind': 'convnet', 's2.image_size': '224' },
+        1,
+      );
     });
 
     it('torchvision ConvNet with dynamic size: any-shape S² (pad) on a 200×300 input', function () {
-      exportAndVerify(this, 'torchvision resnet18 dynamic, pad 200x300', ['torchvision'],
+      exportAndVerify(
+        this,
+        'torchvision resnet18 dynamic, pad 200x300',
+        ['torchvision'],
         ['--model', 'torchvision:resnet18', '--no-pretrained', '--dynamic-size', '--split-mode', 'pad', '--max-split-size', '224', '--verify-size', '200x300'],
-        { 's2.kind': 'convnet' });
+        { 's2.kind': 'convnet' },
+      );
     });
 
     it('Hugging Face CLIPVisionModel folder (CLIP-style tower), batch 2, scales 1,2,3, project reference', function () {
       if (!hf.clip) needOrSkip(this, ['transformers']);
-      exportAndVerify(this, 'HF CLIPVisionModel', ['transformers'],
+      exportAndVerify(
+        this,
+        'HF CLIPVisionModel',
+        ['transformers'],
         ['--hf-dir', hf.clip, '--scales', '1,2,3', '--verify-batch', '2', '--reference', 'project'],
-        { 's2.kind': 'vit', 's2.num_prefix_tokens': '1', 's2.mean': '0.481455,0.457827,0.408211' });
+        { 's2.kind': 'vit', 's2.num_prefix_tokens': '1', 's2.mean': '0.481455,0.457827,0.408211' },
+      );
     });
 
     it('Hugging Face SiglipVisionModel folder (SigLIP-style tower), dynamic size, a photo through its image processor', function () {
       if (!hf.siglip) needOrSkip(this, ['transformers']);
-      exportAndVerify(this, 'HF SiglipVisionModel dynamic', ['transformers', 'PIL'],
+      exportAndVerify(
+        this,
+        'HF SiglipVisionModel dynamic',
+        ['transformers', 'PIL'],
         ['--hf-dir', hf.siglip, '--dynamic-size', '--img-sizes', '224,320', '--max-split-size', '224', '--verify-image', photo, '--preprocess', 'hf'],
-        { 's2.kind': 'vit', 's2.num_prefix_tokens': '0', 's2.mean': '0.5,0.5,0.5' }, 1);
+        { 's2.kind': 'vit', 's2.num_prefix_tokens': '0', 's2.mean': '0.5,0.5,0.5' },
+        1,
+      );
     });
 
     it('Hugging Face Dinov2WithRegistersModel folder (CLS + 4 registers)', function () {
       if (!hf['dinov2-reg']) needOrSkip(this, ['transformers']);
-      exportAndVerify(this, 'HF Dinov2WithRegistersModel', ['transformers'],
+      exportAndVerify(
+        this,
+        'HF Dinov2WithRegistersModel',
+        ['transformers'],
         ['--hf-dir', hf['dinov2-reg'], '--img-sizes', '224,448,672', '--max-split-size', '224'],
-        { 's2.kind': 'vit', 's2.num_prefix_tokens': '5' });
+        { 's2.kind': 'vit', 's2.num_prefix_tokens': '5' },
+      );
     });
 
     it('Hugging Face ConvNextModel folder (a ConvNet as bchw)', function () {
@@ -224,9 +273,13 @@ describe('export_backbone.py (PyTorch → ONNX, verified against the reference S
     });
 
     it('MODULE:FUNCTION (a plain PyTorch ViT with 2 registers, forward_features)', function () {
-      exportAndVerify(this, 'module:function tiny ViT + 2 registers', [],
+      exportAndVerify(
+        this,
+        'module:function tiny ViT + 2 registers',
+        [],
         ['--model', `${FIXTURES}:tiny_vit`, '--kwargs', '{"registers": 2}', '--image-size', '64', '--scales', '1,2,3'],
-        { 's2.kind': 'vit', 's2.image_size': '64', 's2.num_prefix_tokens': '3' });
+        { 's2.kind': 'vit', 's2.image_size': '64', 's2.num_prefix_tokens': '3' },
+      );
     });
 
     it('DINOv2 from a local hub checkout (S2_DINOV2_HUB) with a training checkpoint (teacher / backbone. keys)', function () {
@@ -237,19 +290,29 @@ describe('export_backbone.py (PyTorch → ONNX, verified against the reference S
       }
       const interp = needOrSkip(this, ['numpy']);
       const ckpt = join(tempDir('s2-dinov2-'), 'teacher.pth');
-      const save = python(interp, ['-c',
+      const save = python(interp, [
+        '-c',
         `import torch; torch.manual_seed(3); m = torch.hub.load(${JSON.stringify(hub)}, 'dinov2_vits14_reg', source='local', pretrained=False); ` +
-        `torch.save({'teacher': {'backbone.' + k: v for k, v in m.state_dict().items()}}, ${JSON.stringify(ckpt)})`]);
+          `torch.save({'teacher': {'backbone.' + k: v for k, v in m.state_dict().items()}}, ${JSON.stringify(ckpt)})`,
+      ]);
       assert.equal(save.status, 0, save.stderr);
-      exportAndVerify(this, 'DINOv2 hub dinov2_vits14_reg + checkpoint', ['numpy'],
+      exportAndVerify(
+        this,
+        'DINOv2 hub dinov2_vits14_reg + checkpoint',
+        ['numpy'],
         ['--model', 'dinov2:dinov2_vits14_reg', '--hub-dir', hub, '--checkpoint', ckpt, '--img-sizes', '224,448'],
-        { 's2.kind': 'vit', 's2.image_size': '224', 's2.num_prefix_tokens': '5' });
+        { 's2.kind': 'vit', 's2.image_size': '224', 's2.num_prefix_tokens': '5' },
+      );
     });
 
     it('the installed s2wrapper as the reference', function () {
-      exportAndVerify(this, 'tiny-test against the installed s2wrapper', ['s2wrapper'],
+      exportAndVerify(
+        this,
+        'tiny-test against the installed s2wrapper',
+        ['s2wrapper'],
         ['--model', 'tiny-test', '--reference', 's2wrapper', '--scales', '1,2,3', '--verify-batch', '2'],
-        { 's2.kind': 'vit', 's2.num_prefix_tokens': '1' });
+        { 's2.kind': 'vit', 's2.num_prefix_tokens': '1' },
+      );
     });
   });
 
@@ -258,17 +321,39 @@ describe('export_backbone.py (PyTorch → ONNX, verified against the reference S
       const interp = needOrSkip(this, ['numpy']);
       const dir = tempDir('s2-ckpt-');
       const ckpt = join(dir, 'ft.pth');
-      const save = python(interp, ['-c',
+      const save = python(interp, [
+        '-c',
         `import sys, torch; sys.path.insert(0, ${JSON.stringify(join(ROOT, 'test', 'export', 'fixtures'))}); import backbones; ` +
-        `torch.manual_seed(7); m = backbones.tiny_vit(registers=1); ` +
-        `torch.save({'epoch': 3, 'state_dict': {'module.' + k: v for k, v in m.state_dict().items()}}, ${JSON.stringify(ckpt)})`]);
+          `torch.manual_seed(7); m = backbones.tiny_vit(registers=1); ` +
+          `torch.save({'epoch': 3, 'state_dict': {'module.' + k: v for k, v in m.state_dict().items()}}, ${JSON.stringify(ckpt)})`,
+      ]);
       assert.equal(save.status, 0, save.stderr);
       const files: Record<string, string> = {};
-      for (const [name, extra] of [['seed0', ['--checkpoint', ckpt, '--seed', '0']], ['seed1', ['--checkpoint', ckpt, '--seed', '1']], ['random', ['--seed', '0']]] as const) {
+      for (const [name, extra] of [
+        ['seed0', ['--checkpoint', ckpt, '--seed', '0']],
+        ['seed1', ['--checkpoint', ckpt, '--seed', '1']],
+        ['random', ['--seed', '0']],
+      ] as const) {
         files[name] = join(dir, `${name}.onnx`);
-        const r = python(interp, [SCRIPT, '--model', `${FIXTURES}:tiny_vit`, '--kwargs', '{"registers": 1}', '--image-size', '64', '--out', files[name], ...extra, ...(name === 'seed1' ? ['--verify'] : [])]);
+        const r = python(interp, [
+          SCRIPT,
+          '--model',
+          `${FIXTURES}:tiny_vit`,
+          '--kwargs',
+          '{"registers": 1}',
+          '--image-size',
+          '64',
+          '--out',
+          files[name],
+          ...extra,
+          ...(name === 'seed1' ? ['--verify'] : []),
+        ]);
         assert.equal(r.status, 0, r.stderr);
-        if (name === 'seed1') assert.ok(verifyLines(r.stdout).every((l) => l.pass), r.stdout);
+        if (name === 'seed1')
+          assert.ok(
+            verifyLines(r.stdout).every((l) => l.pass),
+            r.stdout,
+          );
       }
       const x = { dims: [1, 3, 64, 64], data: Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => Math.sin(i * 0.37)) };
       const outs: Record<string, Float32Array> = {};

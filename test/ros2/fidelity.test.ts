@@ -93,7 +93,11 @@ describe('ROS 2 live: rosbag2 folders and replay fidelity', function () {
   it('replay reads a recording ros2 bag record compressed per message and split by duration', async () => {
     const live = join(kit.dir, 'live_msg');
     const topics = ['/wrist/image_raw', '/front/image_raw/compressed', '/joint_states'];
-    const rec = spawn('ros2', ['bag', 'record', '-s', 'mcap', '-o', live, '--max-bag-duration', '2', '--compression-mode', 'message', '--compression-format', 'zstd', ...topics], { stdio: 'ignore' });
+    const rec = spawn(
+      'ros2',
+      ['bag', 'record', '-s', 'mcap', '-o', live, '--max-bag-duration', '2', '--compression-mode', 'message', '--compression-format', 'zstd', ...topics],
+      { stdio: 'ignore' },
+    );
     await sleep(3000);
     const play = spawnSync('ros2', ['bag', 'play', join(kit.dir, 'demo_bag')], { encoding: 'utf8' });
     assert.equal(play.status, 0, play.stderr);

@@ -33,7 +33,10 @@ function paramsFile(kit: DemoKit, ns: string, name: string, over: { backbone?: s
 }
 
 function startNode(file: string, name: string, log: string[]): ChildProcess {
-  const child = spawn(process.execPath, [BIN, 'ros', '--node', 'combined', '--ros-args', '--params-file', file, '-r', `__node:=${name}`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'ros', '--node', 'combined', '--ros-args', '--params-file', file, '-r', `__node:=${name}`], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const keep = (d: Buffer) => {
     log.push(d.toString());
     if (process.env.S2_TEST_VERBOSE) process.stdout.write(`[${name}] ${d.toString()}`);
@@ -77,15 +80,21 @@ describe('ROS 2 live: lifecycle, enable and dynamic parameters', function () {
     const call = async <T>(srv: string, service: string, req: object, timeout = 60000): Promise<T> => {
       const c = node.createClient(srv as never, service);
       assert.ok(await c.waitForService(20000), `service ${service}`);
-      return (await c.sendRequestAsync(req as never, { timeout }));
+      return await c.sendRequestAsync(req as never, { timeout });
     };
     return {
       node,
       call,
-      state: async (target: string) => (await call<{ current_state: { id: number; label: string } }>('lifecycle_msgs/srv/GetState', `/${target}/get_state`, {})).current_state.label,
-      transition: async (target: string, id: number, label: string) => (await call<{ success: boolean }>('lifecycle_msgs/srv/ChangeState', `/${target}/change_state`, { transition: { id, label } })).success,
+      state: async (target: string) =>
+        (await call<{ current_state: { id: number; label: string } }>('lifecycle_msgs/srv/GetState', `/${target}/get_state`, {})).current_state.label,
+      transition: async (target: string, id: number, label: string) =>
+        (await call<{ success: boolean }>('lifecycle_msgs/srv/ChangeState', `/${target}/change_state`, { transition: { id, label } })).success,
       set: async (target: string, name: string, value: object) =>
-        (await call<{ results: { successful: boolean; reason: string }[] }>('rcl_interfaces/srv/SetParameters', `/${target}/set_parameters`, { parameters: [{ name, value }] })).results[0],
+        (
+          await call<{ results: { successful: boolean; reason: string }[] }>('rcl_interfaces/srv/SetParameters', `/${target}/set_parameters`, {
+            parameters: [{ name, value }],
+          })
+        ).results[0],
       destroy: () => node.destroy(),
     };
   }
@@ -95,7 +104,10 @@ describe('ROS 2 live: lifecycle, enable and dynamic parameters', function () {
     try {
       const garbage = join(kit.dir, 'garbage.onnx');
       writeFileSync(garbage, Buffer.from('this is not an ONNX model at all'));
-      for (const [tag, model] of [['missing', join(kit.dir, 'nope.onnx')], ['garbage', garbage]] as const) {
+      for (const [tag, model] of [
+        ['missing', join(kit.dir, 'nope.onnx')],
+        ['garbage', garbage],
+      ] as const) {
         const name = `s2_lc_${tag}`;
         const log: string[] = [];
         children.push(startNode(paramsFile(kit, `/lc_${tag}`, name, { backbone: model }), name, log));
@@ -130,7 +142,11 @@ describe('ROS 2 live: lifecycle, enable and dynamic parameters', function () {
     const front = c.node.createPublisher('sensor_msgs/msg/CompressedImage' as never, `${ns}/front/image_raw/compressed`, qos) as unknown as Pub;
     const joints = c.node.createPublisher('sensor_msgs/msg/JointState' as never, `${ns}/joint_states`, qos) as unknown as Pub;
     const pixels = new Uint8Array(64 * 48 * 3).map((_, i) => (i * 13) % 251);
-    const jpeg = new Uint8Array(await sharp(pixels, { raw: { width: 64, height: 48, channels: 3 } }).jpeg().toBuffer());
+    const jpeg = new Uint8Array(
+      await sharp(pixels, { raw: { width: 64, height: 48, channels: 3 } })
+        .jpeg()
+        .toBuffer(),
+    );
     let k = 0;
     const timer = setInterval(() => {
       const t = c.node.now().secondsAndNanoseconds;
@@ -162,7 +178,9 @@ describe('ROS 2 live: lifecycle, enable and dynamic parameters', function () {
       assert.equal((await c.set(name, 'control.rate_hz', { type: 3, double_value: 10.0 })).successful, true);
       const afterRate = await count(actions, 2000);
       assert.ok(afterRate <= 1, `still disabled after a rate change (${afterRate} actions in 2 s)`);
-      const enabledParam = await c.call<{ values: { bool_value: boolean }[] }>('rcl_interfaces/srv/GetParameters', `/${name}/get_parameters`, { names: ['control.enabled'] });
+      const enabledParam = await c.call<{ values: { bool_value: boolean }[] }>('rcl_interfaces/srv/GetParameters', `/${name}/get_parameters`, {
+        names: ['control.enabled'],
+      });
       assert.equal(enabledParam.values[0].bool_value, false, 'the service set the parameter');
       await c.call('std_srvs/srv/SetBool', `/${name}/enable`, { data: true });
       await sleep(500);

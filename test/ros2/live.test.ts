@@ -40,7 +40,10 @@ function params(kit: DemoKit, ns: string, nodeNames: string[]): string {
 }
 
 function startNode(mode: string, file: string, name: string): ChildProcess {
-  const child = spawn(process.execPath, [BIN, 'ros', '--node', mode, '--ros-args', '--params-file', file, '-r', `__node:=${name}`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'ros', '--node', mode, '--ros-args', '--params-file', file, '-r', `__node:=${name}`], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout?.on('data', (d: Buffer) => process.env.S2_TEST_VERBOSE && process.stdout.write(`[${name}] ${d.toString()}`));
   child.stderr?.on('data', (d: Buffer) => process.stdout.write(`[${name} stderr] ${d.toString()}`));
   return child;
@@ -78,12 +81,20 @@ describe('ROS 2 live', function () {
   });
 
   /** Publishes both cameras and joint states at 20 Hz until `front` is turned off; records what comes back. */
-  async function drive(ns: string, tester: string, scenario: (ctl: { frontOn: boolean; rec: Received; call: <T>(srv: string, name: string, req: object) => Promise<T> }) => Promise<void>): Promise<Received> {
+  async function drive(
+    ns: string,
+    tester: string,
+    scenario: (ctl: { frontOn: boolean; rec: Received; call: <T>(srv: string, name: string, req: object) => Promise<T> }) => Promise<void>,
+  ): Promise<Received> {
     const node = rcl.createNode(tester);
     const rec: Received = { actions: [], diagnostics: [], features: [] };
     const t0 = performance.now();
     const now = () => performance.now() - t0;
-    node.createSubscription('std_msgs/msg/Float64MultiArray' as never, `${ns}/actions`, (m: unknown) => void rec.actions.push({ t: now(), v: Array.from((m as { data: ArrayLike<number> }).data) }));
+    node.createSubscription(
+      'std_msgs/msg/Float64MultiArray' as never,
+      `${ns}/actions`,
+      (m: unknown) => void rec.actions.push({ t: now(), v: Array.from((m as { data: ArrayLike<number> }).data) }),
+    );
     node.createSubscription('diagnostic_msgs/msg/DiagnosticArray' as never, '/diagnostics', (m: unknown) => {
       const s = (m as { status: { level: number; message: string; name: string }[] }).status[0];
       if (s && s.name.includes('pipeline')) rec.diagnostics.push({ t: now(), level: Number(s.level), message: s.message });
@@ -102,14 +113,18 @@ describe('ROS 2 live', function () {
     const w = 160;
     const h = 120;
     const pixels = new Uint8Array(w * h * 3).map((_, i) => (i * 7) % 251);
-    const jpeg = new Uint8Array(await sharp(pixels, { raw: { width: w, height: h, channels: 3 } }).jpeg().toBuffer());
+    const jpeg = new Uint8Array(
+      await sharp(pixels, { raw: { width: w, height: h, channels: 3 } })
+        .jpeg()
+        .toBuffer(),
+    );
     const ctl = {
       frontOn: true,
       rec,
       call: async <T>(srv: string, name: string, req: object): Promise<T> => {
         const client = node.createClient(srv as never, name);
         assert.ok(await client.waitForService(10000), `service ${name}`);
-        return (await client.sendRequestAsync(req as never));
+        return await client.sendRequestAsync(req as never);
       },
     };
     let k = 0;
@@ -134,14 +149,18 @@ describe('ROS 2 live', function () {
     const acts = rec.actions.filter((a) => a.t >= from && a.t < to);
     assert.ok(acts.length >= ((to - from) / 1000) * 20 * 0.6, `${acts.length} actions in ${to - from} ms at 20 Hz`);
     for (const a of acts) for (const v of a.v) assert.ok(v >= -0.5 - 1e-9 && v <= 0.5 + 1e-9, `action ${v} within limits`);
-    assert.ok(acts.some((a) => a.v.some((v) => v !== 0)), 'the policy commands motion while both cameras stream');
+    assert.ok(
+      acts.some((a) => a.v.some((v) => v !== 0)),
+      'the policy commands motion while both cameras stream',
+    );
   }
 
   async function scenario(mode: 'combined' | 'split'): Promise<void> {
     const ns = `/t_${mode}`;
     const names = mode === 'combined' ? ['s2_policy_live'] : ['s2_features_live', 's2_head_live'];
     const file = params(kit, ns, names);
-    const children = mode === 'combined' ? [startNode('combined', file, names[0])] : [startNode('features', file, names[0]), startNode('policy_head', file, names[1])];
+    const children =
+      mode === 'combined' ? [startNode('combined', file, names[0])] : [startNode('features', file, names[0]), startNode('policy_head', file, names[1])];
     const headName = names[names.length - 1];
     try {
       const rec = await drive(ns, `tester_${mode}`, async (ctl) => {
@@ -151,7 +170,10 @@ describe('ROS 2 live', function () {
         await sleep(2500);
         const t1 = ctl.rec.actions.at(-1)?.t ?? 0;
         checkStreaming(ctl.rec, t1 - 2000, t1);
-        assert.ok(ctl.rec.features.length > 10 && ctl.rec.features.every((f) => f.cameras.join() === 'wrist,front' && f.n === 96), 'S2Features from both cameras');
+        assert.ok(
+          ctl.rec.features.length > 10 && ctl.rec.features.every((f) => f.cameras.join() === 'wrist,front' && f.n === 96),
+          'S2Features from both cameras',
+        );
         // Dynamic parameters: the control rate changes at run time; an invalid value is refused.
         const setRate = (hz: number) =>
           ctl.call<{ results: { successful: boolean; reason: string }[] }>('rcl_interfaces/srv/SetParameters', `/${headName}/set_parameters`, {
@@ -171,11 +193,17 @@ describe('ROS 2 live', function () {
         await sleep(1200);
         const late = ctl.rec.actions.filter((a) => a.t > stalledAt + 300 + 100);
         assert.ok(late.length >= 10 && late.every((a) => a.v.every((v) => v === 0)), `zero velocity after the front camera stalls (${late.length} actions)`);
-        assert.ok(ctl.rec.diagnostics.some((d) => d.t > stalledAt + 500 && d.level === 1), 'diagnostics WARN while stale');
+        assert.ok(
+          ctl.rec.diagnostics.some((d) => d.t > stalledAt + 500 && d.level === 1),
+          'diagnostics WARN while stale',
+        );
         ctl.frontOn = true;
         await sleep(1500);
         const recovered = ctl.rec.actions.filter((a) => a.t > performance.now() - start - 700);
-        assert.ok(recovered.some((a) => a.v.some((v) => v !== 0)), 'actions resume when the camera returns');
+        assert.ok(
+          recovered.some((a) => a.v.some((v) => v !== 0)),
+          'actions resume when the camera returns',
+        );
         // ~/enable false gates the actions; features keep flowing.
         const en = await ctl.call<{ success: boolean }>('std_srvs/srv/SetBool', `/${headName}/enable`, { data: false });
         assert.equal(en.success, true);
@@ -186,13 +214,18 @@ describe('ROS 2 live', function () {
         assert.ok(ctl.rec.features.length > featuresBefore, 'features keep flowing while disabled');
         await ctl.call('std_srvs/srv/SetBool', `/${headName}/enable`, { data: true });
         // Lifecycle: deactivate → one safe action, then silence.
-        const res = await ctl.call<{ success: boolean }>('lifecycle_msgs/srv/ChangeState', `/${headName}/change_state`, { transition: { id: 4, label: 'deactivate' } });
+        const res = await ctl.call<{ success: boolean }>('lifecycle_msgs/srv/ChangeState', `/${headName}/change_state`, {
+          transition: { id: 4, label: 'deactivate' },
+        });
         assert.equal(res.success, true);
         const n = ctl.rec.actions.length;
         await sleep(800);
         const after = ctl.rec.actions.slice(n);
         assert.ok(after.length <= 2, `${after.length} actions after deactivate`);
-        assert.ok(ctl.rec.actions.slice(n - 2).some((a) => a.v.every((v) => v === 0)), 'a zero (safe) action on deactivate');
+        assert.ok(
+          ctl.rec.actions.slice(n - 2).some((a) => a.v.every((v) => v === 0)),
+          'a zero (safe) action on deactivate',
+        );
       });
       assert.ok(rec.actions.length > 0);
     } finally {
