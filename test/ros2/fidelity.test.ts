@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseRosbag2Metadata } from '../../src/bag/rosbag2.js';
 import { writeDemoKit, type DemoKit } from '../../src/cli/make-demo.js';
-import { sourcedRosDistro } from '../../src/ros/detect.js';
+import { requireRos } from './live-env.js';
 import { controlOf, copyToFolder, measureFidelity } from '../../bench/fidelity-lib.js';
 import { cli, tempDir } from '../helpers/util.js';
 
@@ -31,11 +31,7 @@ describe('ROS 2 live: rosbag2 folders and replay fidelity', function () {
   let kit: DemoKit;
 
   before(async function () {
-    if (!sourcedRosDistro()) {
-      console.log('skipped: ROS 2 not sourced');
-      this.skip();
-    }
-    process.env.ROS_DOMAIN_ID ??= String(100 + (process.pid % 100));
+    requireRos(this);
     kit = await writeDemoKit(tempDir('s2-fid-'), { durationS: 6 });
   });
 

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { writeDemoKit, type DemoKit } from '../../src/cli/make-demo.js';
-import { loadRclnodejs, sourcedRosDistro } from '../../src/ros/detect.js';
+import { liveRclnodejs } from './live-env.js';
 import { stringifyParamsFile } from '../../src/ros/params.js';
 import { BIN, ROOT, tempDir } from '../helpers/util.js';
 
@@ -60,19 +60,7 @@ describe('ROS 2 live', function () {
   let kit: DemoKit;
 
   before(async function () {
-    if (!sourcedRosDistro()) {
-      console.log('skipped: ROS 2 not sourced');
-      this.skip();
-    }
-    const r = await loadRclnodejs();
-    if (!r.ok) {
-      console.log(`skipped: ${r.reason}`);
-      this.skip();
-    }
-    // A DDS domain of its own, so that parallel runs (or other ROS 2 users on the machine) do not see each other.
-    process.env.ROS_DOMAIN_ID ??= String(100 + (process.pid % 100));
-    rcl = (await import('rclnodejs')).default;
-    await rcl.init();
+    rcl = await liveRclnodejs(this);
     kit = await writeDemoKit(tempDir('s2-ros2-'), { durationS: 1 });
   });
 
