@@ -10,10 +10,10 @@ import { compileLoaded } from '../src/compile/compile.js';
 import { CompiledS2, randomBatch } from '../src/compile/engine.js';
 import { writePresetModel } from '../src/models/write.js';
 import type { PresetName } from '../src/models/zoo.js';
-import { splitChessboardInto } from '../src/s2/chessboard.js';
-import { multiscaleForward, scaleInput } from '../src/s2/multiscale.js';
+import { multiscaleForward } from '../src/s2/multiscale.js';
 import type { S2Options } from '../src/s2/plan.js';
 import type { Tensor } from '../src/s2/tensor.js';
+import { median, planCrops } from './common.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 9);
 const WARMUP = 2;
@@ -23,12 +23,6 @@ const SIZES = [
   [224, 448],
   [224, 448, 672],
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 const copy = (t: Tensor): Tensor => ({ dims: t.dims, data: t.data.slice() });
 
@@ -54,12 +48,8 @@ async function bench(preset: PresetName, imgSizes: number[]): Promise<Row> {
   const plan = m.plan;
   const input = randomBatch([1, 3, 224, 224]);
   // The exact crops both engines feed the backbone, in one batch.
-  const [ch, cw] = plan.scales[0].cropSize;
-  const crops = plan.scales.reduce((n, s) => n + s.numSplit[0] * s.numSplit[1], 0);
-  const batch = new Float32Array(crops * 3 * ch * cw);
-  let offset = 0;
-  for (const s of plan.scales) offset += splitChessboardInto(scaleInput(input, plan, s), s.numSplit[0], s.numSplit[1], batch, offset);
-  const cropTensor: Tensor = { dims: [crops, 3, ch, cw], data: batch };
+  const cropTensor = planCrops(input, plan);
+  const crops = cropTensor.dims[0];
 
   const a: number[] = [];
   const b: number[] = [];

@@ -19,6 +19,7 @@ import { writePresetModel } from '../src/models/write.js';
 import type { PresetName } from '../src/models/zoo.js';
 import type { Tensor } from '../src/s2/tensor.js';
 import { TabletopSim } from '../src/sim/index.js';
+import { median } from './common.js';
 
 const PRESET = (process.env.BENCH_PRESET ?? 'vit-s16-bench') as PresetName;
 const CALIB = Number(process.env.BENCH_CALIB ?? 32);
@@ -28,12 +29,6 @@ const METHOD = process.env.BENCH_METHOD ?? 'percentile';
 const PRODUCTS = (process.env.BENCH_PRODUCTS ?? 'weights,all').split(',');
 const SIZES = [224, 448];
 const script = fileURLToPath(new URL('../../scripts/quantize_int8.py', import.meta.url));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 /** `count` frames of simulated episodes (expert actions, a new episode every 40 steps), ingested as the node does. */
 async function simFrames(count: number, seed: number): Promise<Tensor> {

@@ -10,14 +10,9 @@ import { multiscaleForward, type S2Timings } from '../src/s2/multiscale.js';
 import type { S2Options } from '../src/s2/plan.js';
 import { multiscaleForwardReference } from '../src/s2/reference.js';
 import type { Tensor } from '../src/s2/tensor.js';
+import { median } from './common.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 11);
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 async function bench(preset: PresetName, options: S2Options): Promise<void> {
   const file = join(mkdtempSync(join(tmpdir(), 's2-bench-')), `${preset}.onnx`);

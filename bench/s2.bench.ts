@@ -6,19 +6,13 @@ import { join } from 'node:path';
 import { OnnxBackbone } from '../src/backbone/onnx-backbone.js';
 import { writePresetModel } from '../src/models/write.js';
 import type { PresetName } from '../src/models/zoo.js';
-import { splitChessboardInto } from '../src/s2/chessboard.js';
-import { multiscaleForward, scaleInput, type S2Timings } from '../src/s2/multiscale.js';
+import { multiscaleForward, type S2Timings } from '../src/s2/multiscale.js';
 import { planScales, type S2Options } from '../src/s2/plan.js';
 import type { Tensor } from '../src/s2/tensor.js';
+import { median, planCrops } from './common.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const WARMUP = 3;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 function randomImage(dims: number[]): Tensor {
   const n = dims.reduce((a, b) => a * b, 1);
@@ -41,12 +35,8 @@ async function bench(preset: PresetName, options: S2Options): Promise<void> {
   const opts: S2Options = { ...options, outputShape: layout.outputShape, numPrefixToken: layout.numPrefixToken };
 
   // The exact crops multiscaleForward feeds the backbone, in one batch.
-  const [ch, cw] = plan.scales[0].cropSize;
-  const crops = plan.scales.reduce((n, s) => n + s.numSplit[0] * s.numSplit[1], 0);
-  const batch = new Float32Array(crops * 3 * ch * cw);
-  let offset = 0;
-  for (const s of plan.scales) offset += splitChessboardInto(scaleInput(input, plan, s), s.numSplit[0], s.numSplit[1], batch, offset);
-  const cropTensor: Tensor = { dims: [crops, 3, ch, cw], data: batch };
+  const cropTensor = planCrops(input, plan);
+  const [crops, , ch, cw] = cropTensor.dims;
 
   const a: number[] = [];
   const b: number[] = [];

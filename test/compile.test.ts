@@ -10,43 +10,14 @@ import { CompiledS2, checkCompiled } from '../src/compile/engine.js';
 import { parseOnnxModel } from '../src/compile/onnx-model.js';
 import { readNpy } from '../src/io/npy.js';
 import { ProtoWriter, readFields } from '../src/models/protobuf.js';
-import type { S2Options, Size } from '../src/s2/plan.js';
-import type { PresetName } from '../src/models/zoo.js';
-import { GOLDEN, cli, maxAbsDiff, modelPath, rms, tempDir } from './helpers/util.js';
+import type { S2Options } from '../src/s2/plan.js';
+import { assertClose, goldenIndex, goldenOptions, loadGolden, type GoldenS2Case } from './helpers/golden.js';
+import { GOLDEN, cli, modelPath, tempDir } from './helpers/util.js';
 
-interface GoldenCase {
-  name: string;
-  preset: PresetName;
-  input: string;
-  output: string;
-  options: {
-    imgSizes?: (number | [number, number])[];
-    scales?: number[];
-    maxSplitSize: number | null;
-    numPrefixToken: number;
-    outputShape: 'bnc' | 'bchw';
-    resizeOutputToIdx: number;
-    splitMode: 'resize' | 'pad' | null;
-  };
-}
-
-const cases = (JSON.parse(readFileSync(join(GOLDEN, 'index.json'), 'utf8')) as { s2: GoldenCase[] }).s2;
-const load = (f: string) => readNpy(join(GOLDEN, f));
-
-function assertClose(actual: Float32Array, expected: Float32Array, what: string, rel = 1e-4): void {
-  const err = maxAbsDiff(actual, expected);
-  const bound = rel * rms(expected);
-  assert.ok(err <= bound, `${what}: max error ${err.toExponential(3)} > ${bound.toExponential(3)} (${rel} × RMS)`);
-}
-
-function toOptions(o: GoldenCase['options']): S2Options {
-  const out: S2Options = { resizeOutputToIdx: o.resizeOutputToIdx };
-  if (o.imgSizes) out.imgSizes = o.imgSizes.map((s): Size => (typeof s === 'number' ? s : [s[0], s[1]]));
-  if (o.scales) out.scales = o.scales;
-  if (o.maxSplitSize !== null) out.maxSplitSize = o.maxSplitSize;
-  if (o.splitMode !== null) out.splitMode = o.splitMode;
-  return out;
-}
+const cases = goldenIndex.s2;
+const load = loadGolden;
+/** The compiler detects the prefix count and output shape itself. */
+const toOptions = (o: GoldenS2Case['options']) => goldenOptions(o, false);
 
 /** Default-domain operators of opset 17 that a compiled project backbone may contain. */
 const STANDARD = new Set([

@@ -1,6 +1,5 @@
 // S² against independent PyTorch golden values: interpolation, the test backbones, and whole S² forwards.
 import { strict as assert } from 'node:assert';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OnnxBackbone } from '../src/backbone/onnx-backbone.js';
 import { readNpy } from '../src/io/npy.js';
@@ -8,48 +7,12 @@ import { areaResize } from '../src/s2/pool.js';
 import { resizeBicubic } from '../src/s2/resize.js';
 import { multiscaleForward } from '../src/s2/multiscale.js';
 import { multiscaleForwardReference } from '../src/s2/reference.js';
-import type { S2Options, Size } from '../src/s2/plan.js';
-import type { PresetName } from '../src/models/zoo.js';
-import { GOLDEN, cli, maxAbsDiff, modelPath, rms, tempDir } from './helpers/util.js';
+import { assertClose, goldenIndex, goldenOptions, loadGolden, type GoldenS2Case } from './helpers/golden.js';
+import { GOLDEN, cli, modelPath, tempDir } from './helpers/util.js';
 
-interface GoldenIndex {
-  interp: { name: string; mode: 'bicubic' | 'area'; input: string; output: string; size: [number, number] }[];
-  models: { preset: PresetName; input: string; output: string }[];
-  s2: {
-    name: string;
-    preset: PresetName;
-    input: string;
-    output: string;
-    options: {
-      imgSizes?: (number | [number, number])[];
-      scales?: number[];
-      maxSplitSize: number | null;
-      numPrefixToken: number;
-      outputShape: 'bnc' | 'bchw';
-      resizeOutputToIdx: number;
-      splitMode: 'resize' | 'pad' | null;
-    };
-  }[];
-}
-
-const index = JSON.parse(readFileSync(join(GOLDEN, 'index.json'), 'utf8')) as GoldenIndex;
-const load = (f: string) => readNpy(join(GOLDEN, f));
-
-/** The acceptance bound: max |error| ≤ 1e-4 × RMS of the expected output. */
-function assertClose(actual: Float32Array, expected: Float32Array, what: string, rel = 1e-4): void {
-  const err = maxAbsDiff(actual, expected);
-  const bound = rel * rms(expected);
-  assert.ok(err <= bound, `${what}: max error ${err.toExponential(3)} > ${bound.toExponential(3)} (${rel} × RMS)`);
-}
-
-function toOptions(o: GoldenIndex['s2'][number]['options']): S2Options {
-  const out: S2Options = { numPrefixToken: o.numPrefixToken, outputShape: o.outputShape, resizeOutputToIdx: o.resizeOutputToIdx };
-  if (o.imgSizes) out.imgSizes = o.imgSizes.map((s): Size => (typeof s === 'number' ? s : [s[0], s[1]]));
-  if (o.scales) out.scales = o.scales;
-  if (o.maxSplitSize !== null) out.maxSplitSize = o.maxSplitSize;
-  if (o.splitMode !== null) out.splitMode = o.splitMode;
-  return out;
-}
+const index = goldenIndex;
+const load = loadGolden;
+const toOptions = (o: GoldenS2Case['options']) => goldenOptions(o);
 
 describe('golden values from PyTorch', () => {
   it('has enough cases to mean something', () => {

@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import { writeDemoKit, type DemoKit } from '../src/cli/make-demo.js';
 import { loadConfig, type Config } from '../src/config/config.js';
 import { UserError } from '../src/errors.js';
-import { buildRuntime, checkShapes, renameS2Options } from '../src/runtime/build.js';
+import { asConfigKeys, buildRuntime, checkShapes } from '../src/runtime/build.js';
 import { cli, tempDir } from './helpers/util.js';
 
 describe('runtime builder', function () {
@@ -97,7 +97,7 @@ describe('runtime builder', function () {
   });
 
   it('names config keys, not flags, in S² planner errors about a config', async () => {
-    assert.equal(renameS2Options('maxSplitSize must be a positive integer'), 's2.max_split_size must be a positive integer');
+    assert.equal(asConfigKeys('maxSplitSize must be a positive integer'), 's2.max_split_size must be a positive integer');
     const c = edit((x) => (x.s2.max_split_size = 7));
     await assert.rejects(
       buildRuntime(c, 'cfg.yaml', { features: true, policy: false, by: 'extract' }),

@@ -1,6 +1,6 @@
 // The s2-policy command line: dispatches to the commands and turns user errors into one-line messages.
 import { UserError } from '../errors.js';
-import { S2OptionError } from '../s2/plan.js';
+import { S2OptionError, renameS2Options } from '../s2/plan.js';
 import { COMPILE_HELP, compileCommand } from './compile.js';
 import { EXTRACT_HELP, extractCommand } from './extract.js';
 import { FEATURES_HELP, featuresCommand } from './features.js';
@@ -58,10 +58,7 @@ ${EVAL_HELP}`;
 
 /** S² option names as the command line spells them (maxSplitSize → --max-split-size). */
 function asFlags(message: string): string {
-  return message.replace(
-    /\b(scales|imgSizes|maxSplitSize|resizeOutputToIdx|numPrefixToken|outputShape|splitMode|maxBatch)\b/g,
-    (name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
-  );
+  return renameS2Options(message, (snake) => `--${snake.replace(/_/g, '-')}`);
 }
 
 export async function run(argv: string[]): Promise<number> {

@@ -1,7 +1,9 @@
 // The one size syntax of the project: a side (224) or height × width (224x336, also written 224×336 or [224, 336]).
 // Command-line flags, YAML configs and ROS parameters all parse sizes here.
 
-export type Size = number | readonly [number, number];
+import type { Size } from '../s2/plan.js';
+
+export type { Size };
 
 /** Largest side accepted anywhere (a 16384² float tensor is already 3 GiB); larger sizes are refused before allocation. */
 export const MAX_SIDE = 16384;

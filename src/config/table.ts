@@ -37,7 +37,8 @@ export interface Field<T, M extends Mode = Mode> {
   ros?: string;
 }
 
-const isUnset = (v: ParamValue | undefined): boolean =>
+/** '' / [] / NaN: the ROS 2 form of an unset optional value. */
+export const isUnset = (v: ParamValue | undefined): boolean =>
   v === undefined || v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'number' && Number.isNaN(v));
 
 // ---------------------------------------------------------------------------------------------------- codecs

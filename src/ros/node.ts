@@ -5,6 +5,7 @@ import rclnodejs from 'rclnodejs';
 import { registeredDefinitions } from '../msgs/definitions.js';
 import { Subject, asyncScheduler, type SchedulerLike, type Subscription as RxSubscription } from 'rxjs';
 import type { Config } from '../config/config.js';
+import { ENTRIES } from '../config/table.js';
 import { resolveName } from '../msgs/names.js';
 import type { CompressedImageMsg, ImageMsg, JointStateMsg, S2FeaturesMsg, Time } from '../msgs/types.js';
 import { ManualClock } from '../pipeline/clock.js';
@@ -407,7 +408,8 @@ export class S2PolicyNode {
     } catch (e) {
       return { successful: false, reason: (e as Error).message };
     }
-    // Paths in the running config are absolute; compare the values as the parameters give them.
+    // File paths are fixed once configured; the running config keeps the ones its models were loaded from (a stats
+    // file that appeared since would otherwise read as a change of policy.stats).
     const r = pipeline.reconfigure(withPathsOf(pipeline.config, next));
     return r.ok ? { successful: true, reason: '' } : { successful: false, reason: r.reason };
   }
@@ -436,15 +438,17 @@ function setResult(r: unknown): { successful: boolean; reason: string } {
 const TRANSITION_CONFIGURE = 1;
 const STATE_UNCONFIGURED = 1;
 
-/** `next` with the file paths of `current` (parameters may hold them relative to a parameter file). */
+/** `next` with the values of `current` for every file-path key of the configuration table. */
 function withPathsOf(current: Config, next: Config): Config {
-  const out = structuredClone(next);
-  out.backbone.model = current.backbone.model;
-  if (out.policy && current.policy) {
-    out.policy.model = current.policy.model;
-    out.policy.stats = current.policy.stats;
+  const out = structuredClone(next) as unknown as Record<string, Record<string, unknown> | undefined>;
+  const cur = current as unknown as Record<string, Record<string, unknown> | undefined>;
+  for (const e of ENTRIES) {
+    if (!e.spec.codec.path || e.list) continue;
+    const from = cur[e.section];
+    const to = out[e.section];
+    if (from && to) to[e.field] = from[e.field];
   }
-  return out;
+  return out as unknown as Config;
 }
 
 /** The subscription QoS of a camera (cameras.qos). */

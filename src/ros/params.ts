@@ -6,7 +6,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Scalar, stringify as stringifyYaml } from 'yaml';
 import { loadConfig, parseConfig, readYamlFile, type Config } from '../config/config.js';
-import { ENTRIES, SECTIONS, type Entry, type ParamValue, type RosType } from '../config/table.js';
+import { ENTRIES, SECTIONS, isUnset, type Entry, type ParamValue, type RosType } from '../config/table.js';
 import { UserError } from '../errors.js';
 
 export type { ParamValue } from '../config/table.js';
@@ -65,9 +65,6 @@ export const PARAMS: ParamSpec[] = [...ENTRIES.flatMap(paramsOf), ...NODE_PARAMS
 
 const SPECS = new Map(PARAMS.map((s) => [s.name, s]));
 
-const isUnset = (v: ParamValue | undefined): boolean =>
-  v === undefined || v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'number' && Number.isNaN(v));
-
 /** Builds the config object (the YAML shape) from parameter values; unset optional values are left out. */
 export function paramsToConfigObject(values: ReadonlyMap<string, ParamValue>, source = 'parameters'): Record<string, unknown> {
   const get = (spec: ParamSpec): ParamValue => values.get(spec.name) ?? spec.default;
@@ -75,7 +72,10 @@ export function paramsToConfigObject(values: ReadonlyMap<string, ParamValue>, so
   for (const sec of SECTIONS) {
     const entries = ENTRIES.filter((e) => e.section === sec.name);
     if (sec.kind === 'list') {
-      const columns = entries.map((e) => ({ e, specs: paramsOf(e), values: paramsOf(e).map((s) => get(s) as unknown[]) }));
+      const columns = entries.map((e) => {
+        const specs = paramsOf(e);
+        return { e, specs, values: specs.map((s) => get(s) as unknown[]) };
+      });
       const key = columns[0];
       const n = key.values[0].length;
       for (const col of columns) {

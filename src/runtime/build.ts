@@ -7,7 +7,7 @@ import { UserError } from '../errors.js';
 import { FeatureExtractor } from '../pipeline/extractor.js';
 import { PolicyPipeline } from '../pipeline/pipeline.js';
 import { PolicyHead, type PolicyShape } from '../policy/head.js';
-import { S2OptionError } from '../s2/plan.js';
+import { S2OptionError, renameS2Options } from '../s2/plan.js';
 
 /** What a run needs: the feature half (frames → features), the policy half (features → actions), or both. */
 export interface RuntimeNeeds {
@@ -28,22 +28,8 @@ export interface Runtime {
   release(): Promise<void>;
 }
 
-/** The S² option names of the planner as config keys, for errors about a config file. */
-const S2_KEYS: Record<string, string> = {
-  scales: 's2.scales',
-  imgSizes: 's2.img_sizes',
-  maxSplitSize: 's2.max_split_size',
-  resizeOutputToIdx: 's2.resize_output_to_idx',
-  numPrefixToken: 's2.num_prefix_token',
-  outputShape: 's2.output_shape',
-  splitMode: 's2.split_mode',
-  maxBatch: 's2.max_batch',
-};
-
-/** An S² planner message with its option names replaced by `names` (config keys or CLI flags). */
-export function renameS2Options(message: string, names: Record<string, string> = S2_KEYS): string {
-  return message.replace(/\b(scales|imgSizes|maxSplitSize|resizeOutputToIdx|numPrefixToken|outputShape|splitMode|maxBatch)\b/g, (k) => names[k] ?? k);
-}
+/** An S² planner message with its option names as config keys (s2.max_split_size), for errors about a config. */
+export const asConfigKeys = (message: string): string => renameS2Options(message, (snake) => `s2.${snake}`);
 
 /** Actions each action interface carries per command, where it fixes the number. */
 const INTERFACE_DIMS: Partial<Record<string, number>> = { twist_stamped: 6 };
@@ -106,7 +92,7 @@ export async function buildRuntime(config: Config, source: string, needs: Runtim
       try {
         extractor = await FeatureExtractor.create(config);
       } catch (e) {
-        if (e instanceof S2OptionError) throw new UserError(`${source}: ${renameS2Options(e.message)}`);
+        if (e instanceof S2OptionError) throw new UserError(`${source}: ${asConfigKeys(e.message)}`);
         throw e;
       }
     }

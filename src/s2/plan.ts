@@ -62,6 +62,16 @@ export class S2OptionError extends Error {
   override name = 'S2OptionError';
 }
 
+/**
+ * An S² option message with the option names (maxSplitSize, …) written as the user wrote them: `name` maps the
+ * snake_case name of each option (max_split_size) to its spelling, a config key or a command-line flag.
+ */
+export function renameS2Options(message: string, name: (snake: string) => string): string {
+  return message.replace(/\b(scales|imgSizes|maxSplitSize|resizeOutputToIdx|numPrefixToken|outputShape|splitMode|maxBatch)\b/g, (k) =>
+    name(k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)),
+  );
+}
+
 function positiveInt(value: number, what: string): number {
   if (!Number.isInteger(value) || value <= 0) throw new S2OptionError(`${what} must be a positive integer, got ${value}`);
   return value;
