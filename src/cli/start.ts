@@ -21,8 +21,8 @@ export const START_EPISODES = 8;
 
 /** The demo model recipe used by `start` and `eval`: S² at the camera's 3:4 aspect, two scales. */
 export const DEMO_SIZES: [number, number][] = [
-  [96, 128],
-  [192, 256],
+  [240, 320],
+  [480, 640],
 ];
 
 export function summaryTable(results: EpisodeResult[]): string[] {

@@ -227,7 +227,7 @@ class Net {
   }
 }
 
-function dense(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, n: number, k: number, relu: boolean): void {
+export function dense(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, n: number, k: number, relu: boolean): void {
   for (let j = 0; j < k; j++) out[j] = b[j];
   for (let i = 0; i < n; i++) {
     const xi = x[i];
@@ -238,7 +238,7 @@ function dense(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Ar
   if (relu) for (let j = 0; j < k; j++) if (out[j] < 0) out[j] = 0;
 }
 
-function denseBack(x: Float32Array, w: Float32Array, dout: Float32Array, dx: Float32Array, gw: Float32Array, gb: Float32Array, n: number, k: number): void {
+export function denseBack(x: Float32Array, w: Float32Array, dout: Float32Array, dx: Float32Array, gw: Float32Array, gb: Float32Array, n: number, k: number): void {
   for (let j = 0; j < k; j++) gb[j] += dout[j];
   for (let i = 0; i < n; i++) {
     const o = i * k;

@@ -11,6 +11,10 @@ import { buildRuntime } from '../runtime/build.js';
 import { PolicyPipeline } from '../pipeline/pipeline.js';
 import { fitPolicy, stackChunks, writePolicy, type PolicyFit } from '../policy/fit.js';
 import { fitKeypointHead, predictKeypoint, writeKeypointPolicy, type KeypointData } from '../policy/keypoint.js';
+import { fitController, fitDetector, writeDetectorPolicy } from '../policy/detector.js';
+import { expertJointVelocities, forwardKinematics, type Vec2 } from './kinematics.js';
+import { runExpertEpisode } from './expert.js';
+import { Rng } from './random.js';
 import type { TabletopSimOptions } from './options.js';
 import { pretrainBackbone, type PretrainOptions, type PretrainResult } from './pretrain.js';
 import { PolicyHead } from '../policy/head.js';
@@ -21,18 +25,22 @@ import type { EpisodePath } from './plot.js';
 export const SIM_CAMERA = 'overhead';
 export const SIM_CAMERA_TOPIC = '/overhead_camera/image_raw';
 /** Bumped whenever the demo models or their recipe change, so cached models are rebuilt. */
-export const DEMO_MODELS_VERSION = 'sim-demo-v3';
-/** The demo's pooling: a 16×16 grid of every channel, fine enough for the keypoint head to locate small things. */
-export const DEMO_POOL = 'grid:16';
+export const DEMO_MODELS_VERSION = 'sim-demo-v4';
+/** The demo's pooling: the whole S² map (channels × H × W at the first scale's grid), for the detector head. */
+export const DEMO_POOL = 'tokens';
+/** S² crops of 80×80 pixels: a divisor of every demo scale (240×320, 480×640, 720×960). */
+export const DEMO_SPLIT = 80;
 
 /** The demo recipe's defaults (see DemoRecipe). */
 export const DEMO_RECIPE = {
-  pool: 'grid:16',
+  pool: 'tokens',
   chunk: 2,
-  head: 'keypoint' as const,
-  episodes: 40,
+  head: 'detector' as const,
+  episodes: 400,
+  perceptionEpisodes: 360,
+  framesPerEpisode: 3,
   seed: 1000,
-  daggerRounds: 1,
+  daggerRounds: 0,
   daggerEpisodes: 20,
   daggerSteps: 40,
   epochs: 15,
@@ -44,8 +52,13 @@ export interface SimModelOptions {
   /** Feature pooling (grid:K keeps where things are). */
   pool?: string;
   chunk?: number;
-  /** The policy head: 'keypoint' (spatial softmax + MLP, behaviour cloning; the default) or 'linear' (ridge probe). */
-  head?: 'keypoint' | 'linear';
+  /**
+   * The policy head: 'detector' (a keypoint detector over the S² map + an MLP controller; the default), 'keypoint'
+   * (spatial softmax + MLP, end-to-end behaviour cloning) or 'linear' (ridge probe).
+   */
+  head?: 'detector' | 'keypoint' | 'linear';
+  /** S² crop side (pixels); the default divides every demo scale. */
+  splitSize?: number;
 }
 
 /** The node configuration the simulation runs: one overhead camera, joint states, a linear policy head. */
@@ -54,7 +67,7 @@ export function simConfig(dir: string, o: SimModelOptions): Config {
     {
       backbone: { model: 'backbone.onnx' },
       // The JS engine: the compiled one makes every scale from the base image, and the demo's scales come from the frame.
-      s2: { img_sizes: o.sizes, max_split_size: 32, engine: 'js' },
+      s2: { img_sizes: o.sizes, max_split_size: o.splitSize ?? DEMO_SPLIT, engine: 'js' },
       // Every scale resized from the camera frame itself, so the larger scales hold detail the base has lost.
       image: { base_size: o.sizes[0], crop: 'none', resize: 'native', normalization: 'imagenet' },
       cameras: [{ name: SIM_CAMERA, topic: SIM_CAMERA_TOPIC, transport: 'raw' }],
@@ -218,14 +231,151 @@ export interface DemoRecipe extends SimModelOptions {
   /** Episodes per DAgger round (seeds from 3000), each cut at daggerSteps steps. */
   daggerEpisodes?: number;
   daggerSteps?: number;
-  /** Training epochs of the keypoint head (first fit; refits use half). */
+  /** Training epochs of the detector (or of the keypoint head). */
   epochs?: number;
+  /** Detector head: expert episodes that also record camera frames (the first ones), and frames kept per episode. */
+  perceptionEpisodes?: number;
+  framesPerEpisode?: number;
   /** Target size of the simulated scenes (px), for the detail experiment; the default task's 8 px otherwise. */
   targetSizePx?: number;
 }
 
+
+/**
+ * Where the demonstrator's gripper comes to rest: the expert keeps acting after the episode's success until it
+ * settles, and the end effector's pixel (forward kinematics, the camera model) is the demonstration's keypoint label.
+ */
+export function settledEffectorPixel(sim: TabletopSim): [number, number] {
+  const o = sim.options;
+  const t = sim.scene.target;
+  let q: Vec2 = sim.joints;
+  const v = new Float32Array(2);
+  for (let k = 0; k < 80; k++) {
+    expertJointVelocities(q, [t.x, t.y], o.linkLengths, o.jointLimits, o.maxJointVelocity, v);
+    q = [q[0] + v[0] * o.dt, q[1] + v[1] * o.dt];
+  }
+  const [x, y] = forwardKinematics(q[0], q[1], o.linkLengths).effector;
+  return sim.camera.toPixel(x, y);
+}
+
+/** The expert's next `chunk` joint-velocity actions from joint state q (integrated as the sim does, without joint limits). */
+function expertChunk(sim: TabletopSim, q: Vec2, chunk: number, out: Float32Array, offset: number): void {
+  const o = sim.options;
+  const t = sim.scene.target;
+  let cur = q;
+  const v = new Float32Array(2);
+  for (let k = 0; k < chunk; k++) {
+    expertJointVelocities(cur, [t.x, t.y], o.linkLengths, o.jointLimits, o.maxJointVelocity, v);
+    out[offset + 2 * k] = v[0];
+    out[offset + 2 * k + 1] = v[1];
+    cur = [cur[0] + v[0] * o.dt, cur[1] + v[1] * o.dt];
+  }
+}
+
+export interface PerceptionData {
+  features: Float32Array;
+  rows: number;
+  /** Keypoint labels in grid units (x across, y down). */
+  labels: Float32Array;
+  groups: Int32Array;
+  channels: number;
+  height: number;
+  width: number;
+}
+
+/**
+ * Camera frames of expert episodes for the detector: `perFrames` frames per episode (its first step, one in the
+ * middle, one near the end, where the gripper is over the target), each labelled with the episode's settled gripper pixel.
+ */
+export async function collectPerception(
+  extractor: FeatureExtractor,
+  episodes: number,
+  seed: number,
+  perEpisode: number,
+  simOptions: TabletopSimOptions = {},
+): Promise<PerceptionData> {
+  const layout = extractor.layout;
+  if (layout.pooling !== 'tokens' || layout.outputShape !== 'bchw')
+    throw new UserError(`sim: the detector head needs a bchw backbone pooled as tokens, got ${layout.outputShape} pooled as ${layout.pooling}`);
+  const H = layout.gridHeight;
+  const W = layout.gridWidth;
+  const C = layout.channels;
+  const per = layout.perCamera;
+  const sim = new TabletopSim({ ...simOptions, seed });
+  const rng = new Rng(seed ^ 0x5e1ec7);
+  const features = new Float32Array(episodes * perEpisode * per);
+  const labels: number[] = [];
+  const groups: number[] = [];
+  const buf = new Uint8Array(sim.options.width * sim.options.height * 3);
+  let rows = 0;
+  for (let e = 0; e < episodes; e++) {
+    const ep = runExpertEpisode(sim, seed + e);
+    const [u, v] = settledEffectorPixel(sim);
+    const n = ep.steps;
+    const picks = new Set<number>([0]);
+    if (perEpisode > 1) picks.add(Math.max(0, n - 1 - rng.int(0, Math.min(4, n - 1))));
+    while (picks.size < Math.min(perEpisode, n)) picks.add(rng.int(0, n - 1));
+    const last = Math.max(...picks);
+    sim.reset(seed + e);
+    for (let k = 0; k <= last; k++) {
+      if (picks.has(k)) {
+        const r = await extractor.ingester.ingest(sim.render({ out: buf }), 'raw');
+        if (!r.ok) throw new Error(`sim frame rejected: ${r.detail}`);
+        const [f] = await extractor.extract([{ base: r.base, scales: r.scales }]);
+        features.set(f, rows * per);
+        labels.push((u / sim.options.width) * W, (v / sim.options.height) * H);
+        groups.push(e);
+        rows++;
+      }
+      if (k < last) sim.step(sim.expertAction());
+    }
+  }
+  return { features: features.subarray(0, rows * per), rows, labels: Float32Array.from(labels), groups: Int32Array.from(groups), channels: C, height: H, width: W };
+}
+
+/**
+ * The controller's rows: every state of `episodes` expert episodes, and `perturbed` joint states around each, with
+ * the expert's action chunk from that state as the label and the episode's keypoint (its settled gripper pixel in
+ * [-1, 1], with `noisePx` of Gaussian noise) as the input. No frames are needed: the detector supplies the keypoint.
+ */
+export function controllerRows(episodes: number, seed: number, chunk: number, perturbed: number, noisePx: number, simOptions: TabletopSimOptions = {}) {
+  const sim = new TabletopSim({ ...simOptions, seed });
+  const rng = new Rng(seed ^ 0xc0a7);
+  const gauss = () => Math.sqrt(-2 * Math.log(Math.max(1e-12, rng.next()))) * Math.cos(2 * Math.PI * rng.next());
+  const kps: number[] = [];
+  const states: number[] = [];
+  const chunks: number[] = [];
+  const tmp = new Float32Array(chunk * 2);
+  const { width, height, jointLimits } = sim.options;
+  const push = (u: number, v: number, q: Vec2) => {
+    kps.push(((u + noisePx * gauss()) / width) * 2 - 1, ((v + noisePx * gauss()) / height) * 2 - 1);
+    states.push(q[0], q[1]);
+    expertChunk(sim, q, chunk, tmp, 0);
+    for (const a of tmp) chunks.push(a);
+  };
+  for (let e = 0; e < episodes; e++) {
+    const ep = runExpertEpisode(sim, seed + e);
+    const [u, v] = settledEffectorPixel(sim);
+    for (const step of ep.trajectory) {
+      push(u, v, step.position);
+      for (let k = 0; k < perturbed; k++) {
+        const sd = rng.next() < 0.5 ? 0.05 : 0.4;
+        const q: Vec2 = [
+          Math.min(jointLimits[0][1] - 0.05, Math.max(jointLimits[0][0] + 0.05, step.position[0] + sd * gauss())),
+          Math.min(jointLimits[1][1] - 0.05, Math.max(jointLimits[1][0] + 0.05, step.position[1] + sd * gauss())),
+        ];
+        push(u, v, q);
+      }
+    }
+  }
+  const rows = states.length / 2;
+  return { keypoints: Float32Array.from(kps), state: Float32Array.from(states), targets: Float32Array.from(chunks), rows, stateDim: 2, chunk, actionDim: 2 };
+}
+
 export interface DemoSummary {
-  head: 'keypoint' | 'linear';
+  head: 'detector' | 'keypoint' | 'linear';
+  /** Detector head: frames it was fitted on, and its held-out keypoint error (pixels). */
+  detector?: { frames: number; medianPx: number; withinHalfCell: number; withinCell: number; temperature: number; seconds: number };
   rows: number;
   featureDim: number;
   expertEpisodes: number;
@@ -248,11 +398,11 @@ export interface DemoModels {
 export const DEMO_PRETRAIN: PretrainOptions = {
   seed: 1,
   sizes: [
-    [96, 128],
-    [192, 256],
-    [288, 384],
+    [240, 320],
+    [480, 640],
+    [720, 960],
   ],
-  filters: 64,
+  filters: 16,
 };
 
 /** Backbones pretrained in this process, by recipe: eval's variants share one. */
@@ -389,14 +539,55 @@ export async function ensureDemoModels(dir: string, o: DemoRecipe, log?: (line: 
   const runtime = await buildRuntime(config, 'demo config', { features: true, policy: false, by: 'the demo' });
   const extractor = runtime.extractor as FeatureExtractor;
   const simOptions: TabletopSimOptions = recipe.targetSizePx !== undefined ? { targetSizePx: recipe.targetSizePx } : {};
+  const sim0 = new TabletopSim(simOptions).options;
   try {
     const episodes = recipe.episodes;
     const chunk = recipe.chunk;
+    let summary: DemoSummary;
+    if (recipe.head === 'detector') {
+      const scenes = Math.min(recipe.perceptionEpisodes, episodes);
+      log?.(`recording ${recipe.framesPerEpisode} camera frames in each of ${scenes} expert demonstrations (seeds ${recipe.seed}…)…`);
+      const tc = performance.now();
+      const perception = await collectPerception(extractor, scenes, recipe.seed, recipe.framesPerEpisode, simOptions);
+      const msPerFrame = (performance.now() - tc) / perception.rows;
+      log?.(`${perception.rows} frames of ${perception.channels}×${perception.height}×${perception.width} S² features (${msPerFrame.toFixed(1)} ms per frame)`);
+      const det = await fitDetector(perception, { epochs: recipe.epochs, seed: 11 });
+      const cellPx = sim0.width / perception.width;
+      log?.(
+        `detector fitted in ${det.seconds.toFixed(1)} s: held-out keypoint error median ${(det.heldOut.median * cellPx).toFixed(1)} px, ` +
+          `${(100 * det.heldOut.withinOne).toFixed(0)}% within ${cellPx} px (temperature ${det.params.temperature})`,
+      );
+      const rows = controllerRows(episodes, recipe.seed, chunk, 2, 1.5, simOptions);
+      const ctrl = fitController(rows, { epochs: 20, seed: 13 });
+      log?.(`controller fitted on ${rows.rows} expert (keypoint, state) rows in ${ctrl.seconds.toFixed(1)} s (training MSE ${ctrl.trainMse.toFixed(4)})`);
+      writeDetectorPolicy({ model: policy.model, stats: join(dir, 'policy.stats.json') }, det.params, ctrl.params);
+      summary = {
+        head: 'detector',
+        rows: rows.rows,
+        featureDim: perception.channels * perception.height * perception.width,
+        expertEpisodes: episodes,
+        daggerRows: 0,
+        note: `detector on ${perception.rows} frames, controller MSE ${ctrl.trainMse.toFixed(4)}`,
+        detector: {
+          frames: perception.rows,
+          medianPx: det.heldOut.median * cellPx,
+          withinHalfCell: det.heldOut.withinHalf,
+          withinCell: det.heldOut.withinOne,
+          temperature: det.params.temperature,
+          seconds: det.seconds,
+        },
+        pretrain,
+        msPerFrame,
+      };
+      const trainSeconds = (performance.now() - t0) / 1000;
+      log?.(`demo models ready in ${trainSeconds.toFixed(1)} s`);
+      writeFileAtomic(stamp, JSON.stringify({ key, summary, trainSeconds }));
+      return { dir, config: simConfig(dir, recipe), summary, trainSeconds };
+    }
     log?.(`collecting ${episodes} expert demonstrations (seeds ${recipe.seed}…)…`);
     const tc = performance.now();
     let demos = await collectDemos(extractor, episodes, recipe.seed, undefined, simOptions);
     const msPerFrame = (performance.now() - tc) / demos.rows;
-    let summary: DemoSummary;
     if (recipe.head === 'linear') {
       const fit = fitDemos(demos, chunk);
       writePolicy({ model: policy.model, stats: join(dir, 'policy.stats.json') }, fit);
