@@ -54,6 +54,8 @@ export interface DetectorOptions {
   randomNegatives?: number;
   /** Fraction of scenes held out to choose the temperature. */
   holdout?: number;
+  /** Re-score every frame for hard negatives after every `rescoreEvery` epochs (default 3). */
+  rescoreEvery?: number;
   log?: (line: string) => void;
 }
 
@@ -65,7 +67,7 @@ export interface DetectorFit {
 }
 
 const EPS = 1e-8;
-const TEMPERATURES = [0.5, 1, 1.5, 2, 3, 4, 6, 8];
+const TEMPERATURES = [0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48];
 
 function gaussian(rand: () => number): number {
   const u = Math.max(1e-12, rand());
@@ -265,8 +267,11 @@ export async function fitDetector(d: DetectorData, o: DetectorOptions = {}): Pro
   let step = 0;
   const order = Int32Array.from(trainRows);
   const seen = new Uint8Array(L);
+  const rescoreEvery = o.rescoreEvery ?? 3;
+  let rescoreMs = 0;
   for (let e = 0; e < epochs; e++) {
-    if (e > 0) {
+    if (e > 0 && (e === 1 || e % rescoreEvery === 0)) {
+      const tr = performance.now();
       // Re-score every training frame; its highest-scoring cells away from the label are the next hard negatives.
       const scores = await scoreAll(p, x, rows, true);
       for (const r of trainRows) {
@@ -293,6 +298,7 @@ export async function fitDetector(d: DetectorData, o: DetectorOptions = {}): Pro
         }
         hard[r] = Int32Array.from(best);
       }
+      rescoreMs += performance.now() - tr;
     }
     for (let i = order.length - 1; i > 0; i--) {
       const j = Math.floor(rand() * (i + 1));
@@ -391,7 +397,7 @@ export async function fitDetector(d: DetectorData, o: DetectorOptions = {}): Pro
         }
       }
     }
-    o.log?.(`detector epoch ${e + 1}/${epochs}: loss ${(epochLoss / order.length).toFixed(3)}`);
+    o.log?.(`detector epoch ${e + 1}/${epochs}: loss ${(epochLoss / order.length).toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(1)} s, re-scoring ${(rescoreMs / 1000).toFixed(1)} s)`);
   }
   // The temperature: the one whose expected position is nearest the labels on held-out scenes (errors capped at 4 cells).
   const heldRows = Array.from({ length: rows }, (_, i) => i).filter((i) => held[i]);
@@ -626,7 +632,7 @@ export function buildDetectorPolicy(det: DetectorParams, ctrl: ControllerParams)
   const features = g.input('features', ['batch', det.channels * L]);
   const state = g.input('state', ['batch', ctrl.stateDim]);
   const probs = g.op('Softmax', [detectorGraph(g, det, features)], { axis: -1 });
-  const kp = g.op('MatMul', [probs, g.weight('detector.positions', [L, 2], gridPositions(det.height, det.width))]);
+  const kp = g.op('MatMul', [probs, g.weight('detector.positions', [L, 2], gridPositions(det.height, det.width))], {}, 'keypoint');
   const z = g.op('Concat', [kp, state], { axis: 1 });
   const layer = (x: string, w: Float32Array, b: Float32Array, n: number, k: number, name: string) =>
     g.op('Add', [g.op('MatMul', [x, g.weight(`${name}.weight`, [n, k], w)]), g.weight(`${name}.bias`, [k], b)]);
@@ -635,6 +641,7 @@ export function buildDetectorPolicy(det: DetectorParams, ctrl: ControllerParams)
   const y = layer(h2, ctrl.w3, ctrl.b3, ctrl.hidden, ctrl.chunk * ctrl.actionDim, 'controller.2');
   g.op('Reshape', [y, g.ints([-1, ctrl.chunk, ctrl.actionDim])], {}, 'actions');
   g.output('actions', ['batch', ctrl.chunk, ctrl.actionDim]);
+  g.output('keypoint', ['batch', 2]);
   return g;
 }
 

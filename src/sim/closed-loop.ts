@@ -74,7 +74,7 @@ export function simConfig(dir: string, o: SimModelOptions): Config {
       sync: { mode: 'latest' },
       joint_states: { topic: '/joint_states', names: ['joint1', 'joint2'], max_age_ms: 100 },
       features: { pool: o.pool ?? DEMO_POOL },
-      policy: { model: 'policy.onnx', features_input: 'features', state_input: 'state', chunk_mode: 'ensemble', ensemble_k: 0.1 },
+      policy: { model: 'policy.onnx', features_input: 'features', state_input: 'state', output: 'actions', chunk_mode: 'ensemble', ensemble_k: 0.1 },
       control: { rate_hz: 20, command_type: 'velocity', lower: [-1, -1], upper: [1, 1], max_delta: [0.5, 0.5] },
       watchdog: { stale_after_ms: 200 },
     },
@@ -402,7 +402,7 @@ export const DEMO_PRETRAIN: PretrainOptions = {
     [480, 640],
     [720, 960],
   ],
-  filters: 16,
+  filters: 32,
 };
 
 /** Backbones pretrained in this process, by recipe: eval's variants share one. */
@@ -551,7 +551,7 @@ export async function ensureDemoModels(dir: string, o: DemoRecipe, log?: (line: 
       const perception = await collectPerception(extractor, scenes, recipe.seed, recipe.framesPerEpisode, simOptions);
       const msPerFrame = (performance.now() - tc) / perception.rows;
       log?.(`${perception.rows} frames of ${perception.channels}×${perception.height}×${perception.width} S² features (${msPerFrame.toFixed(1)} ms per frame)`);
-      const det = await fitDetector(perception, { epochs: recipe.epochs, seed: 11 });
+      const det = await fitDetector(perception, { epochs: recipe.epochs, seed: 11, log });
       const cellPx = sim0.width / perception.width;
       log?.(
         `detector fitted in ${det.seconds.toFixed(1)} s: held-out keypoint error median ${(det.heldOut.median * cellPx).toFixed(1)} px, ` +
