@@ -67,7 +67,7 @@ export interface DetectorFit {
 }
 
 const EPS = 1e-8;
-const TEMPERATURES = [0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48];
+const TEMPERATURES = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192];
 
 function gaussian(rand: () => number): number {
   const u = Math.max(1e-12, rand());
@@ -249,8 +249,8 @@ export async function fitDetector(d: DetectorData, o: DetectorOptions = {}): Pro
     temperature: 1,
   };
   const targets = Array.from({ length: rows }, (_, r) => softTarget(d.labels[2 * r], d.labels[2 * r + 1], H, W));
-  const nHard = o.hardNegatives ?? 32;
-  const nRand = o.randomNegatives ?? 32;
+  const nHard = o.hardNegatives ?? 24;
+  const nRand = o.randomNegatives ?? 16;
   const hard: Int32Array[] = Array.from({ length: rows }, () => new Int32Array(0));
   const epochs = o.epochs ?? 12;
   const batch = o.batch ?? 8;
