@@ -21,10 +21,8 @@ describe('closed loop with the simulation', function () {
         [96, 128],
       ],
       episodes: 3,
+      perceptionEpisodes: 3,
       seed: 500,
-      daggerRounds: 1,
-      daggerEpisodes: 2,
-      daggerSteps: 10,
       epochs: 3,
     });
     const extractor = await FeatureExtractor.create(models.config);
@@ -33,6 +31,7 @@ describe('closed loop with the simulation', function () {
       stats: models.config.policy!.stats,
       featuresInput: 'features',
       stateInput: 'state',
+      output: 'actions',
     });
     const a = await runClosedLoop(models.config, extractor, head, 2, 7);
     const b = await runClosedLoop(models.config, extractor, head, 2, 7);
@@ -51,13 +50,16 @@ describe('closed loop with the simulation', function () {
     }
   });
 
-  it('npm start (s2-policy start) runs to a summary table and a PNG of the paths', async () => {
+  it('npm start with the default demo models: the policy reaches the target of seed 0, and the PNG of its path', async function () {
+    // The whole first run of `npm start` (pretraining, demonstrations, fitting), then one episode on a fixed seed.
+    this.timeout(600000);
     const out = tempDir('s2-start-');
-    const r = cli(['start', '--transport', 'sim', '--episodes', '1', '--demos', '2', '--dagger', '0', '--out', out]);
+    const r = cli(['start', '--transport', 'sim', '--episodes', '1', '--seed', '0', '--out', out]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^transport: sim/);
     assert.match(r.stdout, /episode {2}seed {3}result/);
-    assert.match(r.stdout, /success \d+\/1 \(\d+%\), mean final distance/);
+    assert.match(r.stdout, /\n {6}1 {5}0 {3}success /);
+    assert.match(r.stdout, /success 1\/1 \(100%\), mean final distance 0\.0(0\d|10) m/);
     const png = join(out, 'episodes.png');
     assert.ok(existsSync(png));
     const meta = await sharp(png).metadata();

@@ -1,5 +1,6 @@
 // The demo's learning pieces: label-free pretraining of the backbone (deterministic), the keypoint head (fit →
-// ONNX → PolicyHead round trip, it learns a map that needs the image position), and fit's checks and warnings.
+// ONNX → PolicyHead round trip, it learns a map that needs the image position), the detector head (it finds the
+// target among decoys, its ONNX matches TypeScript), and fit's checks and warnings.
 import { strict as assert } from 'node:assert';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { coveringChunk, fitPolicy, selectionWarnings, shortestEpisode } from '..
 import { PolicyHead } from '../src/policy/head.js';
 import { fitKeypointHead, predictKeypoint, writeKeypointPolicy } from '../src/policy/keypoint.js';
 import { pretrainBackbone, symmetricEigen } from '../src/sim/pretrain.js';
+import { detectKeypoints, fitController, fitDetector, predictController, writeDetectorPolicy } from '../src/policy/detector.js';
 import { UserError } from '../src/errors.js';
 import { cli, tempDir } from './helpers/util.js';
 
@@ -97,6 +99,100 @@ describe('keypoint head', function () {
         const a = await head.act(f, s);
         const b = predictKeypoint(fit, f, s);
         for (let k = 0; k < 2; k++) assert.ok(Math.abs(a[k] - b[k]) < 1e-4, `row ${i}: ${a[k]} vs ${b[k]}`);
+      }
+    } finally {
+      await head.release();
+    }
+  });
+});
+
+/**
+ * Feature maps with a target and a decoy: both raise channel 0 around their position, only the decoy raises channel
+ * 1, channel 2 is noise. The label is the target's position (grid units): a detector must use both channels.
+ */
+function decoyMaps(rows: number, seed: number, h = 8, w = 10) {
+  const r = seededRandom(seed);
+  const C = 3;
+  const L = h * w;
+  const features = new Float32Array(rows * C * L);
+  const labels = new Float32Array(rows * 2);
+  const bump = (o: number, x: number, y: number, amp: number) => {
+    for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) features[o + i * w + j] += amp * Math.exp(-((j + 0.5 - x) ** 2 + (i + 0.5 - y) ** 2) / 0.8);
+  };
+  for (let n = 0; n < rows; n++) {
+    const o = n * C * L;
+    for (let l = 0; l < C * L; l++) features[o + l] = 0.1 * r();
+    const tx = 1 + r() * (w - 2);
+    const ty = 1 + r() * (h - 2);
+    let dx: number;
+    let dy: number;
+    do {
+      dx = 1 + r() * (w - 2);
+      dy = 1 + r() * (h - 2);
+    } while (Math.hypot(dx - tx, dy - ty) < 2.5);
+    bump(o, tx, ty, 1);
+    bump(o, dx, dy, 1);
+    bump(o + L, dx, dy, 1);
+    labels[2 * n] = tx;
+    labels[2 * n + 1] = ty;
+  }
+  return { features, labels, rows, channels: C, height: h, width: w, groups: Int32Array.from({ length: rows }, (_, i) => i) };
+}
+
+describe('detector head', function () {
+  this.timeout(120000);
+
+  it('finds the target and not the decoy, to a fraction of a cell on held-out maps', async () => {
+    const train = decoyMaps(400, 1);
+    const fit = await fitDetector(train, { epochs: 8, seed: 2 });
+    const test = decoyMaps(100, 3);
+    const kp = await detectKeypoints(fit.params, test.features, test.rows);
+    const err = Array.from({ length: test.rows }, (_, i) => Math.hypot(kp[2 * i] - test.labels[2 * i], kp[2 * i + 1] - test.labels[2 * i + 1])).sort(
+      (a, b) => a - b,
+    );
+    // Halfway between target and decoy is at least 1.25 cells off; a detector that ignored channel 1 would be there half the time.
+    assert.ok(err[50] < 0.35, `median error ${err[50].toFixed(2)} cells`);
+    assert.ok(err[90] < 1, `90th percentile ${err[90].toFixed(2)} cells`);
+    assert.ok(fit.heldOut.withinOne > 0.9, `held-out within one cell ${fit.heldOut.withinOne}`);
+  });
+
+  it('is deterministic per seed', async () => {
+    const a = await fitDetector(decoyMaps(60, 4), { epochs: 2, seed: 5 });
+    const b = await fitDetector(decoyMaps(60, 4), { epochs: 2, seed: 5 });
+    assert.deepEqual(a.params.w1, b.params.w1);
+    assert.equal(a.params.temperature, b.params.temperature);
+  });
+
+  it("fit → ONNX → PolicyHead.act: the model's keypoint and the controller match TypeScript", async () => {
+    const maps = decoyMaps(60, 6);
+    const det = await fitDetector(decoyMaps(60, 6), { epochs: 2, seed: 1 });
+    const r = seededRandom(7);
+    const n = 300;
+    const keypoints = Float32Array.from({ length: 2 * n }, () => 2 * r() - 1);
+    const state = Float32Array.from({ length: 2 * n }, () => 3 * r() - 1.5);
+    // Action chunk of 2: the offset from the state to the keypoint, then half of it.
+    const targets = new Float32Array(4 * n);
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < 2; k++) {
+        targets[4 * i + k] = keypoints[2 * i + k] - state[2 * i + k];
+        targets[4 * i + 2 + k] = 0.5 * targets[4 * i + k];
+      }
+    }
+    const ctrl = fitController({ keypoints, state, targets, rows: n, stateDim: 2, chunk: 2, actionDim: 2 }, { epochs: 40, seed: 3 });
+    assert.ok(ctrl.trainMse < 0.05, `controller MSE ${ctrl.trainMse}`);
+    const dir = tempDir('s2-det-');
+    const files = writeDetectorPolicy(join(dir, 'policy.onnx'), det.params, ctrl.params);
+    const head = await PolicyHead.load({ model: files.model, stats: files.stats, featuresInput: 'features', stateInput: 'state', output: 'actions' });
+    try {
+      const per = 3 * 8 * 10;
+      assert.deepEqual(head.shape, { featureDim: per, stateDim: 2, chunk: 2, actionDim: 2 });
+      const kp = await detectKeypoints(det.params, maps.features, maps.rows);
+      for (let i = 0; i < 5; i++) {
+        const f = maps.features.subarray(i * per, (i + 1) * per);
+        const s = Float32Array.of(0.3 * i - 0.5, 0.2);
+        const a = await head.act(f, s);
+        const b = predictController(ctrl.params, [(kp[2 * i] / 10) * 2 - 1, (kp[2 * i + 1] / 8) * 2 - 1], s);
+        for (let k = 0; k < 4; k++) assert.ok(Math.abs(a[k] - b[k]) < 1e-4, `row ${i}: ${a[k]} vs ${b[k]}`);
       }
     } finally {
       await head.release();

@@ -85,7 +85,8 @@ export async function simCommand(argv: string[]): Promise<number> {
   const d = await withAtomicDir(
     out,
     async (tmp) => {
-      const config = simConfig(tmp, { sizes });
+      // A 16×16 grid of every channel: the linear head's (ridge probe's) input, of a size that fits in memory.
+      const config = simConfig(tmp, { sizes, pool: 'grid:16' });
       await ensureDemoBackbone(config.backbone.model);
       const runtime = await buildRuntime(config, 'sim collect config', { features: true, policy: false, by: 'sim collect' });
       const extractor = runtime.extractor as FeatureExtractor;

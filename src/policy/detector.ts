@@ -153,9 +153,20 @@ function detectorGraph(g: OnnxGraph, p: DetectorParams, features: string): strin
       pads: [1, 1, 1, 1],
     }),
   ]);
-  const score = g.op('Conv', [h, g.weight('detector.score.weight', [1, p.hidden, 1, 1], Float32Array.from(p.w2, (v) => v * p.temperature))], {
-    kernel_shape: [1, 1],
-  });
+  const score = g.op(
+    'Conv',
+    [
+      h,
+      g.weight(
+        'detector.score.weight',
+        [1, p.hidden, 1, 1],
+        Float32Array.from(p.w2, (v) => v * p.temperature),
+      ),
+    ],
+    {
+      kernel_shape: [1, 1],
+    },
+  );
   return g.op('Reshape', [score, g.ints([-1, p.height * p.width])]);
 }
 
@@ -232,9 +243,7 @@ export async function fitDetector(d: DetectorData, o: DetectorOptions = {}): Pro
   // Held-out scenes (for the temperature only): every k-th scene.
   const holdoutEvery = Math.max(2, Math.round(1 / (o.holdout ?? 0.2)));
   const held = Uint8Array.from(d.groups, (g) => (g % holdoutEvery === holdoutEvery - 1 ? 1 : 0));
-  const trainRows = Int32Array.from(
-    Array.from({ length: rows }, (_, i) => i).filter((i) => !held[i]),
-  );
+  const trainRows = Int32Array.from(Array.from({ length: rows }, (_, i) => i).filter((i) => !held[i]));
   const K = C * 9;
   const p: DetectorParams = {
     channels: C,
@@ -397,7 +406,9 @@ export async function fitDetector(d: DetectorData, o: DetectorOptions = {}): Pro
         }
       }
     }
-    o.log?.(`detector epoch ${e + 1}/${epochs}: loss ${(epochLoss / order.length).toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(1)} s, re-scoring ${(rescoreMs / 1000).toFixed(1)} s)`);
+    o.log?.(
+      `detector epoch ${e + 1}/${epochs}: loss ${(epochLoss / order.length).toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(1)} s, re-scoring ${(rescoreMs / 1000).toFixed(1)} s)`,
+    );
   }
   // The temperature: the one whose expected position is nearest the labels on held-out scenes (errors capped at 4 cells).
   const heldRows = Array.from({ length: rows }, (_, i) => i).filter((i) => held[i]);
@@ -646,7 +657,11 @@ export function buildDetectorPolicy(det: DetectorParams, ctrl: ControllerParams)
 }
 
 /** Writes the head (ONNX) and its statistics (state and action; the features' are inside the model). */
-export function writeDetectorPolicy(out: string | { model: string; stats?: string }, det: DetectorParams, ctrl: ControllerParams): { model: string; stats: string } {
+export function writeDetectorPolicy(
+  out: string | { model: string; stats?: string },
+  det: DetectorParams,
+  ctrl: ControllerParams,
+): { model: string; stats: string } {
   const paths = policyPaths(out);
   const stats = {
     'observation.state': { mean: Array.from(ctrl.stateMean), std: Array.from(ctrl.stateStd) },

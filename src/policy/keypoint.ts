@@ -238,7 +238,16 @@ export function dense(x: Float32Array, w: Float32Array, b: Float32Array, out: Fl
   if (relu) for (let j = 0; j < k; j++) if (out[j] < 0) out[j] = 0;
 }
 
-export function denseBack(x: Float32Array, w: Float32Array, dout: Float32Array, dx: Float32Array, gw: Float32Array, gb: Float32Array, n: number, k: number): void {
+export function denseBack(
+  x: Float32Array,
+  w: Float32Array,
+  dout: Float32Array,
+  dx: Float32Array,
+  gw: Float32Array,
+  gb: Float32Array,
+  n: number,
+  k: number,
+): void {
   for (let j = 0; j < k; j++) gb[j] += dout[j];
   for (let i = 0; i < n; i++) {
     const o = i * k;

@@ -61,13 +61,18 @@ export interface SimModelOptions {
   splitSize?: number;
 }
 
+/** The S² crop side for `sizes`: the largest of 80, 64, 48, 40, 32, 24, 16 that divides every side. */
+export function splitFor(sizes: [number, number][]): number {
+  return [DEMO_SPLIT, 64, 48, 40, 32, 24, 16].find((k) => sizes.every(([h, w]) => h % k === 0 && w % k === 0)) ?? Math.min(...sizes.flat());
+}
+
 /** The node configuration the simulation runs: one overhead camera, joint states, a linear policy head. */
 export function simConfig(dir: string, o: SimModelOptions): Config {
   return parseConfig(
     {
       backbone: { model: 'backbone.onnx' },
       // The JS engine: the compiled one makes every scale from the base image, and the demo's scales come from the frame.
-      s2: { img_sizes: o.sizes, max_split_size: o.splitSize ?? DEMO_SPLIT, engine: 'js' },
+      s2: { img_sizes: o.sizes, max_split_size: o.splitSize ?? splitFor(o.sizes), engine: 'js' },
       // Every scale resized from the camera frame itself, so the larger scales hold detail the base has lost.
       image: { base_size: o.sizes[0], crop: 'none', resize: 'native', normalization: 'imagenet' },
       cameras: [{ name: SIM_CAMERA, topic: SIM_CAMERA_TOPIC, transport: 'raw' }],
@@ -240,7 +245,6 @@ export interface DemoRecipe extends SimModelOptions {
   targetSizePx?: number;
 }
 
-
 export interface PerceptionData {
   features: Float32Array;
   rows: number;
@@ -299,7 +303,15 @@ export async function collectPerception(
       if (k < last) sim.step(sim.expertAction());
     }
   }
-  return { features: features.subarray(0, rows * per), rows, labels: Float32Array.from(labels), groups: Int32Array.from(groups), channels: C, height: H, width: W };
+  return {
+    features: features.subarray(0, rows * per),
+    rows,
+    labels: Float32Array.from(labels),
+    groups: Int32Array.from(groups),
+    channels: C,
+    height: H,
+    width: W,
+  };
 }
 
 export interface DemoSummary {

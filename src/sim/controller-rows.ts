@@ -79,7 +79,6 @@ export function controllerRows(episodes: number, seed: number, chunk: number, pe
   return { keypoints: Float32Array.from(kps), state: Float32Array.from(states), targets: Float32Array.from(chunks), rows, stateDim: 2, chunk, actionDim: 2 };
 }
 
-
 export interface ControllerJob {
   episodes: number;
   seed: number;
@@ -91,10 +90,17 @@ export interface ControllerJob {
 }
 
 /** controllerRows + fitController in a worker thread: the caller's thread stays free (for the detector's training). */
-export function fitControllerInWorker(job: ControllerJob): Promise<{ params: ControllerParams; rows: number; trainMse: number; seconds: number }> {
+export interface ControllerResult {
+  params: ControllerParams;
+  rows: number;
+  trainMse: number;
+  seconds: number;
+}
+
+export function fitControllerInWorker(job: ControllerJob): Promise<ControllerResult> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./controller-worker.js', import.meta.url), { workerData: job });
-    worker.once('message', (m) => {
+    worker.once('message', (m: ControllerResult) => {
       resolve(m);
       void worker.terminate();
     });

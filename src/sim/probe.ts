@@ -24,7 +24,12 @@ export interface KeypointAccuracy {
 export const PROBE_SEED = 20_000;
 
 /** Runs `model`'s 'keypoint' output (a detector-head policy) on the first frame of `scenes` scenes. */
-export async function keypointAccuracy(extractor: FeatureExtractor, model: string, scenes: number, simOptions: TabletopSimOptions = {}): Promise<KeypointAccuracy> {
+export async function keypointAccuracy(
+  extractor: FeatureExtractor,
+  model: string,
+  scenes: number,
+  simOptions: TabletopSimOptions = {},
+): Promise<KeypointAccuracy> {
   const sim = new TabletopSim(simOptions);
   const session = await OrtSession.create(readFileSync(model), { executionProviders: ['cpu'], logSeverityLevel: 3 });
   const { width, height, successRadius } = sim.options;
@@ -50,5 +55,12 @@ export async function keypointAccuracy(extractor: FeatureExtractor, model: strin
     await session.release();
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  return { within: errors.filter((e) => e <= radiusPx).length, tested: scenes, medianPx: median(errors), radiusPx, msPerFrame: median(times), featuresPerFrame };
+  return {
+    within: errors.filter((e) => e <= radiusPx).length,
+    tested: scenes,
+    medianPx: median(errors),
+    radiusPx,
+    msPerFrame: median(times),
+    featuresPerFrame,
+  };
 }
