@@ -13,6 +13,7 @@ import { seededRandom } from '../models/zoo.js';
 import { OrtSession } from '../backbone/ort-session.js';
 import { policyPaths, writeBoth } from './fit.js';
 import { dense, denseBack } from './keypoint.js';
+import { adamStep, cosineRate, gaussian, gridPositions, shuffle } from './train.js';
 
 export interface DetectorData {
   /** N frames of C × H × W raw features, channel-major (the pipeline's `tokens` layout for a bchw backbone). Normalised in place. */
@@ -68,23 +69,6 @@ export interface DetectorFit {
 
 const EPS = 1e-8;
 const TEMPERATURES = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192];
-
-function gaussian(rand: () => number): number {
-  const u = Math.max(1e-12, rand());
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-}
-
-/** Cell centres in [-1, 1]: x across, y down, row-major over the H × W grid. */
-export function gridPositions(h: number, w: number): Float32Array {
-  const pos = new Float32Array(h * w * 2);
-  for (let i = 0; i < h; i++) {
-    for (let j = 0; j < w; j++) {
-      pos[(i * w + j) * 2] = ((j + 0.5) / w) * 2 - 1;
-      pos[(i * w + j) * 2 + 1] = ((i + 0.5) / h) * 2 - 1;
-    }
-  }
-  return pos;
-}
 
 /** The 4 cells nearest a continuous grid position and their bilinear weights (cells outside the grid are dropped, the rest renormalised). */
 function softTarget(x: number, y: number, h: number, w: number): { cells: number[]; weights: number[] } {
@@ -309,10 +293,7 @@ export async function fitDetector(d: DetectorData, o: DetectorOptions = {}): Pro
       }
       rescoreMs += performance.now() - tr;
     }
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [order[i], order[j]] = [order[j], order[i]];
-    }
+    shuffle(order, rand);
     let epochLoss = 0;
     for (let b0 = 0; b0 < order.length; b0 += batch) {
       const b1 = Math.min(order.length, b0 + batch);
@@ -388,23 +369,7 @@ export async function fitDetector(d: DetectorData, o: DetectorOptions = {}): Pro
         }
       }
       step++;
-      const lr = lr0 * (0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * step) / steps)));
-      const inv = 1 / (b1 - b0);
-      const c1 = 1 - 0.9 ** step;
-      const c2 = 1 - 0.999 ** step;
-      for (const key of ['w1', 'b1', 'w2'] as const) {
-        const w = p[key];
-        const gk = grads[key];
-        const a = m1[key];
-        const v = m2[key];
-        const decay = key === 'b1' ? 0 : 1e-4;
-        for (let i = 0; i < w.length; i++) {
-          const gi = gk[i] * inv + decay * w[i];
-          a[i] = 0.9 * a[i] + 0.1 * gi;
-          v[i] = 0.999 * v[i] + 0.001 * gi * gi;
-          w[i] -= (lr * (a[i] / c1)) / (Math.sqrt(v[i] / c2) + 1e-8);
-        }
-      }
+      adamStep(p, grads, m1, m2, ['w1', 'b1', 'w2'] as const, step, cosineRate(lr0, step, steps, 0.05), 1 / (b1 - b0), (k) => (k === 'b1' ? 0 : 1e-4));
     }
     o.log?.(
       `detector epoch ${e + 1}/${epochs}: loss ${(epochLoss / order.length).toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(1)} s, re-scoring ${(rescoreMs / 1000).toFixed(1)} s)`,
@@ -565,10 +530,7 @@ export function fitController(d: ControllerData, o: ControllerOptions = {}): { p
     return zr;
   };
   for (let e = 0; e < epochs; e++) {
-    for (let i = d.rows - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [order[i], order[j]] = [order[j], order[i]];
-    }
+    shuffle(order, rand);
     let loss = 0;
     for (let b0 = 0; b0 < d.rows; b0 += batch) {
       const b1 = Math.min(d.rows, b0 + batch);
@@ -587,22 +549,7 @@ export function fitController(d: ControllerData, o: ControllerOptions = {}): { p
         denseBack(zr, p.w1, dh1, dz, g.w1, g.b1, inDim, H);
       }
       step++;
-      const lr = lr0 * (0.02 + 0.98 * 0.5 * (1 + Math.cos((Math.PI * step) / steps)));
-      const inv = 1 / (b1 - b0);
-      const c1 = 1 - 0.9 ** step;
-      const c2 = 1 - 0.999 ** step;
-      for (const k of keys) {
-        const w = p[k];
-        const gk = g[k];
-        const a = m1[k];
-        const v = m2[k];
-        for (let i = 0; i < w.length; i++) {
-          const gi = gk[i] * inv;
-          a[i] = 0.9 * a[i] + 0.1 * gi;
-          v[i] = 0.999 * v[i] + 0.001 * gi * gi;
-          w[i] -= (lr * (a[i] / c1)) / (Math.sqrt(v[i] / c2) + 1e-8);
-        }
-      }
+      adamStep(p, g, m1, m2, keys, step, cosineRate(lr0, step, steps, 0.02), 1 / (b1 - b0));
     }
     if (e === epochs - 1 || (e + 1) % 10 === 0) o.log?.(`controller epoch ${e + 1}/${epochs}: MSE ${(loss / (d.rows * out)).toFixed(4)}`);
   }

@@ -7,6 +7,7 @@ import { UserError } from '../errors.js';
 import { OnnxGraph } from '../models/onnx-graph.js';
 import { seededRandom } from '../models/zoo.js';
 import { policyPaths, writeBoth, type PolicyStatsJson } from './fit.js';
+import { adamStep, cosineRate, gaussian, gridPositions, shuffle } from './train.js';
 
 export interface KeypointData {
   /** N rows of channels × grid × grid features, channel-major (the pipeline's grid:K layout for a bchw backbone). */
@@ -63,23 +64,6 @@ export interface KeypointFit {
   stats: PolicyStatsJson;
   trainMse: number;
   seconds: number;
-}
-
-/** Cell centres in [-1, 1]: x across, y down, row-major over the grid. */
-function cellPositions(g: number): Float32Array {
-  const pos = new Float32Array(g * g * 2);
-  for (let i = 0; i < g; i++) {
-    for (let j = 0; j < g; j++) {
-      pos[(i * g + j) * 2] = ((j + 0.5) / g) * 2 - 1;
-      pos[(i * g + j) * 2 + 1] = ((i + 0.5) / g) * 2 - 1;
-    }
-  }
-  return pos;
-}
-
-function gaussian(rand: () => number): number {
-  const u = Math.max(1e-12, rand());
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
 }
 
 function init(n: number, scale: number, rand: () => number): Float32Array {
@@ -145,7 +129,7 @@ class Net {
     this.L = p.grid * p.grid;
     this.inDim = 2 * p.keypoints + p.stateDim;
     this.outDim = p.chunk * p.actionDim;
-    this.pos = cellPositions(p.grid);
+    this.pos = gridPositions(p.grid, p.grid);
     this.s = new Float32Array(p.keypoints * this.L);
     this.z = new Float32Array(this.inDim);
     this.h1 = new Float32Array(p.hidden);
@@ -350,10 +334,7 @@ export function fitKeypointHead(d: KeypointData, o: KeypointOptions = {}): Keypo
   const steps = Math.ceil(d.rows / batch) * epochs;
   let step = 0;
   for (let e = 0; e < epochs; e++) {
-    for (let i = d.rows - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [order[i], order[j]] = [order[j], order[i]];
-    }
+    shuffle(order, rand);
     let epochLoss = 0;
     for (let b0 = 0; b0 < d.rows; b0 += batch) {
       const b1 = Math.min(d.rows, b0 + batch);
@@ -365,23 +346,7 @@ export function fitKeypointHead(d: KeypointData, o: KeypointOptions = {}): Keypo
       }
       step++;
       // Cosine decay to 5% of the initial rate.
-      const lr = lr0 * (0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * step) / steps)));
-      const inv = 1 / (b1 - b0);
-      const c1 = 1 - 0.9 ** step;
-      const c2 = 1 - 0.999 ** step;
-      for (const k of PARAM_KEYS) {
-        const w = params[k];
-        const gk = grad[k];
-        const a = m1[k];
-        const v = m2[k];
-        const decay = k.startsWith('w') || k === 'score' ? wd : 0;
-        for (let i = 0; i < w.length; i++) {
-          const gi = gk[i] * inv + decay * w[i];
-          a[i] = 0.9 * a[i] + 0.1 * gi;
-          v[i] = 0.999 * v[i] + 0.001 * gi * gi;
-          w[i] -= (lr * (a[i] / c1)) / (Math.sqrt(v[i] / c2) + 1e-8);
-        }
-      }
+      adamStep(params, grad, m1, m2, PARAM_KEYS, step, cosineRate(lr0, step, steps, 0.05), 1 / (b1 - b0), (k) => (k.startsWith('w') || k === 'score' ? wd : 0));
     }
     o.onEpoch?.(e, epochLoss / (d.rows * outDim));
   }
@@ -418,7 +383,7 @@ export function buildKeypointPolicy(p: KeypointParams): OnnxGraph {
   const maps = g.op('Reshape', [features, g.ints([-1, p.channels, L])]);
   const scores = g.op('MatMul', [g.weight('keypoint.score', [M, p.channels], p.score), maps]);
   const probs = g.op('Softmax', [scores], { axis: -1 });
-  const kp = g.op('MatMul', [probs, g.weight('keypoint.positions', [L, 2], cellPositions(p.grid))]);
+  const kp = g.op('MatMul', [probs, g.weight('keypoint.positions', [L, 2], gridPositions(p.grid, p.grid))]);
   const z = g.op('Concat', [g.op('Reshape', [kp, g.ints([-1, 2 * M])]), state], { axis: 1 });
   const layer = (x: string, w: Float32Array, b: Float32Array, n: number, k: number, name: string) =>
     g.op('Add', [g.op('MatMul', [x, g.weight(`${name}.weight`, [n, k], w)]), g.weight(`${name}.bias`, [k], b)]);
