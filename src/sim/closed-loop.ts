@@ -25,7 +25,7 @@ import type { EpisodePath } from './plot.js';
 export const SIM_CAMERA = 'overhead';
 export const SIM_CAMERA_TOPIC = '/overhead_camera/image_raw';
 /** Bumped whenever the demo models or their recipe change, so cached models are rebuilt. */
-export const DEMO_MODELS_VERSION = 'sim-demo-v4';
+export const DEMO_MODELS_VERSION = 'sim-demo-v5';
 /** The demo's pooling: the whole S² map (channels × H × W at the first scale's grid), for the detector head. */
 export const DEMO_POOL = 'tokens';
 /** S² crops of 80×80 pixels: a divisor of every demo scale (240×320, 480×640, 720×960). */
@@ -257,8 +257,10 @@ export interface PerceptionData {
 }
 
 /**
- * Camera frames of expert episodes for the detector: `perFrames` frames per episode (its first step, one in the
- * middle, one near the end, where the gripper is over the target), each labelled with the episode's settled gripper pixel.
+ * Camera frames of expert episodes for the detector: `perEpisode` frames per episode (its first step and others at
+ * random steps), each labelled with the episode's settled gripper pixel. No step is favoured: frames that always show
+ * the gripper over the target teach the detector that a red thing in the gripper is the target, and the closed loop
+ * then locks onto a decoy the gripper passes.
  */
 export async function collectPerception(
   extractor: FeatureExtractor,
@@ -286,7 +288,6 @@ export async function collectPerception(
     const [u, v] = settledEffectorPixel(sim);
     const n = ep.steps;
     const picks = new Set<number>([0]);
-    if (perEpisode > 1) picks.add(Math.max(0, n - 1 - rng.int(0, Math.min(4, n - 1))));
     while (picks.size < Math.min(perEpisode, n)) picks.add(rng.int(0, n - 1));
     const last = Math.max(...picks);
     sim.reset(seed + e);
