@@ -12,7 +12,7 @@ import { renderEpisodesPng } from '../sim/plot.js';
 import { TabletopSim } from '../sim/tabletop.js';
 import { int, parseFlags, str } from './args.js';
 
-export const START_HELP = `usage: s2-policy start [--transport sim|ros|replay] [--episodes 8] [--seed S] [--out DIR] [--demos 40] [--dagger 1]
+export const START_HELP = `usage: s2-policy start [--transport sim|ros|replay] [--episodes 8] [--seed S] [--out DIR] [--demos 400]
        sim (default without ROS 2): closed loop with the built-in simulation; ros (default with ROS 2 sourced): the node;
        replay: the demo recording through the pipeline (make-demo + replay)`;
 
@@ -41,18 +41,18 @@ export function summaryTable(results: EpisodeResult[]): string[] {
   return lines;
 }
 
-async function startSim(flags: { episodes: number; seed: number; out: string; demos?: number; dagger?: number }): Promise<number> {
+async function startSim(flags: { episodes: number; seed: number; out: string; demos?: number }): Promise<number> {
   const t0 = performance.now();
   const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   console.log('transport: sim (built-in tabletop simulation; no ROS 2 sourced or --transport sim)');
   mkdirSync(flags.out, { recursive: true });
-  const models = await ensureDemoModels(join(flags.out, 'models'), { sizes: DEMO_SIZES, episodes: flags.demos, daggerRounds: flags.dagger }, (l) =>
-    console.log(l),
-  );
+  const models = await ensureDemoModels(join(flags.out, 'models'), { sizes: DEMO_SIZES, episodes: flags.demos }, (l) => console.log(l));
   const sm = models.summary;
   console.log(
     `demo models ready (${elapsed()}): backbone of ${sm.pretrain.filters} k-means filters pretrained on simulated frames without labels, S² sizes ${DEMO_SIZES.map((s) => s.join('x')).join(', ')}, ` +
-      `${sm.head} policy head on ${sm.rows} steps (${sm.expertEpisodes} expert episodes + ${sm.daggerRows} DAgger-relabelled states)`,
+      (sm.detector
+        ? `detector head on ${sm.detector.frames} frames (held-out keypoint within 8 px: ${(100 * sm.detector.withinCell).toFixed(0)}%), controller on ${sm.rows} expert rows of ${sm.expertEpisodes} demonstrations`
+        : `${sm.head} policy head on ${sm.rows} steps (${sm.expertEpisodes} expert episodes + ${sm.daggerRows} DAgger-relabelled states)`),
   );
   const runtime = await buildRuntime(models.config, 'demo config', { features: true, policy: true, by: 'start' });
   const extractor = runtime.extractor as FeatureExtractor;
@@ -87,7 +87,6 @@ export async function startCommand(argv: string[]): Promise<number> {
     seed: { type: 'string' },
     out: { type: 'string' },
     demos: { type: 'string' },
-    dagger: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (flags.help) {
@@ -117,6 +116,5 @@ export async function startCommand(argv: string[]): Promise<number> {
     seed: int(flags, 'seed', 0) ?? 0,
     out,
     demos: int(flags, 'demos'),
-    dagger: int(flags, 'dagger', 0),
   });
 }
