@@ -496,13 +496,13 @@ export async function ensureDemoModels(dir: string, o: DemoRecipe, log?: (line: 
       log?.(`${perception.rows} frames of ${perception.channels}×${perception.height}×${perception.width} S² features (${msPerFrame.toFixed(1)} ms per frame)`);
       // The controller needs no frames: it trains in a worker while the detector trains here.
       const controller = fitControllerInWorker({ episodes, seed: recipe.seed, chunk, perturbed: 2, noisePx: 1.5, simOptions, fit: { epochs: 20, seed: 13 } });
-      const det = await fitDetector(perception, { epochs: recipe.epochs, seed: 11 });
+      // Awaited together, so that a failure of either is reported and neither rejection goes unhandled.
+      const [det, ctrl] = await Promise.all([fitDetector(perception, { epochs: recipe.epochs, seed: 11 }), controller]);
       const cellPx = sim0.width / perception.width;
       log?.(
         `detector fitted in ${det.seconds.toFixed(1)} s: held-out keypoint error median ${(det.heldOut.median * cellPx).toFixed(1)} px, ` +
           `${(100 * det.heldOut.withinOne).toFixed(0)}% within ${cellPx} px (temperature ${det.params.temperature})`,
       );
-      const ctrl = await controller;
       log?.(`controller fitted on ${ctrl.rows} expert (keypoint, state) rows in ${ctrl.seconds.toFixed(1)} s (training MSE ${ctrl.trainMse.toFixed(4)})`);
       writeDetectorPolicy({ model: policy.model, stats: join(dir, 'policy.stats.json') }, det.params, ctrl.params);
       summary = {
