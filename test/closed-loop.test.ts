@@ -77,6 +77,30 @@ describe('closed loop with the simulation', function () {
     assert.ok(existsSync(join(dir, 'policy.stats.json')));
   });
 
+  it('collects the data of the detector head and fits it with s2-policy fit --head detector', async () => {
+    const dir = tempDir('s2-collect-det-');
+    let r = cli(['sim', 'collect', '--out', dir, '--head', 'detector', '--episodes', '4', '--frames', '3', '--seed', '3', '--img-sizes', '48x64,96x128']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /wrote 9 frames \(\d+ features each, keypoint labels\) and \d+ controller rows of 4 expert episodes/);
+    const model = join(dir, 'policy.onnx');
+    r = cli(['fit', '--data', dir, '--out', model, '--head', 'detector', '--epochs', '2']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^detector: 9 frames, held-out keypoint error median/m);
+    assert.match(r.stdout, /features \+ 2 state → 2×2 actions \(outputs actions, keypoint\)/);
+    const head = await PolicyHead.load({ model, stats: join(dir, 'policy.stats.json'), featuresInput: 'features', stateInput: 'state', output: 'actions' });
+    try {
+      assert.equal(head.shape.chunk, 2);
+      assert.equal(head.shape.actionDim, 2);
+      const a = await head.act(new Float32Array(head.shape.featureDim), Float32Array.of(0.1, -0.2));
+      assert.ok(a.every(Number.isFinite));
+    } finally {
+      await head.release();
+    }
+    r = cli(['fit', '--data', dir, '--out', model, '--head', 'detector']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /exists; pass --force/);
+  });
+
   it('computes a Wilson 95% interval', () => {
     const [lo, hi] = wilson(8, 10);
     assert.ok(Math.abs(lo - 0.4902) < 1e-3 && Math.abs(hi - 0.9433) < 1e-3, `${lo} ${hi}`);

@@ -12,6 +12,8 @@ import type { FeatureExtractor } from '../pipeline/extractor.js';
 import { buildRuntime } from '../runtime/build.js';
 import { coveringChunk, fitPolicy, policyPaths, shortestEpisode, stackChunks, writePolicy } from '../policy/fit.js';
 import { fitKeypointHead, writeKeypointPolicy } from '../policy/keypoint.js';
+import { fitController, fitDetector, writeDetectorPolicy } from '../policy/detector.js';
+import { controllerRows } from '../sim/controller-rows.js';
 import type { Tensor } from '../s2/tensor.js';
 import type { PolicyHead } from '../policy/head.js';
 import {
@@ -19,6 +21,7 @@ import {
   DEMO_PRETRAIN,
   DEMO_RECIPE,
   ensureDemoBackbone,
+  collectPerception,
   ensureDemoModels,
   runClosedLoop,
   simConfig,
@@ -30,11 +33,13 @@ import { TabletopSim } from '../sim/tabletop.js';
 import { DEMO_SIZES, summaryTable } from './start.js';
 import { int, numberList, parseFlags, refuseNonEmpty, required, sizeList, str } from './args.js';
 
-export const SIM_HELP = `usage: s2-policy sim collect --out DIR [--episodes N] [--seed S] [--img-sizes 96x128,192x256] [--force]
+export const SIM_HELP = `usage: s2-policy sim collect --out DIR [--episodes N] [--seed S] [--img-sizes 240x320,480x640] [--head linear|detector] [--frames N] [--force]
+       --head detector: 3 frames from each of --frames episodes (S² map, keypoint labels) + controller rows from every episode
        s2-policy sim models --out DIR   (demo models + a ROS 2 parameter file for launch/sim.launch.py)`;
-export const FIT_HELP = `usage: s2-policy fit --data DIR --out policy.onnx [--head linear|keypoint] [--chunk T] [--lambdas 0.1,1,10] [--epochs N] [--force]
+export const FIT_HELP = `usage: s2-policy fit --data DIR --out policy.onnx [--head linear|keypoint|detector] [--chunk T] [--lambdas 0.1,1,10] [--epochs N] [--force]
        [--rate-hz 20] [--frame-period-ms P] [--processing-ms M]
-       DIR holds features.npy, actions.npy and optionally state.npy and episodes.npy (from 'sim collect' or 'extract').
+       DIR holds features.npy, actions.npy and optionally state.npy and episodes.npy (from 'sim collect' or 'extract');
+       --head detector: features.npy, keypoints.npy, episodes.npy and controller/{keypoints,state,actions}.npy ('sim collect --head detector').
        The default chunk covers the slowest camera's period plus processing time at the control rate.`;
 export const EVAL_HELP = `usage: s2-policy eval [--episodes 50] [--seed S] [--demos N] [--out DIR] [--target-sizes 4,16|none] [--size-episodes 20] [--probe-scenes 200] [--variants '1x;1x,2x;1x,2x,3x']
        single scale vs S² [1x,2x] vs S² [1x,2x,3x]: closed-loop success (95% Wilson), final distance, cost, and how often the policy's keypoint lands on the target`;
@@ -73,14 +78,19 @@ export async function simCommand(argv: string[]): Promise<number> {
     episodes: { type: 'string' },
     seed: { type: 'string' },
     'img-sizes': { type: 'string' },
+    head: { type: 'string' },
+    frames: { type: 'string' },
     force: { type: 'boolean' },
   });
   const out = required(flags, 'out', 'sim collect');
+  const head = str(flags, 'head') ?? 'linear';
+  if (head !== 'linear' && head !== 'detector') throw new UserError(`sim collect: --head must be linear or detector, got '${head}'`);
   if (existsSync(join(out, 'features.npy')) && !flags.force) throw new UserError(`sim collect: ${out} already holds demonstrations; pass --force to overwrite`);
   refuseNonEmpty(out, Boolean(flags.force), 'sim collect');
   const sizes = pairs(str(flags, 'img-sizes'));
   const episodes = int(flags, 'episodes') ?? 24;
   const seed = int(flags, 'seed', 0) ?? 1000;
+  if (head === 'detector') return collectDetectorData(out, sizes, episodes, int(flags, 'frames') ?? Math.min(episodes, DEMO_RECIPE.perceptionEpisodes), seed);
   // Written into a fresh folder that takes the place of --out only when complete.
   const d = await withAtomicDir(
     out,
@@ -130,6 +140,9 @@ interface DataIndex {
   /** Measured S² processing time per frame, ms. */
   processing_ms?: number;
   pool?: string;
+  grid_height?: number;
+  grid_width?: number;
+  chunk?: number;
   features?: { pooling?: string };
   channels?: number;
   s2?: { channels?: number; scale_sizes?: unknown[]; output_shape?: string };
@@ -162,7 +175,7 @@ function stampPeriodMs(dir: string): number | undefined {
 /** Processing time assumed when the data does not say (extract does not time the backbone on the target machine). */
 export const DEFAULT_PROCESSING_MS = 50;
 
-export function fitCommand(argv: string[]): number {
+export async function fitCommand(argv: string[]): Promise<number> {
   const flags = parseFlags('fit', argv, {
     data: { type: 'string' },
     out: { type: 'string' },
@@ -183,12 +196,14 @@ export function fitCommand(argv: string[]): number {
   const dir = required(flags, 'data', 'fit');
   const out = required(flags, 'out', 'fit');
   const headKind = str(flags, 'head') ?? 'linear';
-  if (headKind !== 'linear' && headKind !== 'keypoint') throw new UserError(`fit: --head must be linear or keypoint, got '${headKind}'`);
+  if (headKind !== 'linear' && headKind !== 'keypoint' && headKind !== 'detector')
+    throw new UserError(`fit: --head must be linear, keypoint or detector, got '${headKind}'`);
   const paths = policyPaths(out);
   if (!flags.force) {
     for (const f of [paths.model, paths.stats]) if (existsSync(f)) throw new UserError(`fit: ${f} exists; pass --force to replace it`);
   }
   const index = readIndex(dir);
+  if (headKind === 'detector') return fitDetectorCommand(dir, index, int(flags, 'epochs'), paths);
   const features = readNpy(join(dir, 'features.npy'));
   const actions = readNpy(join(dir, 'actions.npy'));
   const state = existsSync(join(dir, 'state.npy')) ? readNpy(join(dir, 'state.npy')) : undefined;
@@ -266,6 +281,93 @@ function fitKeypointCommand(
   const files = writeKeypointPolicy(paths, fit);
   console.log(`keypoint head: training MSE ${fit.trainMse.toFixed(4)} (normalised units) in ${fit.seconds.toFixed(1)} s`);
   console.log(`wrote ${files.model} and ${files.stats}: ${dim} features + ${data.state.dims[1]} state → ${chunk}×${data.actions.dims[1]} actions`);
+  return 0;
+}
+
+/** `sim collect --head detector`: the demo recipe's data for the detector head, as files `fit --head detector` reads. */
+async function collectDetectorData(out: string, sizes: [number, number][], episodes: number, frames: number, seed: number): Promise<number> {
+  const chunk = DEMO_RECIPE.chunk;
+  const d = await withAtomicDir(
+    out,
+    async (tmp) => {
+      const config = simConfig(tmp, { sizes });
+      await ensureDemoBackbone(config.backbone.model);
+      const runtime = await buildRuntime(config, 'sim collect config', { features: true, policy: false, by: 'sim collect' });
+      const extractor = runtime.extractor as FeatureExtractor;
+      try {
+        const p = await collectPerception(extractor, Math.min(frames, episodes), seed, DEMO_RECIPE.framesPerEpisode);
+        const per = p.channels * p.height * p.width;
+        writeNpy(join(tmp, 'features.npy'), { dims: [p.rows, per], data: p.features });
+        // Keypoints in [-1, 1] (x across, y down), as the controller takes them.
+        const kp = Float32Array.from(p.labels, (v, i) => (v / (i % 2 === 0 ? p.width : p.height)) * 2 - 1);
+        writeNpy(join(tmp, 'keypoints.npy'), { dims: [p.rows, 2], data: kp });
+        writeNpy(join(tmp, 'episodes.npy'), { dims: [p.rows], data: Float32Array.from(p.groups) });
+        const c = controllerRows(episodes, seed, chunk, 2, 1.5);
+        mkdirSync(join(tmp, 'controller'));
+        writeNpy(join(tmp, 'controller', 'keypoints.npy'), { dims: [c.rows, 2], data: c.keypoints });
+        writeNpy(join(tmp, 'controller', 'state.npy'), { dims: [c.rows, 2], data: c.state });
+        writeNpy(join(tmp, 'controller', 'actions.npy'), { dims: [c.rows, chunk * 2], data: c.targets });
+        const index = {
+          generator: 's2-policy sim collect --head detector',
+          episodes,
+          seed,
+          rows: p.rows,
+          sizes,
+          pool: config.features.pool,
+          channels: p.channels,
+          grid_height: p.height,
+          grid_width: p.width,
+          chunk,
+          controller_rows: c.rows,
+        };
+        writeFileAtomic(join(tmp, 'index.json'), JSON.stringify(index, null, 2));
+        return { frames: p.rows, rows: c.rows, per };
+      } finally {
+        await runtime.release();
+      }
+    },
+    '--out',
+  );
+  console.log(`wrote ${d.frames} frames (${d.per} features each, keypoint labels) and ${d.rows} controller rows of ${episodes} expert episodes to ${out}`);
+  return 0;
+}
+
+/** `fit --head detector`: the detector on features.npy + keypoints.npy, the controller on controller/*.npy. */
+async function fitDetectorCommand(dir: string, index: DataIndex, epochs: number | undefined, paths: { model: string; stats: string }): Promise<number> {
+  const h = index.grid_height;
+  const w = index.grid_width;
+  if (index.pool !== 'tokens' || h === undefined || w === undefined)
+    throw new UserError(
+      `fit: --head detector needs features pooled as tokens with grid_height and grid_width in ${join(dir, 'index.json')} (from 'sim collect --head detector')`,
+    );
+  const features = readNpy(join(dir, 'features.npy'));
+  const keypoints = readNpy(join(dir, 'keypoints.npy'));
+  const episodes = readNpy(join(dir, 'episodes.npy'));
+  const [rows, per] = features.dims;
+  if (per % (h * w) !== 0) throw new UserError(`fit: features.npy has ${per} values per row, not a multiple of the ${h}×${w} grid`);
+  if (keypoints.dims[0] !== rows || keypoints.dims[1] !== 2) throw new UserError(`fit: keypoints.npy must be [${rows}, 2], got [${keypoints.dims.join(', ')}]`);
+  if (episodes.dims[0] !== rows) throw new UserError(`fit: episodes.npy must have ${rows} rows, got ${episodes.dims[0]}`);
+  const ck = readNpy(join(dir, 'controller', 'keypoints.npy'));
+  const cs = readNpy(join(dir, 'controller', 'state.npy'));
+  const ca = readNpy(join(dir, 'controller', 'actions.npy'));
+  const m = ck.dims[0];
+  if (cs.dims[0] !== m || ca.dims[0] !== m)
+    throw new UserError(`fit: controller/keypoints.npy, state.npy and actions.npy must have the same rows (${m}, ${cs.dims[0]}, ${ca.dims[0]})`);
+  const chunk = index.chunk ?? 1;
+  const actionDim = ca.dims[1] / chunk;
+  if (!Number.isInteger(actionDim)) throw new UserError(`fit: controller/actions.npy has ${ca.dims[1]} values per row, not a multiple of the chunk ${chunk}`);
+  const labels = Float32Array.from(keypoints.data, (v, i) => ((v + 1) / 2) * (i % 2 === 0 ? w : h));
+  const det = await fitDetector(
+    { features: Float32Array.from(features.data), rows, channels: per / (h * w), height: h, width: w, labels, groups: Int32Array.from(episodes.data) },
+    { epochs: epochs ?? DEMO_RECIPE.epochs },
+  );
+  console.log(
+    `detector: ${rows} frames, held-out keypoint error median ${det.heldOut.median.toFixed(2)} cells, ${(100 * det.heldOut.withinOne).toFixed(0)}% within one cell (temperature ${det.params.temperature}), ${det.seconds.toFixed(1)} s`,
+  );
+  const ctrl = fitController({ keypoints: ck.data, state: cs.data, targets: ca.data, rows: m, stateDim: cs.dims[1], chunk, actionDim }, { epochs: 20 });
+  console.log(`controller: ${m} rows, training MSE ${ctrl.trainMse.toFixed(4)} (normalised units), ${ctrl.seconds.toFixed(1)} s`);
+  const files = writeDetectorPolicy(paths, det.params, ctrl.params);
+  console.log(`wrote ${files.model} and ${files.stats}: ${per} features + ${cs.dims[1]} state → ${chunk}×${actionDim} actions (outputs actions, keypoint)`);
   return 0;
 }
 

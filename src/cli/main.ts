@@ -88,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
       case 'sim':
         return await simCommand(rest);
       case 'fit':
-        return fitCommand(rest);
+        return await fitCommand(rest);
       case 'eval':
         return await evalCommand(rest);
       case undefined:
