@@ -18,7 +18,7 @@ import { Rng } from './random.js';
 import type { TabletopSimOptions } from './options.js';
 import { pretrainBackbone, type PretrainOptions, type PretrainResult } from './pretrain.js';
 import { PolicyHead } from '../policy/head.js';
-import { timeToMs } from '../msgs/types.js';
+import { timeToMs, type ImageMsg } from '../msgs/types.js';
 import { TabletopSim } from './tabletop.js';
 import type { EpisodePath } from './plot.js';
 
@@ -97,6 +97,14 @@ export interface Demos {
   featureDim: number;
 }
 
+/** The pooled S² features of one simulated camera frame: ingested, then one S² pass. */
+export async function simFrameFeatures(extractor: FeatureExtractor, frame: ImageMsg): Promise<Float32Array> {
+  const r = await extractor.ingester.ingest(frame, 'raw');
+  if (!r.ok) throw new Error(`sim frame rejected: ${r.detail}`);
+  const [f] = await extractor.extract([{ base: r.base, scales: r.scales }]);
+  return f;
+}
+
 /** Runs the expert for `episodes` seeded episodes, rendering every step and computing its pooled S² features. */
 export async function collectDemos(
   extractor: FeatureExtractor,
@@ -114,10 +122,7 @@ export async function collectDemos(
   for (let e = 0; e < episodes; e++) {
     sim.reset(seed + e);
     while (!sim.status.done) {
-      const frame = sim.render({ out: buf });
-      const r = await extractor.ingester.ingest(frame, 'raw');
-      if (!r.ok) throw new Error(`sim frame rejected: ${r.detail}`);
-      const [f] = await extractor.extract([{ base: r.base, scales: r.scales }]);
+      const f = await simFrameFeatures(extractor, sim.render({ out: buf }));
       const q = sim.joints;
       const a = sim.expertAction();
       feats.push(f);
@@ -293,10 +298,7 @@ export async function collectPerception(
     sim.reset(seed + e);
     for (let k = 0; k <= last; k++) {
       if (picks.has(k)) {
-        const r = await extractor.ingester.ingest(sim.render({ out: buf }), 'raw');
-        if (!r.ok) throw new Error(`sim frame rejected: ${r.detail}`);
-        const [f] = await extractor.extract([{ base: r.base, scales: r.scales }]);
-        features.set(f, rows * per);
+        features.set(await simFrameFeatures(extractor, sim.render({ out: buf })), rows * per);
         labels.push((u / sim.options.width) * W, (v / sim.options.height) * H);
         groups.push(e);
         rows++;
@@ -422,9 +424,7 @@ export async function collectDagger(
   for (let e = 0; e < episodes; e++) {
     sim.reset(seed + e);
     for (let k = 0; k < maxSteps && !sim.status.done; k++) {
-      const r = await extractor.ingester.ingest(sim.render({ out: buf }), 'raw');
-      if (!r.ok) throw new Error(`sim frame rejected: ${r.detail}`);
-      const [f] = await extractor.extract([{ base: r.base, scales: r.scales }]);
+      const f = await simFrameFeatures(extractor, sim.render({ out: buf }));
       const q = Float32Array.from(sim.joints);
       const expert = sim.expertAction();
       feats.push(f);

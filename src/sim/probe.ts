@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { OrtSession } from '../backbone/ort-session.js';
 import type { FeatureExtractor } from '../pipeline/extractor.js';
+import { simFrameFeatures } from './closed-loop.js';
 import type { TabletopSimOptions } from './options.js';
 import { TabletopSim } from './tabletop.js';
 
@@ -41,9 +42,7 @@ export async function keypointAccuracy(
     for (let s = 0; s < scenes; s++) {
       sim.reset(PROBE_SEED + s);
       const t0 = performance.now();
-      const r = await extractor.ingester.ingest(sim.render(), 'raw');
-      if (!r.ok) throw new Error(`keypoint check frame rejected: ${r.detail}`);
-      const [f] = await extractor.extract([{ base: r.base, scales: r.scales }]);
+      const f = await simFrameFeatures(extractor, sim.render());
       times.push(performance.now() - t0);
       featuresPerFrame = f.length;
       const out = await session.run({ features: { dims: [1, f.length], data: f }, state: { dims: [1, 2], data: new Float32Array(2) } }, ['keypoint']);
