@@ -12,8 +12,7 @@ import { OnnxGraph } from '../models/onnx-graph.js';
 import { seededRandom } from '../models/zoo.js';
 import { OrtSession } from '../backbone/ort-session.js';
 import { policyPaths, writeBoth } from './fit.js';
-import { dense, denseBack } from './keypoint.js';
-import { adamStep, cosineRate, gaussian, gridPositions, shuffle } from './train.js';
+import { adamStep, cosineRate, gaussian, gridPositions, MlpPass, shuffle } from './train.js';
 
 export interface DetectorData {
   /** N frames of C × H × W raw features, channel-major (the pipeline's `tokens` layout for a bchw backbone). Normalised in place. */
@@ -509,26 +508,15 @@ export function fitController(d: ControllerData, o: ControllerOptions = {}): { p
   const g = zeros();
   const m1 = zeros();
   const m2 = zeros();
-  const h1 = new Float32Array(H);
-  const h2 = new Float32Array(H);
-  const y = new Float32Array(out);
+  const mlp = new MlpPass(inDim, H, out);
   const dy = new Float32Array(out);
-  const dh2 = new Float32Array(H);
-  const dh1 = new Float32Array(H);
-  const dz = new Float32Array(inDim);
   const epochs = o.epochs ?? 30;
   const batch = o.batch ?? 64;
   const lr0 = o.learningRate ?? 2e-3;
   const order = Int32Array.from({ length: d.rows }, (_, i) => i);
   const steps = Math.ceil(d.rows / batch) * epochs;
   let step = 0;
-  const forward = (r: number) => {
-    const zr = z.subarray(r * inDim, (r + 1) * inDim);
-    dense(zr, p.w1, p.b1, h1, inDim, H, true);
-    dense(h1, p.w2, p.b2, h2, H, H, true);
-    dense(h2, p.w3, p.b3, y, H, out, false);
-    return zr;
-  };
+  const row = (r: number) => z.subarray(r * inDim, (r + 1) * inDim);
   for (let e = 0; e < epochs; e++) {
     shuffle(order, rand);
     let loss = 0;
@@ -537,16 +525,13 @@ export function fitController(d: ControllerData, o: ControllerOptions = {}): { p
       for (const k of keys) g[k].fill(0);
       for (let bi = b0; bi < b1; bi++) {
         const r = order[bi];
-        const zr = forward(r);
+        const zr = row(r);
+        const y = mlp.forward(p, zr);
         for (let k = 0; k < out; k++) {
           dy[k] = y[k] - t[r * out + k];
           loss += dy[k] * dy[k];
         }
-        denseBack(h2, p.w3, dy, dh2, g.w3, g.b3, H, out);
-        for (let i = 0; i < H; i++) if (h2[i] <= 0) dh2[i] = 0;
-        denseBack(h1, p.w2, dh2, dh1, g.w2, g.b2, H, H);
-        for (let i = 0; i < H; i++) if (h1[i] <= 0) dh1[i] = 0;
-        denseBack(zr, p.w1, dh1, dz, g.w1, g.b1, inDim, H);
+        mlp.backward(p, g, zr, dy);
       }
       step++;
       adamStep(p, g, m1, m2, keys, step, cosineRate(lr0, step, steps, 0.02), 1 / (b1 - b0));
@@ -555,7 +540,7 @@ export function fitController(d: ControllerData, o: ControllerOptions = {}): { p
   }
   let se = 0;
   for (let r = 0; r < d.rows; r++) {
-    forward(r);
+    const y = mlp.forward(p, row(r));
     for (let k = 0; k < out; k++) se += (y[k] - t[r * out + k]) ** 2;
   }
   return { params: p, trainMse: se / (d.rows * out), seconds: (performance.now() - t0) / 1000 };
@@ -564,18 +549,11 @@ export function fitController(d: ControllerData, o: ControllerOptions = {}): { p
 /** The controller's unnormalised action chunk for one keypoint ([-1, 1]) and raw state, in TypeScript. */
 export function predictController(p: ControllerParams, keypoint: ArrayLike<number>, state: ArrayLike<number>): Float32Array {
   const S = p.stateDim;
-  const H = p.hidden;
-  const out = p.chunk * p.actionDim;
   const z = new Float32Array(2 + S);
   z[0] = keypoint[0];
   z[1] = keypoint[1];
   for (let i = 0; i < S; i++) z[2 + i] = (state[i] - p.stateMean[i]) / (p.stateStd[i] + EPS);
-  const h1 = new Float32Array(H);
-  const h2 = new Float32Array(H);
-  const y = new Float32Array(out);
-  dense(z, p.w1, p.b1, h1, 2 + S, H, true);
-  dense(h1, p.w2, p.b2, h2, H, H, true);
-  dense(h2, p.w3, p.b3, y, H, out, false);
+  const y = new MlpPass(2 + S, p.hidden, p.chunk * p.actionDim).forward(p, z);
   return Float32Array.from(y, (v, i) => v * (p.actionStd[i % p.actionDim] + EPS) + p.actionMean[i % p.actionDim]);
 }
 

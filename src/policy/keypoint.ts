@@ -7,7 +7,7 @@ import { UserError } from '../errors.js';
 import { OnnxGraph } from '../models/onnx-graph.js';
 import { seededRandom } from '../models/zoo.js';
 import { policyPaths, writeBoth, type PolicyStatsJson } from './fit.js';
-import { adamStep, cosineRate, gaussian, gridPositions, shuffle } from './train.js';
+import { adamStep, cosineRate, gaussian, gridPositions, MlpPass, shuffle } from './train.js';
 
 export interface KeypointData {
   /** N rows of channels × grid × grid features, channel-major (the pipeline's grid:K layout for a bchw backbone). */
@@ -115,14 +115,10 @@ class Net {
   // activations
   readonly s: Float32Array;
   readonly z: Float32Array;
-  readonly h1: Float32Array;
-  readonly h2: Float32Array;
-  readonly y: Float32Array;
+  /** The MLP on [keypoints ‖ state]. */
+  readonly mlp: MlpPass;
   // backward scratch
   readonly dy: Float32Array;
-  readonly dh2: Float32Array;
-  readonly dh1: Float32Array;
-  readonly dz: Float32Array;
   readonly ds: Float32Array;
 
   constructor(readonly p: KeypointParams) {
@@ -132,22 +128,16 @@ class Net {
     this.pos = gridPositions(p.grid, p.grid);
     this.s = new Float32Array(p.keypoints * this.L);
     this.z = new Float32Array(this.inDim);
-    this.h1 = new Float32Array(p.hidden);
-    this.h2 = new Float32Array(p.hidden);
-    this.y = new Float32Array(this.outDim);
+    this.mlp = new MlpPass(this.inDim, p.hidden, this.outDim);
     this.dy = new Float32Array(this.outDim);
-    this.dh2 = new Float32Array(p.hidden);
-    this.dh1 = new Float32Array(p.hidden);
-    this.dz = new Float32Array(this.inDim);
     this.ds = new Float32Array(p.keypoints * this.L);
   }
 
   /** x: normalised features of one row (C × L), q: normalised state. Leaves activations for backward(). */
   forward(x: Float32Array, xo: number, q: Float32Array, qo: number): Float32Array {
-    const { p, L, s, z, h1, h2, y, pos } = this;
+    const { p, L, s, z, pos } = this;
     const C = p.channels;
     const M = p.keypoints;
-    const H = p.hidden;
     s.fill(0);
     for (let m = 0; m < M; m++) {
       const so = m * L;
@@ -172,28 +162,21 @@ class Net {
       z[2 * m + 1] = ky;
     }
     for (let i = 0; i < p.stateDim; i++) z[2 * M + i] = q[qo + i];
-    dense(z, p.w1, p.b1, h1, this.inDim, H, true);
-    dense(h1, p.w2, p.b2, h2, H, H, true);
-    dense(h2, p.w3, p.b3, y, H, this.outDim, false);
-    return y;
+    return this.mlp.forward(p, z);
   }
 
   /** Accumulates gradients of ½‖y − t‖² into g for the row last passed to forward(). */
   backward(x: Float32Array, xo: number, t: Float32Array, to: number, g: KeypointParams): number {
-    const { p, L, s, z, h1, h2, y, dy, dh2, dh1, dz, ds, pos } = this;
+    const { p, L, s, z, dy, ds, pos } = this;
+    const { y, dz } = this.mlp;
     const C = p.channels;
     const M = p.keypoints;
-    const H = p.hidden;
     let loss = 0;
     for (let k = 0; k < this.outDim; k++) {
       dy[k] = y[k] - t[to + k];
       loss += dy[k] * dy[k];
     }
-    denseBack(h2, p.w3, dy, dh2, g.w3, g.b3, H, this.outDim);
-    for (let i = 0; i < H; i++) if (h2[i] <= 0) dh2[i] = 0;
-    denseBack(h1, p.w2, dh2, dh1, g.w2, g.b2, H, H);
-    for (let i = 0; i < H; i++) if (h1[i] <= 0) dh1[i] = 0;
-    denseBack(z, p.w1, dh1, dz, g.w1, g.b1, this.inDim, H);
+    this.mlp.backward(p, g, z, dy);
     for (let m = 0; m < M; m++) {
       const so = m * L;
       const gx = dz[2 * m];
@@ -208,40 +191,6 @@ class Net {
       }
     }
     return loss;
-  }
-}
-
-export function dense(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, n: number, k: number, relu: boolean): void {
-  for (let j = 0; j < k; j++) out[j] = b[j];
-  for (let i = 0; i < n; i++) {
-    const xi = x[i];
-    if (xi === 0) continue;
-    const o = i * k;
-    for (let j = 0; j < k; j++) out[j] += xi * w[o + j];
-  }
-  if (relu) for (let j = 0; j < k; j++) if (out[j] < 0) out[j] = 0;
-}
-
-export function denseBack(
-  x: Float32Array,
-  w: Float32Array,
-  dout: Float32Array,
-  dx: Float32Array,
-  gw: Float32Array,
-  gb: Float32Array,
-  n: number,
-  k: number,
-): void {
-  for (let j = 0; j < k; j++) gb[j] += dout[j];
-  for (let i = 0; i < n; i++) {
-    const o = i * k;
-    const xi = x[i];
-    let acc = 0;
-    for (let j = 0; j < k; j++) {
-      gw[o + j] += xi * dout[j];
-      acc += w[o + j] * dout[j];
-    }
-    dx[i] = acc;
   }
 }
 

@@ -1,5 +1,6 @@
-// What the TypeScript heads share: Gaussian initialisation, cell-centre positions of a grid, a seeded shuffle and one
-// Adam step (β 0.9 / 0.999, ε 1e-8) with a cosine learning-rate decay and an optional L2 weight decay.
+// What the TypeScript heads share: Gaussian initialisation, cell-centre positions of a grid, dense layers and the
+// forward/backward pass of their MLP, a seeded shuffle and one Adam step (β 0.9 / 0.999, ε 1e-8) with a cosine
+// learning-rate decay and an optional L2 weight decay.
 
 /** A standard normal sample (Box–Muller) from `rand` in [0, 1). */
 export function gaussian(rand: () => number): number {
@@ -61,5 +62,95 @@ export function adamStep<K extends string>(
       v[i] = 0.999 * v[i] + 0.001 * gi * gi;
       w[i] -= (lr * (a[i] / c1)) / (Math.sqrt(v[i] / c2) + 1e-8);
     }
+  }
+}
+
+/** out = b + xᵀw (w: n × k, row-major), ReLU optional. */
+export function dense(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, n: number, k: number, relu: boolean): void {
+  for (let j = 0; j < k; j++) out[j] = b[j];
+  for (let i = 0; i < n; i++) {
+    const xi = x[i];
+    if (xi === 0) continue;
+    const o = i * k;
+    for (let j = 0; j < k; j++) out[j] += xi * w[o + j];
+  }
+  if (relu) for (let j = 0; j < k; j++) if (out[j] < 0) out[j] = 0;
+}
+
+/** Accumulates the gradients of w (into gw) and b (into gb) for dout, and writes dL/dx to dx. */
+export function denseBack(
+  x: Float32Array,
+  w: Float32Array,
+  dout: Float32Array,
+  dx: Float32Array,
+  gw: Float32Array,
+  gb: Float32Array,
+  n: number,
+  k: number,
+): void {
+  for (let j = 0; j < k; j++) gb[j] += dout[j];
+  for (let i = 0; i < n; i++) {
+    const o = i * k;
+    const xi = x[i];
+    let acc = 0;
+    for (let j = 0; j < k; j++) {
+      gw[o + j] += xi * dout[j];
+      acc += w[o + j] * dout[j];
+    }
+    dx[i] = acc;
+  }
+}
+
+/** The weights of an MLP in → H (ReLU) → H (ReLU) → out, each layer's weight n × k row-major. */
+export interface MlpWeights {
+  w1: Float32Array;
+  b1: Float32Array;
+  w2: Float32Array;
+  b2: Float32Array;
+  w3: Float32Array;
+  b3: Float32Array;
+}
+
+/** One row's activations and gradient scratch for an MlpWeights network. */
+export class MlpPass {
+  readonly h1: Float32Array;
+  readonly h2: Float32Array;
+  readonly y: Float32Array;
+  readonly dh1: Float32Array;
+  readonly dh2: Float32Array;
+  /** dL/dz of the last backward(). */
+  readonly dz: Float32Array;
+
+  constructor(
+    readonly inDim: number,
+    readonly hidden: number,
+    readonly outDim: number,
+  ) {
+    this.h1 = new Float32Array(hidden);
+    this.h2 = new Float32Array(hidden);
+    this.y = new Float32Array(outDim);
+    this.dh1 = new Float32Array(hidden);
+    this.dh2 = new Float32Array(hidden);
+    this.dz = new Float32Array(inDim);
+  }
+
+  /** y for input z (kept, with the hidden activations, for backward()). */
+  forward(p: MlpWeights, z: Float32Array): Float32Array {
+    const H = this.hidden;
+    dense(z, p.w1, p.b1, this.h1, this.inDim, H, true);
+    dense(this.h1, p.w2, p.b2, this.h2, H, H, true);
+    dense(this.h2, p.w3, p.b3, this.y, H, this.outDim, false);
+    return this.y;
+  }
+
+  /** Accumulates into g the gradients for dy = dL/dy of the row last passed to forward(z), and leaves dL/dz in dz. */
+  backward(p: MlpWeights, g: MlpWeights, z: Float32Array, dy: Float32Array): void {
+    const { h1, h2, dh1, dh2, dz } = this;
+    const H = this.hidden;
+    denseBack(h2, p.w3, dy, dh2, g.w3, g.b3, H, this.outDim);
+    for (let i = 0; i < H; i++) if (h2[i] <= 0) dh2[i] = 0;
+    denseBack(h1, p.w2, dh2, dh1, g.w2, g.b2, H, H);
+    for (let i = 0; i < H; i++) if (h1[i] <= 0) dh1[i] = 0;
+    denseBack(z, p.w1, dh1, dz, g.w1, g.b1, this.inDim, H);
   }
 }
