@@ -302,7 +302,7 @@ async function collectDetectorData(out: string, sizes: [number, number][], episo
         const kp = Float32Array.from(p.labels, (v, i) => (v / (i % 2 === 0 ? p.width : p.height)) * 2 - 1);
         writeNpy(join(tmp, 'keypoints.npy'), { dims: [p.rows, 2], data: kp });
         writeNpy(join(tmp, 'episodes.npy'), { dims: [p.rows], data: Float32Array.from(p.groups) });
-        const c = controllerRows(episodes, seed, chunk, 2, 1.5);
+        const c = controllerRows(episodes, seed, chunk, DEMO_RECIPE.controllerPerturbed, DEMO_RECIPE.controllerNoisePx);
         mkdirSync(join(tmp, 'controller'));
         writeNpy(join(tmp, 'controller', 'keypoints.npy'), { dims: [c.rows, 2], data: c.keypoints });
         writeNpy(join(tmp, 'controller', 'state.npy'), { dims: [c.rows, 2], data: c.state });
@@ -364,7 +364,10 @@ async function fitDetectorCommand(dir: string, index: DataIndex, epochs: number 
   console.log(
     `detector: ${rows} frames, held-out keypoint error median ${det.heldOut.median.toFixed(2)} cells, ${(100 * det.heldOut.withinOne).toFixed(0)}% within one cell (temperature ${det.params.temperature}), ${det.seconds.toFixed(1)} s`,
   );
-  const ctrl = fitController({ keypoints: ck.data, state: cs.data, targets: ca.data, rows: m, stateDim: cs.dims[1], chunk, actionDim }, { epochs: 20 });
+  const ctrl = fitController(
+    { keypoints: ck.data, state: cs.data, targets: ca.data, rows: m, stateDim: cs.dims[1], chunk, actionDim },
+    { epochs: DEMO_RECIPE.controllerEpochs, seed: 13 },
+  );
   console.log(`controller: ${m} rows, training MSE ${ctrl.trainMse.toFixed(4)} (normalised units), ${ctrl.seconds.toFixed(1)} s`);
   const files = writeDetectorPolicy(paths, det.params, ctrl.params);
   console.log(`wrote ${files.model} and ${files.stats}: ${per} features + ${cs.dims[1]} state → ${chunk}×${actionDim} actions (outputs actions, keypoint)`);

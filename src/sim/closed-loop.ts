@@ -15,7 +15,7 @@ import { fitDetector, writeDetectorPolicy } from '../policy/detector.js';
 import { fitControllerInWorker, settledEffectorPixel } from './controller-rows.js';
 import { runExpertEpisode } from './expert.js';
 import { Rng } from './random.js';
-import type { TabletopSimOptions } from './options.js';
+import { resolveSimOptions, type TabletopSimOptions } from './options.js';
 import { pretrainBackbone, type PretrainOptions, type PretrainResult } from './pretrain.js';
 import { PolicyHead } from '../policy/head.js';
 import { timeToMs, type ImageMsg } from '../msgs/types.js';
@@ -44,6 +44,10 @@ export const DEMO_RECIPE = {
   daggerEpisodes: 20,
   daggerSteps: 40,
   epochs: 15,
+  /** Detector head's controller: perturbed joint states per demonstration state, keypoint noise (px), epochs. */
+  controllerPerturbed: 2,
+  controllerNoisePx: 1.5,
+  controllerEpochs: 20,
 };
 
 export interface SimModelOptions {
@@ -482,7 +486,6 @@ export async function ensureDemoModels(dir: string, o: DemoRecipe, log?: (line: 
   const runtime = await buildRuntime(config, 'demo config', { features: true, policy: false, by: 'the demo' });
   const extractor = runtime.extractor as FeatureExtractor;
   const simOptions: TabletopSimOptions = recipe.targetSizePx !== undefined ? { targetSizePx: recipe.targetSizePx } : {};
-  const sim0 = new TabletopSim(simOptions).options;
   try {
     const episodes = recipe.episodes;
     const chunk = recipe.chunk;
@@ -495,10 +498,18 @@ export async function ensureDemoModels(dir: string, o: DemoRecipe, log?: (line: 
       const msPerFrame = (performance.now() - tc) / perception.rows;
       log?.(`${perception.rows} frames of ${perception.channels}×${perception.height}×${perception.width} S² features (${msPerFrame.toFixed(1)} ms per frame)`);
       // The controller needs no frames: it trains in a worker while the detector trains here.
-      const controller = fitControllerInWorker({ episodes, seed: recipe.seed, chunk, perturbed: 2, noisePx: 1.5, simOptions, fit: { epochs: 20, seed: 13 } });
+      const controller = fitControllerInWorker({
+        episodes,
+        seed: recipe.seed,
+        chunk,
+        perturbed: recipe.controllerPerturbed,
+        noisePx: recipe.controllerNoisePx,
+        simOptions,
+        fit: { epochs: recipe.controllerEpochs, seed: 13 },
+      });
       // Awaited together, so that a failure of either is reported and neither rejection goes unhandled.
       const [det, ctrl] = await Promise.all([fitDetector(perception, { epochs: recipe.epochs, seed: 11 }), controller]);
-      const cellPx = sim0.width / perception.width;
+      const cellPx = resolveSimOptions(simOptions).width / perception.width;
       log?.(
         `detector fitted in ${det.seconds.toFixed(1)} s: held-out keypoint error median ${(det.heldOut.median * cellPx).toFixed(1)} px, ` +
           `${(100 * det.heldOut.withinOne).toFixed(0)}% within ${cellPx} px (temperature ${det.params.temperature})`,
