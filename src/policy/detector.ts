@@ -12,7 +12,7 @@ import { OnnxGraph } from '../models/onnx-graph.js';
 import { seededRandom } from '../models/zoo.js';
 import { OrtSession } from '../backbone/ort-session.js';
 import { policyPaths, writeBoth } from './fit.js';
-import { adamStep, cosineRate, gaussian, gridPositions, MlpPass, shuffle } from './train.js';
+import { adamStep, cosineRate, gaussian, gridPositions, MlpPass, shuffle, type MlpWeights } from './train.js';
 
 export interface DetectorData {
   /** N frames of C × H × W raw features, channel-major (the pipeline's `tokens` layout for a bchw backbone). Normalised in place. */
@@ -426,7 +426,8 @@ export interface ControllerData {
   actionDim: number;
 }
 
-export interface ControllerParams {
+/** The controller's MLP weights, its sizes and its state/action statistics. */
+export interface ControllerParams extends MlpWeights {
   hidden: number;
   stateDim: number;
   chunk: number;
@@ -435,12 +436,6 @@ export interface ControllerParams {
   stateStd: Float32Array;
   actionMean: Float32Array;
   actionStd: Float32Array;
-  w1: Float32Array;
-  b1: Float32Array;
-  w2: Float32Array;
-  b2: Float32Array;
-  w3: Float32Array;
-  b3: Float32Array;
 }
 
 export interface ControllerOptions {

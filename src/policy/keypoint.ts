@@ -7,7 +7,7 @@ import { UserError } from '../errors.js';
 import { OnnxGraph } from '../models/onnx-graph.js';
 import { seededRandom } from '../models/zoo.js';
 import { policyPaths, writeBoth, type PolicyStatsJson } from './fit.js';
-import { adamStep, cosineRate, gaussian, gridPositions, MlpPass, shuffle } from './train.js';
+import { adamStep, cosineRate, gaussian, gridPositions, MlpPass, shuffle, type MlpWeights } from './train.js';
 
 export interface KeypointData {
   /** N rows of channels × grid × grid features, channel-major (the pipeline's grid:K layout for a bchw backbone). */
@@ -38,7 +38,7 @@ export interface KeypointOptions {
   onEpoch?: (epoch: number, loss: number) => void;
 }
 
-export interface KeypointParams {
+export interface KeypointParams extends MlpWeights {
   keypoints: number;
   hidden: number;
   channels: number;
@@ -46,17 +46,8 @@ export interface KeypointParams {
   stateDim: number;
   chunk: number;
   actionDim: number;
-  /** M × C score weights. */
+  /** M × C score weights; the MLP's w1 is (2M + S) × H, w2 H × H, w3 H × (T·A). */
   score: Float32Array;
-  /** (2M + S) × H */
-  w1: Float32Array;
-  b1: Float32Array;
-  /** H × H */
-  w2: Float32Array;
-  b2: Float32Array;
-  /** H × (T·A) */
-  w3: Float32Array;
-  b3: Float32Array;
 }
 
 export interface KeypointFit {
