@@ -11,7 +11,7 @@ import {
   configToParams,
   flattenParams,
   loadParamsFile,
-  paramFileOverrides,
+  rosArgParams,
   paramsToConfigObject,
   remappedName,
   stringifyParamsFile,
@@ -163,15 +163,62 @@ describe('ROS 2 parameter files as the node reads them', () => {
     const argv = ['--ros-args', '-r', '__node:=arm_policy', '-r', '__ns:=/robot', '--params-file', f1, '--params-file', f2];
     const who = remappedName(argv, 's2_policy', '');
     assert.deepEqual(who, { name: 'arm_policy', namespace: '/robot' });
-    const o = paramFileOverrides(argv, who.name, who.namespace);
+    const o = rosArgParams(argv, who.name, who.namespace);
     assert.deepEqual(Object.fromEntries(o), { 'control.rate_hz': 10, autostart: true, 'image.base_size': '96' });
     writeFileSync(f2, stringify({ s2_policy: { ros__parameters: { backbone: { model: 'models/b.onnx' }, policy: { model: '/abs/p.onnx' } } } }));
-    const paths = paramFileOverrides(['--params-file', f2], 's2_policy', '');
+    const paths = rosArgParams(['--params-file', f2], 's2_policy', '');
     assert.equal(paths.get('backbone.model'), join(dir, 'models/b.onnx'));
     assert.equal(paths.get('policy.model'), '/abs/p.onnx');
-    const asDefault = paramFileOverrides(['--params-file', f1], 's2_policy', '');
+    const asDefault = rosArgParams(['--params-file', f1], 's2_policy', '');
     assert.equal(asDefault.get('sync.slop_ms'), 30);
     writeFileSync(f1, stringify({ '/**': { ros__parameters: { control: { enabled: 'yes' } } } }));
-    assert.throws(() => paramFileOverrides(['--params-file', f1], 's2_policy', ''), /one\.yaml: parameter control\.enabled must be bool, got "yes"/);
+    assert.throws(() => rosArgParams(['--params-file', f1], 's2_policy', ''), /one\.yaml: parameter control\.enabled must be bool, got "yes"/);
+  });
+
+  it('applies --params-file and -p in the order given, as rcl does: a later value wins, for every key', () => {
+    const dir = tempDir('s2-precedence-');
+    const file = join(dir, 'params.yaml');
+    const other = join(dir, 'other.yaml');
+    writeFileSync(file, stringify({ s2_policy: { ros__parameters: { control: { rate_hz: 20, action_topic: '~/joint_trajectory', enabled: true } } } }));
+    writeFileSync(other, stringify({ '/**': { ros__parameters: { control: { rate_hz: 5 } } } }));
+    const pAfter = ['--ros-args', '--params-file', file, '-p', 'control.rate_hz:=10.0', '-p', 'control.action_topic:=/arm/commands'];
+    const o = rosArgParams(pAfter, 's2_policy', '');
+    assert.equal(o.get('control.rate_hz'), 10);
+    assert.equal(o.get('control.action_topic'), '/arm/commands');
+    assert.equal(o.get('control.enabled'), true, 'a key no -p names keeps the file value');
+    // -p before the file: the file wins; a second file after both wins over both.
+    assert.equal(rosArgParams(['-p', 'control.rate_hz:=10', '--params-file', file], 's2_policy', '').get('control.rate_hz'), 20);
+    assert.equal(rosArgParams([...pAfter, '--params-file', other], 's2_policy', '').get('control.rate_hz'), 5);
+    // Every kind of value, read as YAML as rcl reads it; node-qualified -p applies only to this node.
+    const kinds = rosArgParams(
+      [
+        '-p',
+        'control.enabled:=false',
+        '-p',
+        'control.lower:=[-1, -2]',
+        '-p',
+        'cameras.names:=[wrist, front]',
+        '-p',
+        'image.base_size:=224',
+        '-p',
+        'other_node:control.rate_hz:=99',
+        '-p',
+        's2_policy:watchdog.stale_after_ms:=250',
+      ],
+      's2_policy',
+      '',
+    );
+    assert.deepEqual(Object.fromEntries(kinds), {
+      'control.enabled': false,
+      'control.lower': [-1, -2],
+      'cameras.names': ['wrist', 'front'],
+      'image.base_size': '224',
+      'watchdog.stale_after_ms': 250,
+    });
+    assert.throws(
+      () => rosArgParams(['-p', 'control.enabled:=maybe'], 's2_policy', ''),
+      /-p control\.enabled:=maybe: parameter control\.enabled must be bool, got "maybe"/,
+    );
+    assert.throws(() => rosArgParams(['-p', 'control.rate_hz'], 's2_policy', ''), /-p control\.rate_hz: expected name:=value/);
   });
 });

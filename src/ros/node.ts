@@ -14,7 +14,7 @@ import { ACTION_TYPES, actionMessage, diagnosticsMessage, featureResultFromMessa
 import type { CameraFrame } from '../pipeline/operators.js';
 import { PolicyPipeline, type FeatureResult } from '../pipeline/pipeline.js';
 import { buildRuntime, type Runtime } from '../runtime/build.js';
-import { PARAMS, configFromParams, paramFileOverrides, remappedName, withConfigFile, type ParamSpec, type ParamValue } from './params.js';
+import { PARAMS, configFromParams, remappedName, rosArgParams, withConfigFile, type ParamSpec, type ParamValue } from './params.js';
 
 const { CallbackReturnCode } = rclnodejs.lifecycle;
 
@@ -96,14 +96,14 @@ export class S2PolicyNode {
     argv: readonly string[] = [],
     configFile?: string,
   ) {
-    // Parameter files are read here, not left to rclnodejs, which only applies sections named exactly like the node
-    // (not '/name'), and refuses an integer for a double or integer arrays from a file. A config_file parameter
-    // brings the YAML config's values underneath the others.
+    // Parameter files and -p values are read here, in rcl's order (a later one wins), not left to rclnodejs, which
+    // only applies sections named exactly like the node (not '/name'), refuses an integer for a double or integer
+    // arrays from a file, and lets a file's value win over a later -p. A config_file parameter brings the YAML
+    // config's values underneath the others.
     const options = new rclnodejs.NodeOptions();
     const actual = remappedName(argv, name, namespace);
-    const given = paramFileOverrides(argv, actual.name, actual.namespace);
-    const fromArgs = commandLineConfigFile(argv) ?? configFile;
-    if (fromArgs !== undefined && !given.has('config_file')) given.set('config_file', fromArgs);
+    const given = rosArgParams(argv, actual.name, actual.namespace);
+    if (configFile !== undefined && !given.has('config_file')) given.set('config_file', configFile);
     for (const [k, v] of withConfigFile(given)) {
       const spec = PARAMS.find((p) => p.name === k);
       if (spec) options.parameterOverrides.push(new rclnodejs.Parameter(k, TYPE[spec.type], rosValue(spec, v)));
@@ -413,16 +413,6 @@ export class S2PolicyNode {
     const r = pipeline.reconfigure(withPathsOf(pipeline.config, next));
     return r.ok ? { successful: true, reason: '' } : { successful: false, reason: r.reason };
   }
-}
-
-/** `-p config_file:=FILE` among ROS arguments (rcl would apply it too, but the file must be read before declaring). */
-function commandLineConfigFile(argv: readonly string[]): string | undefined {
-  for (let i = 0; i < argv.length - 1; i++) {
-    if (argv[i] !== '-p' && argv[i] !== '--param') continue;
-    const m = /^config_file:=(.+)$/.exec(argv[i + 1]);
-    if (m) return m[1];
-  }
-  return undefined;
 }
 
 /** The id of a lifecycle State (rclnodejs's typings omit the field its State objects carry). */

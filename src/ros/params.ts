@@ -4,7 +4,7 @@
 // records. Unset optional values are '' / [] / NaN / (minimum − 1) for integers. No rclnodejs here: the mapping is
 // tested without ROS 2.
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { Scalar, stringify as stringifyYaml } from 'yaml';
+import { Scalar, parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { loadConfig, parseConfig, readYamlFile, type Config } from '../config/config.js';
 import { ENTRIES, SECTIONS, isUnset, type Entry, type ParamValue, type RosType } from '../config/table.js';
 import { UserError } from '../errors.js';
@@ -236,29 +236,46 @@ const PATH_PARAMS = new Set([
 ]);
 
 /**
- * Parameter values for this node from every `--params-file` in ROS arguments, in order: sections `/**`, `name`,
- * `/name` and `/namespace/name` all apply (rcl accepts each of these forms). Values are coerced to the declared
- * types (an integer written for a double parameter is taken as that double).
+ * Parameter values for this node from the ROS arguments, as rcl applies them: every `--params-file FILE` and every
+ * `-p name:=value` (or `-p node:name:=value` for this node) in the order given, a later value replacing an earlier
+ * one, so `-p` after `--params-file` overrides the file. In a file, sections `/**`, `name`, `/name` and
+ * `/namespace/name` all apply (rcl accepts each of these forms). A `-p` value is read as YAML, as rcl reads it. Values
+ * are coerced to the declared types (an integer written for a double parameter is taken as that double).
  */
-export function paramFileOverrides(argv: readonly string[], name: string, namespace: string): Map<string, ParamValue> {
+export function rosArgParams(argv: readonly string[], name: string, namespace: string): Map<string, ParamValue> {
   const ns = namespace === '' || namespace === '/' ? '' : namespace.replace(/\/$/, '');
   const keys = ['/**', name, `/${name}`, `${ns}/${name}`];
   const out = new Map<string, ParamValue>();
   const specs = new Map(PARAMS.map((s) => [s.name, s]));
+  const set = (k: string, v: ParamValue, where: string, base: string | undefined) => {
+    const spec = specs.get(k);
+    if (!spec) return; // use_sim_time and unknown keys are left to rcl and the node's own checks
+    const value = coerce(spec, v, where);
+    // Model files are found next to the parameter file that names them (and from the working folder for -p).
+    out.set(k, PATH_PARAMS.has(k) && typeof value === 'string' && value !== '' && !isAbsolute(value) ? resolve(base ?? '.', value) : value);
+  };
   for (let i = 0; i < argv.length - 1; i++) {
-    if (argv[i] !== '--params-file') continue;
-    const file = argv[i + 1];
-    const doc = (readYamlFile(file, 'parameter') ?? {}) as Record<string, { ros__parameters?: unknown }>;
-    for (const key of keys) {
-      const section = doc[key]?.ros__parameters;
-      if (!section) continue;
-      for (const [k, v] of flattenParams(section)) {
-        const spec = specs.get(k);
-        if (!spec) continue; // use_sim_time and unknown keys are left to rcl and the node's own checks
-        const value = coerce(spec, v, file);
-        // Model files are found next to the parameter file that names them, as with the YAML config.
-        out.set(k, PATH_PARAMS.has(k) && typeof value === 'string' && value !== '' && !isAbsolute(value) ? resolve(dirname(file), value) : value);
+    const arg = argv[i];
+    if (arg === '--params-file') {
+      const file = argv[i + 1];
+      const doc = (readYamlFile(file, 'parameter') ?? {}) as Record<string, { ros__parameters?: unknown }>;
+      for (const key of keys) {
+        const section = doc[key]?.ros__parameters;
+        if (!section) continue;
+        for (const [k, v] of flattenParams(section)) set(k, v, file, dirname(file));
       }
+    } else if (arg === '-p' || arg === '--param') {
+      const m = /^(?:([^:=]+):)?([^:=]+):=(.*)$/s.exec(argv[i + 1]);
+      if (!m) throw new UserError(`ROS argument -p ${argv[i + 1]}: expected name:=value`);
+      const [, node, param, text] = m;
+      if (node !== undefined && node !== name && node !== `/${name}` && node !== `${ns}/${name}`) continue;
+      let value: unknown;
+      try {
+        value = parseYaml(text);
+      } catch {
+        value = text; // rcl takes a value YAML cannot read as a string
+      }
+      set(param, (value ?? '') as ParamValue, `-p ${argv[i + 1]}`, undefined);
     }
   }
   return out;
