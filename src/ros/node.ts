@@ -356,7 +356,8 @@ export class S2PolicyNode {
 
   /** Publishes the safe action once (deactivation, shutdown). */
   publishSafeAction(): void {
-    const cmd = this.pipeline?.controller.safeCommand(this.clock?.now() ?? Date.now());
+    const pipeline = this.pipeline;
+    const cmd = pipeline?.safeCommand(pipeline.scheduler.now());
     if (cmd) this.publishAction(cmd);
   }
 
