@@ -130,7 +130,7 @@ describe('control output for ros2_control controllers', () => {
         const m = q(s);
         return pt.positions.every((x, i) => Math.abs(x - (m[i] + V[i] * 0.1)) < 1e-5);
       });
-      assert.ok(ok, `point ${Array.from(pt.positions)} at ${t} ms is not q + v·0.1 of a joint state just before`);
+      assert.ok(ok, `point ${Array.from(pt.positions).join(', ')} at ${t} ms is not q + v·0.1 of a joint state just before`);
     }
   });
 
@@ -162,7 +162,7 @@ describe('control output for ros2_control controllers', () => {
       // velocity: zero (a trajectory: hold the measured positions); position: the last command held.
       const expected = pair.command_type === 'position' ? V : pair.action_interface === 'joint_trajectory' ? q : [0, 0];
       assert.equal(values.length, 2, 'exactly one value per joint');
-      values.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6, `safe value ${values} vs ${expected}`));
+      values.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6, `safe value ${values.join(', ')} vs ${expected.join(', ')}`));
     });
   }
 });
