@@ -53,7 +53,9 @@ const PAIRS: Record<string, Pair> = {
     topic: '/position_controller/commands',
   },
 };
-const CONTROLLERS = ['arm_controller', 'velocity_controller', 'position_controller'];
+const CONTROLLERS = ['arm_controller', 'velocity_controller', 'position_controller', 'arm_controller_timeout'];
+/** The controller's cmd_timeout in jtc_cmd_timeout.yaml, s. */
+const CMD_TIMEOUT_S = 0.5;
 /** The position targets of the position policies (each away from the home pose and from the other). */
 const TARGET: Record<string, number[]> = { arm_controller: [0.6, -0.4], position_controller: [-0.3, 0.5] };
 
@@ -291,7 +293,10 @@ describe('ROS 2 live: ros2_control controllers execute the actions', function ()
     const rsp = join(dir, 'rsp.yaml');
     writeFileSync(rsp, stringify({ robot_state_publisher: { ros__parameters: { robot_description: readFileSync(join(CONFIG, 'mock_arm.urdf'), 'utf8') } } }));
     start('robot_state_publisher', control.robotStatePublisher, ['--ros-args', '--params-file', rsp]);
-    const files = ['jtc.yaml', 'forward_velocity.yaml', 'forward_position.yaml'].flatMap((f) => ['--params-file', join(CONFIG, f)]);
+    const files = ['jtc.yaml', 'forward_velocity.yaml', 'forward_position.yaml']
+      .map((f) => join(CONFIG, f))
+      .concat(join(ROOT, 'test', 'ros2', 'jtc_cmd_timeout.yaml'))
+      .flatMap((f) => ['--params-file', f]);
     cm = start('controller_manager', control.controlNode, ['--ros-args', ...files]);
 
     node = rcl.createNode('s2_control_test');
@@ -442,6 +447,49 @@ describe('ROS 2 live: ros2_control controllers execute the actions', function ()
     velocityPair('jtcVelocity'));
   it('float64_multi_array + velocity → JointGroupVelocityController: executed; stops on disable, stall, deactivate, SIGINT; SIGKILL leaves it moving', () =>
     velocityPair('forwardVelocity'));
+  it('cmd_timeout or the node: with the node running its watchdog stops the arm; after SIGKILL the last point does, before cmd_timeout', async () => {
+    const pair: Pair = { ...PAIRS.jtcVelocity, controller: 'arm_controller_timeout', topic: '/arm_controller_timeout/joint_trajectory' };
+    await home();
+    await activate(pair.controller);
+    const logFrom = cm.log.length;
+    const n = startNode(pair, 's2_cmd_timeout');
+    camera.on = true;
+    await arm.waitFor('the arm moving', moving, 180000);
+    // A stall: the node keeps publishing (safe actions), so cmd_timeout never counts; the watchdog stops the arm.
+    camera.on = false;
+    await sleep(10);
+    let te = camera.lastAt;
+    await sleep(2000);
+    const stall = arm.stop(te, 1500);
+    const aborts = () =>
+      cm.log
+        .slice(logFrom)
+        .join('')
+        .split('\n')
+        .filter((l) => l.includes('Aborted due to command timeout'));
+    results.push(
+      `cmd_timeout ${CMD_TIMEOUT_S} s, camera stall: at rest ${stall.settleMs.toFixed(0)} ms after the last frame (watchdog), ${aborts().length} command timeouts`,
+    );
+    assert.equal(aborts().length, 0, 'no command timeout while the node publishes');
+    camera.on = true;
+    await arm.waitFor('the arm moving after the camera returns', moving, 10000);
+    await sleep(500);
+    te = Date.now();
+    n.child.kill('SIGKILL');
+    await n.exit;
+    await sleep(2000);
+    const kill = arm.stop(te, 1500);
+    const line = aborts()[0];
+    const at = line ? Number(/\[(\d+\.\d+)\]/.exec(line)?.[1]) * 1000 : NaN;
+    results.push(
+      `cmd_timeout ${CMD_TIMEOUT_S} s, SIGKILL: at rest ${kill.settleMs.toFixed(0)} ms after the kill (the last point), command timeout logged ${(at - te).toFixed(0)} ms after`,
+    );
+    assert.ok(line, 'the command timeout fires once messages stop');
+    assert.ok(kill.settleMs < at - te, 'the arm was at rest before the command timeout');
+    camera.on = false;
+    assert.deepEqual(rejections(logFrom, pair.controller), [], 'no rejection in the controller log');
+  });
+
   it('joint_trajectory + position → JointTrajectoryController: settles on the target, holds', () => positionPair('jtcPosition'));
   it('float64_multi_array + position → JointGroupPositionController: settles on the target, holds', () => positionPair('forwardPosition'));
 });
