@@ -148,6 +148,7 @@ export async function runSimNode(options: SimNodeOptions = {}): Promise<number> 
       }
       publish();
     }, sim.options.dt * 1000);
+    rclnodejs.removeSignalHandlers(); // finish() shuts rclnodejs down itself, after destroying the node
     process.once('SIGINT', () => finish(0));
     process.once('SIGTERM', () => finish(0));
   });
