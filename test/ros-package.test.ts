@@ -203,6 +203,12 @@ describe('ROS 2 parameter files as the node reads them', () => {
     // -p before the file: the file wins; a second file after both wins over both.
     assert.equal(rosArgParams(['-p', 'control.rate_hz:=10', '--params-file', file], 's2_policy', '').get('control.rate_hz'), 20);
     assert.equal(rosArgParams([...pAfter, '--params-file', other], 's2_policy', '').get('control.rate_hz'), 5);
+    // use_sim_time in a '/name' section, as launch_ros writes a launch file's parameters (rclnodejs would miss it).
+    const launched = join(dir, 'launch_params.yaml');
+    writeFileSync(launched, stringify({ '/s2_policy': { ros__parameters: { use_sim_time: true, 'control.rate_hz': 7.0 } } }));
+    const l = rosArgParams(['--params-file', file, '--params-file', launched], 's2_policy', '');
+    assert.equal(l.get('use_sim_time'), true);
+    assert.equal(l.get('control.rate_hz'), 7);
     // Every kind of value, read as YAML as rcl reads it; node-qualified -p applies only to this node.
     const kinds = rosArgParams(
       [

@@ -107,6 +107,7 @@ export class S2PolicyNode {
     for (const [k, v] of withConfigFile(given)) {
       const spec = PARAMS.find((p) => p.name === k);
       if (spec) options.parameterOverrides.push(new rclnodejs.Parameter(k, TYPE[spec.type], rosValue(spec, v)));
+      else if (k === 'use_sim_time') options.parameterOverrides.push(new rclnodejs.Parameter(k, rclnodejs.ParameterType.PARAMETER_BOOL, v));
     }
     this.node = rclnodejs.createLifecycleNode(name, namespace, undefined, options);
     for (const spec of PARAMS) {
