@@ -163,6 +163,9 @@ describe('control output for ros2_control controllers', () => {
       const expected = pair.command_type === 'position' ? V : pair.action_interface === 'joint_trajectory' ? q : [0, 0];
       assert.equal(values.length, 2, 'exactly one value per joint');
       values.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6, `safe value ${values.join(', ')} vs ${expected.join(', ')}`));
+      // A trajectory's stop holds the measured positions one period ahead; a held position target two.
+      if ('points' in stop.msg)
+        assert.deepEqual(stop.msg.points[0].time_from_start, { sec: 0, nanosec: pair.command_type === 'velocity' ? 50_000_000 : 100_000_000 });
     });
   }
 });

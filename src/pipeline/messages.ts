@@ -50,8 +50,14 @@ export interface ActionMessageOptions {
  */
 export const TRAJECTORY_HORIZON_PERIODS = 2;
 
-export function trajectoryHorizonMs(periodMs: number): number {
-  return TRAJECTORY_HORIZON_PERIODS * periodMs;
+/**
+ * The time_from_start of a command's point: TRAJECTORY_HORIZON_PERIODS control periods, or one for a zero velocity
+ * (a stop: the point is the measured position, and nothing is integrated that a longer horizon would smooth), so
+ * the arm is at rest one period after a stop reaches the controller.
+ */
+export function trajectoryHorizonMs(periodMs: number, cmd?: ActionCommand, commandType?: CommandType): number {
+  const stop = commandType === 'velocity' && cmd !== undefined && cmd.values.every((v) => v === 0);
+  return (stop ? 1 : TRAJECTORY_HORIZON_PERIODS) * periodMs;
 }
 
 /** The zero Time: a JointTrajectory stamped with it starts when the controller first samples it. */
@@ -88,7 +94,7 @@ export function actionMessage(cmd: ActionCommand, stamp: Time, o: ActionMessageO
       const names = o.jointNames ?? [];
       if (names.length !== values.length) throw new Error(`joint_trajectory: ${names.length} joint names for ${values.length} action values`);
       const empty = new Float64Array(0);
-      const horizonMs = trajectoryHorizonMs(o.periodMs);
+      const horizonMs = trajectoryHorizonMs(o.periodMs, cmd, o.commandType);
       return {
         header: header(START_ON_RECEIPT, o.frameId),
         joint_names: [...names],
