@@ -3,9 +3,10 @@
 // runs them against the real controllers), the start-up refusal of a set-up that cannot work, and the stop sent when
 // actions are disabled.
 import { strict as assert } from 'node:assert';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Subject } from 'rxjs';
+import { parse as parseYaml } from 'yaml';
 import { parseConfig, type Config } from '../src/config/config.js';
 import { UserError } from '../src/errors.js';
 import { buildLinearPolicy } from '../src/models/policy.js';
@@ -15,7 +16,7 @@ import type { ActionCommand } from '../src/pipeline/controller.js';
 import { actionMessage } from '../src/pipeline/messages.js';
 import { PolicyPipeline, type FeatureResult } from '../src/pipeline/pipeline.js';
 import { PolicyHead } from '../src/policy/head.js';
-import { tempDir } from './helpers/util.js';
+import { ROOT, tempDir } from './helpers/util.js';
 
 type Pair = { action_interface: 'float64_multi_array' | 'joint_trajectory'; command_type: 'velocity' | 'position' };
 
@@ -168,4 +169,41 @@ describe('control output for ros2_control controllers', () => {
         assert.deepEqual(stop.msg.points[0].time_from_start, { sec: 0, nanosec: pair.command_type === 'velocity' ? 50_000_000 : 100_000_000 });
     });
   }
+
+  it('the controller YAMLs, the mock arm and the simulation launch file agree', () => {
+    const dir = join(ROOT, 'config', 'ros2_control');
+    const urdf = readFileSync(join(dir, 'mock_arm.urdf'), 'utf8');
+    const hw = urdf.slice(urdf.indexOf('<ros2_control'));
+    const joints = [...hw.matchAll(/<joint name="([^"]+)">([\s\S]*?)<\/joint>/g)].map((m) => ({
+      name: m[1],
+      commands: [...m[2].matchAll(/<command_interface name="([^"]+)"/g)].map((c) => c[1]),
+    }));
+    assert.deepEqual(
+      joints.map((j) => j.name),
+      ['joint1', 'joint2'],
+    );
+    const expect: Record<string, { controller: string; type: string; command: string }> = {
+      'jtc.yaml': { controller: 'arm_controller', type: 'joint_trajectory_controller/JointTrajectoryController', command: 'position' },
+      'forward_velocity.yaml': { controller: 'velocity_controller', type: 'velocity_controllers/JointGroupVelocityController', command: 'velocity' },
+      'forward_position.yaml': { controller: 'position_controller', type: 'position_controllers/JointGroupPositionController', command: 'position' },
+    };
+    for (const [file, e] of Object.entries(expect)) {
+      const y = parseYaml(readFileSync(join(dir, file), 'utf8')) as Record<string, { ros__parameters: Record<string, unknown> }>;
+      const cm = y.controller_manager.ros__parameters as Record<string, { type?: string }>;
+      assert.equal(cm.joint_state_broadcaster?.type, 'joint_state_broadcaster/JointStateBroadcaster', file);
+      assert.equal(cm[e.controller]?.type, e.type, file);
+      const p = y[e.controller].ros__parameters;
+      assert.deepEqual(p.joints, ['joint1', 'joint2'], file);
+      // Defaults apart from joints and interfaces.
+      assert.deepEqual(Object.keys(p).sort(), e.type.startsWith('joint_trajectory') ? ['command_interfaces', 'joints', 'state_interfaces'] : ['joints'], file);
+      if (p.command_interfaces) assert.deepEqual(p.command_interfaces, [e.command], file);
+      for (const j of joints) assert.ok(j.commands.includes(e.command), `${file}: ${j.name} has a ${e.command} command interface`);
+    }
+    const launch = readFileSync(join(ROOT, 'launch', 'sim_ros2_control.launch.py'), 'utf8');
+    assert.match(launch, /os\.path\.join\(arm, 'jtc\.yaml'\)/);
+    assert.match(launch, /'arm_joint_states_topic': '\/joint_states'/);
+    assert.match(launch, /'control\.action_topic': '\/arm_controller\/joint_trajectory'/);
+    assert.match(launch, /'arm_trajectory_topic': '\/arm_controller\/joint_trajectory'/);
+    assert.match(launch, /'use_sim_time': True/);
+  });
 });
