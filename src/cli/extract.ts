@@ -34,14 +34,12 @@ export const extractCommand: Command = {
     const configFile = required(flags, 'config', 'extract');
     const out = required(flags, 'out', 'extract');
     if (!existsSync(bag)) throw new UserError(`${bag}: no such recording`);
-    const outputs = [{ path: out, what: '--out', kind: 'folder' as const }];
-    const force = Boolean(flags.force);
-    claimOutputs('extract', outputs, force, [
+    const config = loadConfig(configFile);
+    claimOutputs('extract', [{ path: out, what: '--out', kind: 'folder' }], Boolean(flags.force), [
       { path: bag, what: '--bag' },
       { path: configFile, what: '--config' },
+      ...configInputs(config),
     ]);
-    const config = loadConfig(configFile);
-    claimOutputs('extract', outputs, force, configInputs(config));
     const s = await extractFeatures({
       bag,
       config,

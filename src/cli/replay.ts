@@ -111,15 +111,10 @@ async function replayRun(argv: string[]): Promise<number> {
   if (!existsSync(bag)) throw new UserError(`${bag}: no such recording`);
   // A name ending in .mcap is one file; any other a rosbag2 folder.
   const outputs = [{ path: out, what: '--out', kind: isMcapFileName(out) ? ('file' as const) : ('folder' as const) }];
-  const force = Boolean(flags.force);
-  claimOutputs('replay', outputs, force, [
-    { path: bag, what: '--bag' },
-    { path: configFile, what: '--config' },
-  ]);
+  const config = loadConfig(configFile);
+  claimOutputs('replay', outputs, Boolean(flags.force), [{ path: bag, what: '--bag' }, { path: configFile, what: '--config' }, ...configInputs(config)]);
   const output = outputOptions(flags);
   checkOutputLayout(out, output);
-  const config = loadConfig(configFile);
-  claimOutputs('replay', outputs, force, configInputs(config));
   const topics = str(flags, 'topics')
     ?.split(',')
     .map((t) => t.trim());
