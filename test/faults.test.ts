@@ -10,7 +10,7 @@ import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { parse, stringify } from 'yaml';
 import { run } from '../src/cli/main.js';
-import { writeDemoKit, type DemoKit } from '../src/cli/make-demo.js';
+import { writeDemoKit, type DemoKit } from '../src/run/demo-kit.js';
 import { McapRosReader } from '../src/bag/reader.js';
 import { McapRosWriter } from '../src/bag/writer.js';
 import { renderScene } from '../src/bag/synthetic.js';
@@ -339,6 +339,21 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
         );
         const line = o.out.find((l) => l.startsWith('messages ')) ?? '';
         assert.match(line, /undecodable \S+ 1\b/, line);
+        // extract's summary says the same as replay's (and as its index.json).
+        const out = join(dir, 'bad-cdr.features');
+        await check({
+          name: 'extract bad-cdr',
+          args: ['extract', '--bag', join(dir, 'bad-cdr.mcap'), '--config', kit.config, '--out', out],
+          codes: [0],
+          inputs: [join(dir, 'bad-cdr.mcap'), kit.dir],
+          outputs: [out],
+          after: (e) => {
+            countsAddUp(e);
+            const l = e.out.find((x) => x.startsWith('messages ')) ?? '';
+            assert.match(l, /undecodable \S+ 1\b/, l);
+            indexAddsUp(out);
+          },
+        });
       }),
     );
 
@@ -472,6 +487,9 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
         writeFileSync(aFile, 'not a folder');
         const aFolder = join(dir, 'a-folder');
         mkdirSync(aFolder, { recursive: true });
+        const aFullFolder = join(dir, 'a-full-folder');
+        mkdirSync(aFullFolder, { recursive: true });
+        writeFileSync(join(aFullFolder, 'keep.txt'), 'keep');
         const nowhere = join(dir, 'no-such-folder', 'o');
         const unwritable = '/proc/self/forbidden';
         const inputs = [kit.dir, x, model];
@@ -486,7 +504,8 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
             join(dir, 'r2.mcap'),
           ],
           ['replay out in missing folder', rep(kit.recording, `${nowhere}.mcap`), `${nowhere}.mcap`],
-          ['replay out is a folder', rep(kit.recording, aFolder), aFolder],
+          // A name without .mcap is a rosbag2 folder: an empty folder may take it, a non-empty one is refused.
+          ['replay out is a non-empty folder', rep(kit.recording, aFullFolder), aFullFolder],
           ['replay out unwritable', rep(kit.recording, `${unwritable}.mcap`), join(dir, 'unused-1')],
           ['extract out in missing folder', ext(kit.recording, nowhere), nowhere],
           ['extract out is a file', ext(kit.recording, aFile), aFile],

@@ -20,7 +20,7 @@ import {
 } from '../src/bag/index.js';
 import { decompressedBound, isZstd, zstdCompress, zstdDecompress } from '../src/bag/zstd.js';
 import { UserError } from '../src/errors.js';
-import { writeDemoKit, type DemoKit } from '../src/cli/make-demo.js';
+import { writeDemoKit, type DemoKit } from '../src/run/demo-kit.js';
 import { cli, ROOT, tempDir } from './helpers/util.js';
 
 const T0 = 1_700_000_000_000_000_000n;
@@ -493,7 +493,7 @@ describe('replay and extract with rosbag2 folders', function () {
     // An existing output is left alone without --force, and replaced whole with it.
     const again = cli(['replay', '--bag', folder, '--config', kit.config, '--out', out]);
     assert.equal(again.status, 2);
-    assert.match(again.stderr, /^s2-policy: .*actions_out exists; pass --force to overwrite\n$/);
+    assert.match(again.stderr, /^s2-policy: replay: --out .*actions_out exists and is not empty; pass --force to replace it\n$/);
     const forced = cli(['replay', '--bag', join(folder, 'metadata.yaml'), '--config', kit.config, '--out', out, '--force']);
     assert.equal(forced.status, 0, forced.stderr);
     assert.deepEqual(readdirSync(out).sort(), ['actions_out_0.mcap', 'metadata.yaml']);

@@ -1,4 +1,4 @@
-// NumPy .npy files (format 1.0/2.0/3.0): float32 read/write, C order, little-endian.
+// NumPy .npy files (format 1.0/2.0/3.0): float32 and int64 read/write, C order, little-endian.
 import { readFileSync } from 'node:fs';
 import type { Tensor } from '../s2/tensor.js';
 import { UserError } from '../errors.js';
@@ -38,8 +38,28 @@ export function writeArray(file: string, dims: readonly number[], data: Float32A
   writeFileAtomic(file, encodeArray(dims, data));
 }
 
+/** A float32 or int64 array as read from a .npy. */
+export interface NpyArray {
+  dims: number[];
+  data: Float32Array | BigInt64Array;
+}
+
+const DTYPES = {
+  float32: { descr: ['<f4', '=f4', 'f4'], bytes: 4, name: "float32 ('<f4')", make: (n: number) => new Float32Array(n) },
+  int64: { descr: ['<i8', '=i8', 'i8'], bytes: 8, name: "int64 ('<i8')", make: (n: number) => new BigInt64Array(n) },
+} as const;
+
 /** Parses a .npy holding float32 data; `file` only names the source in error messages. */
 export function decodeNpy(buf: Uint8Array, file: string): Tensor {
+  return decodeAs(buf, file, ['float32']) as Tensor;
+}
+
+/** Parses a .npy holding float32 or int64 data (extract's nanosecond stamps are int64). */
+export function decodeNpyArray(buf: Uint8Array, file: string): NpyArray {
+  return decodeAs(buf, file, ['float32', 'int64']);
+}
+
+function decodeAs(buf: Uint8Array, file: string, accepted: readonly (keyof typeof DTYPES)[]): NpyArray {
   if (MAGIC.some((b, i) => i < buf.length && buf[i] !== b)) throw new UserError(`${file}: not a NumPy .npy file (bad magic)`);
   if (buf.length < 12) throw new UserError(`${file}: truncated .npy (${buf.length} bytes, shorter than its preamble)`);
   const major = buf[6];
@@ -62,9 +82,12 @@ export function decodeNpy(buf: Uint8Array, file: string): Tensor {
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) throw new UserError(`${file}: malformed .npy header`);
-  if (descr !== '<f4' && descr !== '=f4' && descr !== 'f4') {
-    throw new UserError(`${file}: dtype is '${descr}', expected float32 ('<f4'); convert with x.astype(np.float32)`);
+  const kind = accepted.find((k) => (DTYPES[k].descr as readonly string[]).includes(descr));
+  if (kind === undefined) {
+    const expected = accepted.map((k) => DTYPES[k].name).join(' or ');
+    throw new UserError(`${file}: dtype is '${descr}', expected ${expected}; convert with x.astype(np.${accepted[0]})`);
   }
+  const dtype = DTYPES[kind];
   if (fortran === 'True') throw new UserError(`${file}: Fortran-ordered array, expected C order; save np.ascontiguousarray(x)`);
   const dims = shapeText
     .split(',')
@@ -73,18 +96,28 @@ export function decodeNpy(buf: Uint8Array, file: string): Tensor {
     .map(Number);
   const n = dims.reduce((a, b) => a * b, 1);
   const start = offset + headerLen;
-  if (buf.length - start < n * 4) {
-    throw new UserError(`${file}: truncated .npy: shape (${dims.join(', ')}) needs ${n * 4} data bytes, the file has ${buf.length - start}`);
+  const need = n * dtype.bytes;
+  if (buf.length - start < need) {
+    throw new UserError(`${file}: truncated .npy: shape (${dims.join(', ')}) needs ${need} data bytes, the file has ${buf.length - start}`);
   }
-  if (buf.length - start !== n * 4) {
-    throw new UserError(`${file}: shape (${dims.join(', ')}) needs ${n * 4} data bytes, file has ${buf.length - start}`);
+  if (buf.length - start !== need) {
+    throw new UserError(`${file}: shape (${dims.join(', ')}) needs ${need} data bytes, file has ${buf.length - start}`);
   }
-  const data = new Float32Array(n);
+  const data = dtype.make(n);
   new Uint8Array(data.buffer).set(buf.subarray(start));
   return { dims, data };
 }
 
 export function readNpy(file: string): Tensor {
+  return decodeNpy(readBytes(file), file);
+}
+
+/** Reads a float32 or int64 .npy. */
+export function readNpyArray(file: string): NpyArray {
+  return decodeNpyArray(readBytes(file), file);
+}
+
+function readBytes(file: string): Buffer {
   let buf: Buffer;
   try {
     buf = readFileSync(file);
@@ -92,5 +125,5 @@ export function readNpy(file: string): Tensor {
     const code = (e as NodeJS.ErrnoException).code;
     throw new UserError(code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot read (${code ?? String(e)})`);
   }
-  return decodeNpy(buf, file);
+  return buf;
 }

@@ -31,6 +31,12 @@ export const DEMO_POOL = 'tokens';
 /** S² crops of 80×80 pixels: a divisor of every demo scale (240×320, 480×640, 720×960). */
 export const DEMO_SPLIT = 80;
 
+/** The demo models' S² sizes, used by `start` and `eval`: the camera's 3:4 aspect, two scales. */
+export const DEMO_SIZES: [number, number][] = [
+  [240, 320],
+  [480, 640],
+];
+
 /** The demo recipe's defaults (see DemoRecipe). */
 export const DEMO_RECIPE = {
   pool: 'tokens',
@@ -277,6 +283,7 @@ export async function collectPerception(
   seed: number,
   perEpisode: number,
   simOptions: TabletopSimOptions = {},
+  onEpisode?: (i: number) => void,
 ): Promise<PerceptionData> {
   const layout = extractor.layout;
   if (layout.pooling !== 'tokens' || layout.outputShape !== 'bchw')
@@ -309,6 +316,7 @@ export async function collectPerception(
       }
       if (k < last) sim.step(sim.expertAction());
     }
+    onEpisode?.(e);
   }
   return {
     features: features.subarray(0, rows * per),
