@@ -1,17 +1,18 @@
 // The compiled S² model against the PyTorch golden cases (library and CLI), against the JavaScript engine on
 // generated plans, its structure (standard operators, one backbone copy per crop size) and its refusals.
 import { strict as assert } from 'node:assert';
-import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { copyFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { OnnxBackbone } from '../src/backbone/onnx-backbone.js';
 import { compileLoaded, compileS2 } from '../src/compile/compile.js';
 import { CompiledS2, checkCompiled } from '../src/compile/engine.js';
-import { parseOnnxModel } from '../src/compile/onnx-model.js';
 import { readNpy } from '../src/io/npy.js';
-import { ProtoWriter, readFields } from '../src/models/protobuf.js';
+import { readModelFile } from '../src/onnx/file.js';
+import { decodeModel, metadataOf, type GraphProto } from '../src/onnx/model.js';
 import type { S2Options } from '../src/s2/plan.js';
 import { assertClose, goldenIndex, goldenOptions, loadGolden, type GoldenS2Case } from './helpers/golden.js';
+import { toExternalData } from './helpers/onnx.js';
 import { GOLDEN, cli, modelPath, tempDir } from './helpers/util.js';
 
 const cases = goldenIndex.s2;
@@ -178,21 +179,22 @@ describe('compiled S² model', () => {
       // Scales 0.5, 1, 1.5 of a 32-pixel input: crops of 16, 32 and 24 pixels, three backbone copies.
       const file = modelPath('convnet-tiny');
       const m = await compileS2(file, { scales: [0.5, 1, 1.5] }, [32, 32]);
-      const parts = parseOnnxModel(m.bytes);
-      assert.ok((parts.opsets.find((o) => o.domain === '')?.version ?? 0) >= 17);
-      for (const n of parts.graph.nodes) {
+      const parts = decodeModel(m.bytes, 'compiled');
+      const graph = parts.graph as GraphProto;
+      assert.ok((parts.opsetImport.find((o) => o.domain === '')?.version ?? 0n) >= 17n);
+      for (const n of graph.node) {
         assert.equal(n.domain, '', `${n.opType} is in domain '${n.domain}'`);
         assert.ok(STANDARD.has(n.opType), `non-standard or unexpected operator ${n.opType}`);
       }
-      const backbone = parseOnnxModel(readFileSync(file)).graph;
+      const backbone = readModelFile(file).model.graph as GraphProto;
       const convs = (nodes: { opType: string }[]) => nodes.filter((n) => n.opType === 'Conv').length;
-      assert.equal(convs(parts.graph.nodes), 3 * convs(backbone.nodes));
-      const weights = parts.graph.initializers.filter((i) => i.name.startsWith('backbone/')).length;
-      assert.equal(weights, backbone.initializers.length);
-      assert.equal(parts.graph.inputs.length, 1);
-      assert.equal(parts.graph.outputs.length, 1);
+      assert.equal(convs(graph.node), 3 * convs(backbone.node));
+      const weights = graph.initializer.filter((i) => i.name.startsWith('backbone/')).length;
+      assert.equal(weights, backbone.initializer.length);
+      assert.equal(graph.input.length, 1);
+      assert.equal(graph.output.length, 1);
       assert.equal(m.info.backboneCalls, 3);
-      assert.ok(parts.metadata['s2.compiled'] !== undefined);
+      assert.ok(metadataOf(parts)['s2.compiled'] !== undefined);
     });
 
     it('drops outputs of the backbone that S² does not use (vit-tiny has a second, pooled output)', async () => {
@@ -269,44 +271,6 @@ describe('compiled S² model', () => {
     });
   });
 });
-
-/** The model with every initializer's bytes moved to `<file>.data`, as PyTorch's exporter writes large models. */
-function toExternalData(model: Uint8Array, file: string): void {
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  const tensor = (raw: Uint8Array): Uint8Array => {
-    const w = new ProtoWriter();
-    let data: Uint8Array | undefined;
-    for (const f of readFields(raw, 'tensor')) {
-      if (f.field === 9 && f.bytes) data = f.bytes;
-      else if (f.bytes) w.bytes(f.field, f.bytes);
-      else if (f.value !== undefined) w.int(f.field, f.value);
-    }
-    if (!data) return raw;
-    const entry = (k: string, v: string) => w.message(13, (e) => e.string(1, k).string(2, v));
-    entry('location', `${basename(file)}.data`);
-    entry('offset', String(offset));
-    entry('length', String(data.length));
-    w.int(14, 1);
-    chunks.push(data);
-    offset += data.length;
-    return w.finish();
-  };
-  const out = new ProtoWriter();
-  for (const f of readFields(model, 'model')) {
-    if (f.field === 7 && f.bytes) {
-      const g = new ProtoWriter();
-      for (const gf of readFields(f.bytes, 'graph')) {
-        if (gf.field === 5 && gf.bytes) g.bytes(5, tensor(gf.bytes));
-        else if (gf.bytes) g.bytes(gf.field, gf.bytes);
-      }
-      out.bytes(7, g.finish());
-    } else if (f.bytes) out.bytes(f.field, f.bytes);
-    else if (f.value !== undefined) out.int(f.field, f.value);
-  }
-  writeFileSync(file, out.finish());
-  writeFileSync(`${file}.data`, Buffer.concat(chunks));
-}
 
 describe('backbones with external data files', () => {
   it('load, run and compile as the same model with its weights inside', async () => {
