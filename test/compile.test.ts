@@ -1,7 +1,7 @@
 // The compiled S² model against the PyTorch golden cases (library and CLI), against the JavaScript engine on
 // generated plans, its structure (standard operators, one backbone copy per crop size) and its refusals.
 import { strict as assert } from 'node:assert';
-import { copyFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { OnnxBackbone } from '../src/backbone/onnx-backbone.js';
@@ -9,7 +9,8 @@ import { compileLoaded, compileS2 } from '../src/compile/compile.js';
 import { CompiledS2, checkCompiled } from '../src/compile/engine.js';
 import { readNpy } from '../src/io/npy.js';
 import { readModelFile } from '../src/onnx/file.js';
-import { decodeModel, metadataOf, type GraphProto } from '../src/onnx/model.js';
+import { UserError } from '../src/errors.js';
+import { AttributeType, DataType, decodeModel, encodeModel, metadataOf, newModel, type GraphProto, type ModelProto } from '../src/onnx/model.js';
 import type { S2Options } from '../src/s2/plan.js';
 import { assertClose, goldenIndex, goldenOptions, loadGolden, type GoldenS2Case } from './helpers/golden.js';
 import { toExternalData } from './helpers/onnx.js';
@@ -307,4 +308,75 @@ describe('backbones with external data files', () => {
     assert.equal(missing.status, 2);
     assert.match(missing.stderr, /^s2-policy: .*vit\.onnx: external data file .*vit\.onnx\.data of initializer '.*' does not exist\n$/);
   });
+});
+
+describe('backbones compile cannot take apart', () => {
+  /** convnet-tiny with an edit, written to a temp file. */
+  function edited(name: string, edit: (m: ModelProto) => void): string {
+    const m = decodeModel(readFileSync(modelPath('convnet-tiny')), 'convnet-tiny');
+    edit(m);
+    const file = join(tempDir(), name);
+    writeFileSync(file, encodeModel(m));
+    return file;
+  }
+  const scalarOut = (name: string) => ({
+    name,
+    type: {
+      value: { case: 'tensorType' as const, value: { elemType: DataType.FLOAT, shape: { dim: [{ value: { case: 'dimValue' as const, value: 1n } }] } } },
+    },
+  });
+  const constant = (out: string, v: number) => ({
+    opType: 'Constant',
+    output: [out],
+    attribute: [{ name: 'value_floats', type: AttributeType.FLOATS, floats: [v] }],
+  });
+
+  const refusals: [string, (m: ModelProto) => void, RegExp][] = [
+    [
+      'a subgraph (If)',
+      (m) => {
+        const branch = (v: number) => ({ name: `b${v}`, node: [constant(`y${v}`, v)], output: [scalarOut(`y${v}`)] });
+        // The additions as typed messages: a graph of their own, then moved into the backbone's.
+        const extra = newModel({
+          graph: {
+            initializer: [{ name: 'cond', dims: [], dataType: DataType.BOOL, rawData: Uint8Array.of(1) }],
+            node: [
+              {
+                opType: 'If',
+                name: 'choose',
+                input: ['cond'],
+                output: ['flag'],
+                attribute: [
+                  { name: 'then_branch', type: AttributeType.GRAPH, g: branch(1) },
+                  { name: 'else_branch', type: AttributeType.GRAPH, g: branch(0) },
+                ],
+              },
+            ],
+            output: [scalarOut('flag')],
+          },
+        }).graph as GraphProto;
+        const g = m.graph as GraphProto;
+        g.initializer.push(...extra.initializer);
+        g.node.push(...extra.node);
+        g.output.push(...extra.output);
+      },
+      /convnet\.onnx: node 'choose' \(If\) has a subgraph, which compile does not support$/,
+    ],
+    [
+      'opset 11',
+      (m) => {
+        m.opsetImport[0].version = 11n;
+      },
+      /convnet\.onnx: the backbone uses opset 11; compile needs opset ≥ 13 \(re-export at opset 17\)$/,
+    ],
+  ];
+  for (const [what, edit, message] of refusals) {
+    it(`refuses ${what} in one line`, async () => {
+      const file = edited('convnet.onnx', edit);
+      // onnxruntime takes the model: the refusal is the compiler's.
+      const bb = await OnnxBackbone.load(file);
+      await bb.release();
+      await assert.rejects(compileS2(file, { scales: [1, 2] }, [32, 32]), (e: Error) => e instanceof UserError && message.test(e.message));
+    });
+  }
 });

@@ -1,5 +1,7 @@
 // The ONNX file format as one typed model: decoding and encoding a ModelProto with @bufbuild/protobuf and ONNX's own
 // schema (onnx-buf, generated from onnx.proto), metadata, and the graph edits the S² compiler makes.
+// onnx-buf is ONNX 1.20's onnx.proto (Apache-2.0, the ONNX Project Contributors) compiled by protoc-gen-es; the
+// package is MIT-licensed. Of the project's sources only this folder imports it and @bufbuild/protobuf.
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import {
   GraphProtoSchema,
