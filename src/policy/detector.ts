@@ -8,7 +8,7 @@
 //   - the controller by behaviour cloning (mean squared error to the expert's action chunks) on keypoint/state rows.
 // Exported as one ONNX model (features normalisation included) and a statistics file for state and action.
 import { UserError } from '../errors.js';
-import { OnnxGraph } from '../models/onnx-graph.js';
+import { OnnxGraph } from '../onnx/builder.js';
 import { seededRandom } from '../models/zoo.js';
 import { OrtSession } from '../backbone/ort-session.js';
 import { policyPaths, writeBoth } from './fit.js';

@@ -4,7 +4,7 @@
 // with Adam on the mean squared error to the demonstrated actions, in TypeScript, float32, deterministic per seed;
 // exported as ONNX with the same statistics file as the linear head.
 import { UserError } from '../errors.js';
-import { OnnxGraph } from '../models/onnx-graph.js';
+import { OnnxGraph } from '../onnx/builder.js';
 import { seededRandom } from '../models/zoo.js';
 import { policyPaths, writeBoth, type PolicyStatsJson } from './fit.js';
 import { adamStep, cosineRate, gaussian, gridPositions, MlpPass, shuffle, type MlpWeights } from './train.js';
