@@ -117,6 +117,7 @@ describe('one rule for existing outputs, for every command that writes one', fun
       features: (o) => ['features', '--model', modelPath('vit-tiny'), '--input', x, '--out', o, '--scales', '1,2'],
       compile: (o) => ['compile', '--model', modelPath('vit-tiny'), '--out', o, '--scales', '1,2'],
       'make-model': (o) => ['make-model', '--preset', 'vit-tiny', '--out', o],
+      'make-input': (o) => ['make-input', '--shape', '1x3x8x8', '--out', o],
       'make-demo': (o) => ['make-demo', '--out', o],
       replay: (o) => ['replay', '--bag', bag, '--config', config, '--out', o],
       extract: (o) => ['extract', '--bag', bag, '--config', config, '--out', o],

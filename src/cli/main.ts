@@ -9,6 +9,7 @@ import { featuresCommand } from './features.js';
 import { fitCommand } from './fit.js';
 import { inspectCommand } from './inspect.js';
 import { makeDemoCommand } from './make-demo.js';
+import { makeInputCommand } from './make-input.js';
 import { makeModelCommand } from './make-model.js';
 import { paramsCommand } from './params.js';
 import { replayCommand } from './replay.js';
@@ -23,6 +24,7 @@ export const COMMANDS: readonly Command[] = [
   inspectCommand,
   compileCommand,
   makeModelCommand,
+  makeInputCommand,
   makeDemoCommand,
   replayCommand,
   extractCommand,
