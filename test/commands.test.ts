@@ -123,6 +123,7 @@ describe('one rule for existing outputs, for every command that writes one', fun
       extract: (o) => ['extract', '--bag', bag, '--config', config, '--out', o],
       'sim collect': (o) => ['sim', 'collect', '--out', o, '--episodes', '1'],
       'sim models': (o) => ['sim', 'models', '--out', o],
+      'sim frames': (o) => ['sim', 'frames', '--out', o, '--count', '1'],
       fit: (o) => ['fit', '--data', join(dir, 'no-data'), '--out', o],
       params: (o) => ['params', '--config', config, '--out', o],
     };

@@ -14,7 +14,7 @@ import { makeModelCommand } from './make-model.js';
 import { paramsCommand } from './params.js';
 import { replayCommand } from './replay.js';
 import { rosCommand } from './ros.js';
-import { simCollectCommand, simModelsCommand } from './sim.js';
+import { simCollectCommand, simFramesCommand, simModelsCommand } from './sim.js';
 import { startCommand } from './start.js';
 
 /** Every command, in the order of the help. */
@@ -30,6 +30,7 @@ export const COMMANDS: readonly Command[] = [
   extractCommand,
   simCollectCommand,
   simModelsCommand,
+  simFramesCommand,
   fitCommand,
   evalCommand,
   rosCommand,

@@ -2,6 +2,9 @@
 // ROS 2 parameter file for launch/sim.launch.py).
 import { UserError } from '../errors.js';
 import { simCollect } from '../run/sim-collect.js';
+import { writeNpy } from '../io/npy.js';
+import { presetNormalization } from '../image/normalize.js';
+import { simFrames } from '../sim/frames.js';
 import { writeSimModels } from '../run/sim-models.js';
 import type { Command } from './command.js';
 import { int, parseFlags, required, sizeList, str } from './args.js';
@@ -10,6 +13,9 @@ import { progressPrinter } from './progress.js';
 
 const COLLECT_HELP = `usage: s2-policy sim collect --out DIR [--episodes N] [--seed S] [--img-sizes 240x320,480x640] [--head linear|detector] [--frames N] [--force]
        --head detector: 3 frames from each of --frames episodes (S² map, keypoint labels) + controller rows from every episode`;
+const FRAMES_HELP = `usage: s2-policy sim frames --out frames.npy [--count 32] [--size 224 | HxW] [--seed S] [--normalization imagenet|clip|none] [--force]
+       camera frames of expert episodes as a float32 N×3×H×W batch, ingested and normalised as the node feeds the backbone
+       (calibration or held-out frames for scripts/quantize_int8.py and benchmarks)`;
 const MODELS_HELP = `usage: s2-policy sim models --out DIR [--force]   (demo models + a ROS 2 parameter file for launch/sim.launch.py)`;
 
 export const simCollectCommand: Command = {
@@ -77,6 +83,40 @@ export const simModelsCommand: Command = {
     claimOutputs('sim models', [{ path: out, what: '--out', kind: 'folder' }], Boolean(flags.force));
     const r = await writeSimModels(out, (l) => console.log(l));
     console.log(`wrote ${r.paramsFile}`);
+    return 0;
+  },
+};
+
+export const simFramesCommand: Command = {
+  name: 'sim frames',
+  summary: 'simulated camera frames as a normalised N×3×H×W .npy (INT8 calibration, benchmarks)',
+  help: FRAMES_HELP,
+  writes: '--out',
+  run: async (argv) => {
+    const flags = parseFlags('sim frames', argv, {
+      out: { type: 'string' },
+      count: { type: 'string' },
+      size: { type: 'string' },
+      seed: { type: 'string' },
+      normalization: { type: 'string' },
+      force: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    });
+    if (flags.help) {
+      console.log(FRAMES_HELP);
+      return 0;
+    }
+    const out = required(flags, 'out', 'sim frames');
+    const count = int(flags, 'count') ?? 32;
+    const sizes = sizeList(str(flags, 'size') ?? '224', 'size');
+    if (sizes.length !== 1) throw new UserError(`sim frames: --size takes one size (224 or HxW), got '${str(flags, 'size')}'`);
+    const s = sizes[0];
+    const size: [number, number] = typeof s === 'number' ? [s, s] : [s[0], s[1]];
+    const normalization = presetNormalization(str(flags, 'normalization') ?? 'imagenet', 'sim frames: --normalization');
+    claimOutputs('sim frames', [{ path: out, what: '--out', kind: 'file' }], Boolean(flags.force));
+    const t = await simFrames({ count, seed: int(flags, 'seed', 0) ?? 1000, size, normalization });
+    writeNpy(out, t);
+    console.log(`wrote ${out}: float32 (${t.dims.join(', ')}), ${str(flags, 'normalization') ?? 'imagenet'} normalisation`);
     return 0;
   },
 };
