@@ -2,20 +2,23 @@
 // actions, S2Features and /diagnostics (and optionally the inputs) to a new .mcap or rosbag2 folder, on the recording's
 // clock.
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { checkOutputLayout, isMcapFileName, type OutputOptions } from '../bag/rosbag2-writer.js';
 import { replay, type MessageAccounting } from '../run/replay.js';
 import type { MetricsSnapshot } from '../pipeline/metrics.js';
-import { loadConfig } from '../config/config.js';
+import { loadConfig, type Config } from '../config/config.js';
 import { UserError } from '../errors.js';
 import type { Command } from './command.js';
 import { configInputs, int, parseFlags, required, str, type Flags } from './args.js';
 import { claimOutputs } from './output.js';
 
-const REPLAY_HELP = `usage: s2-policy replay --bag IN --config cfg.yaml --out OUT [--rate R] [--topics t1,t2] [--with-inputs] [--force]
+const REPLAY_HELP = `usage: s2-policy replay --bag IN --config cfg.yaml --out OUT [--rate R] [--topics t1,t2] [--policy MODEL.onnx] [--with-inputs] [--force]
                         [--max-file-size BYTES] [--max-duration S] [--compression-mode none|file|message]
        IN is a .mcap file, a rosbag2 folder or its metadata.yaml; OUT ending in .mcap is one file, any other name a
        rosbag2 folder (metadata.yaml and OUT_0.mcap, …), split and zstd-compressed as ros2 bag record does on request
-       --rate 0 (default) runs as fast as possible on the recording's clock; --rate 1 is real time`;
+       --rate 0 (default) runs as fast as possible on the recording's clock; --rate 1 is real time
+       --policy MODEL.onnx runs another policy head than the config's policy.model (e.g. one written by fit; its
+       MODEL.stats.json beside it is used when present)`;
 
 export const OUTPUT_FLAGS = {
   'max-file-size': { type: 'string' },
@@ -86,6 +89,15 @@ export const replayCommand: Command = {
   run: (argv) => replayRun(argv),
 };
 
+/** The config with its policy.model replaced by --policy (and policy.stats by the model's own statistics file). */
+function withPolicy(config: Config, model: string | undefined, configFile: string): Config {
+  if (model === undefined) return config;
+  if (!config.policy) throw new UserError(`--policy ${model}: ${configFile} has no policy section to take it (policy.features_input, policy.state_input)`);
+  if (!existsSync(model)) throw new UserError(`--policy ${model}: no such file`);
+  const stats = model.replace(/\.onnx$/i, '') + '.stats.json';
+  return { ...config, policy: { ...config.policy, model: resolve(model), stats: existsSync(stats) ? resolve(stats) : undefined } };
+}
+
 async function replayRun(argv: string[]): Promise<number> {
   const flags = parseFlags('replay', argv, {
     bag: { type: 'string' },
@@ -93,6 +105,7 @@ async function replayRun(argv: string[]): Promise<number> {
     out: { type: 'string' },
     rate: { type: 'string' },
     topics: { type: 'string' },
+    policy: { type: 'string' },
     'with-inputs': { type: 'boolean' },
     force: { type: 'boolean' },
     ...OUTPUT_FLAGS,
@@ -111,7 +124,7 @@ async function replayRun(argv: string[]): Promise<number> {
   if (!existsSync(bag)) throw new UserError(`${bag}: no such recording`);
   // A name ending in .mcap is one file; any other a rosbag2 folder.
   const outputs = [{ path: out, what: '--out', kind: isMcapFileName(out) ? ('file' as const) : ('folder' as const) }];
-  const config = loadConfig(configFile);
+  const config = withPolicy(loadConfig(configFile), str(flags, 'policy'), configFile);
   claimOutputs('replay', outputs, Boolean(flags.force), [{ path: bag, what: '--bag' }, { path: configFile, what: '--config' }, ...configInputs(config)]);
   const output = outputOptions(flags);
   checkOutputLayout(out, output);
