@@ -88,7 +88,7 @@ export const fitCommand: Command = {
     } else {
       const d = r.detector;
       console.log(
-        `detector: ${r.frames} frames, held-out keypoint error median ${d.medianCells.toFixed(2)} cells, ${(100 * d.withinOne).toFixed(0)}% within one cell (temperature ${d.temperature}), ${d.seconds.toFixed(1)} s`,
+        `detector fitted in ${d.seconds.toFixed(1)} s on ${r.frames} frames: held-out keypoint error median ${d.medianCells.toFixed(2)} cells, ${(100 * d.withinOne).toFixed(0)}% within one cell, temperature ${d.temperature}`,
       );
       console.log(
         `controller: ${r.controller.rows} rows, training MSE ${r.controller.trainMse.toFixed(4)} (normalised units), ${r.controller.seconds.toFixed(1)} s`,

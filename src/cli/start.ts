@@ -25,7 +25,7 @@ async function startSim(o: { episodes: number; seed: number; out: string; demos?
       console.log(
         `demo models ready (${elapsed()}): backbone of ${sm.pretrain.filters} k-means filters pretrained on simulated frames without labels, S² sizes ${DEMO_SIZES.map((s) => s.join('x')).join(', ')}, ` +
           (sm.detector
-            ? `detector head on ${sm.detector.frames} frames (held-out keypoint within 8 px: ${(100 * sm.detector.withinCell).toFixed(0)}%), controller on ${sm.rows} expert rows of ${sm.expertEpisodes} demonstrations`
+            ? `detector head on ${sm.detector.frames} frames (held-out keypoint within one cell, 8 px: ${(100 * sm.detector.withinCell).toFixed(0)}%), controller on ${sm.rows} expert rows of ${sm.expertEpisodes} demonstrations`
             : `${sm.head} policy head on ${sm.rows} steps (${sm.expertEpisodes} expert episodes + ${sm.daggerRows} DAgger-relabelled states)`),
       ),
     onProgress: (p) => {

@@ -519,8 +519,8 @@ export async function ensureDemoModels(dir: string, o: DemoRecipe, log?: (line: 
       const [det, ctrl] = await Promise.all([fitDetector(perception, { epochs: recipe.epochs, seed: 11 }), controller]);
       const cellPx = resolveSimOptions(simOptions).width / perception.width;
       log?.(
-        `detector fitted in ${det.seconds.toFixed(1)} s: held-out keypoint error median ${(det.heldOut.median * cellPx).toFixed(1)} px, ` +
-          `${(100 * det.heldOut.withinOne).toFixed(0)}% within ${cellPx} px (temperature ${det.params.temperature})`,
+        `detector fitted in ${det.seconds.toFixed(1)} s: held-out keypoint error median ${det.heldOut.median.toFixed(2)} cells (${(det.heldOut.median * cellPx).toFixed(1)} px), ` +
+          `${(100 * det.heldOut.withinOne).toFixed(0)}% within one cell (${cellPx} px), temperature ${det.params.temperature}`,
       );
       log?.(`controller fitted on ${ctrl.rows} expert (keypoint, state) rows in ${ctrl.seconds.toFixed(1)} s (training MSE ${ctrl.trainMse.toFixed(4)})`);
       writeDetectorPolicy({ model: policy.model, stats: join(dir, 'policy.stats.json') }, det.params, ctrl.params);
