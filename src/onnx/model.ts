@@ -91,7 +91,7 @@ interface TensorParts {
  * Encodes a ModelProto; the bytes are what toBinary(ModelProtoSchema, model) gives. The library's writer grows one
  * buffer by doubling and copies it out at the end, and every fresh page is slow to touch: 86 MB of weights took
  * 3.5–6.5 s here. So each message is encoded by the library except initializers' raw_data, which is copied once
- * into a buffer allocated at its final size (0.5–0.8 s for the same model).
+ * into a buffer allocated at its final size (0.5–0.9 s for the same model).
  */
 export function encodeModel(model: ModelProto): Uint8Array {
   const graph = model.graph;
