@@ -8,7 +8,7 @@ import { configInputs, parseFlags, refuseNonEmpty, required, str } from './args.
 import { warn } from './replay.js';
 
 export const EXTRACT_HELP = `usage: s2-policy extract --bag IN --config cfg.yaml --out DIR [--actions-topic TOPIC] [--force]
-       IN is a .mcap file, a rosbag2 folder or its metadata.yaml`;
+       IN is a .mcap or .db3 file, a rosbag2 folder (mcap or sqlite3 storage) or its metadata.yaml`;
 
 /** A one-line progress bar with rate and ETA on a terminal; a line every 10% otherwise. */
 export function progressPrinter(label: string, stream: NodeJS.WriteStream = process.stderr): (done: number, total: number) => void {

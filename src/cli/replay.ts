@@ -2,7 +2,7 @@
 // actions, S2Features and /diagnostics (and optionally the inputs) to a new .mcap or rosbag2 folder, on the recording's
 // clock.
 import { existsSync } from 'node:fs';
-import { checkOutputLayout, type OutputOptions } from '../bag/rosbag2-writer.js';
+import { checkOutputLayout, parseRosDistro, parseStorageId, type OutputOptions } from '../bag/rosbag2-writer.js';
 import { replay, type MessageAccounting } from '../run/replay.js';
 import type { MetricsSnapshot } from '../pipeline/metrics.js';
 import { loadConfig } from '../config/config.js';
@@ -12,19 +12,26 @@ import { configInputs, int, parseFlags, required, str, type Flags } from './args
 
 export const REPLAY_HELP = `usage: s2-policy replay --bag IN --config cfg.yaml --out OUT [--rate R] [--topics t1,t2] [--with-inputs] [--force]
                         [--max-file-size BYTES] [--max-duration S] [--compression-mode none|file|message]
-       IN is a .mcap file, a rosbag2 folder or its metadata.yaml; OUT ending in .mcap is one file, any other name a
-       rosbag2 folder (metadata.yaml and OUT_0.mcap, …), split and zstd-compressed as ros2 bag record does on request
+                        [--ros-distro jazzy|humble] [--storage mcap|sqlite3]
+       IN is a .mcap or .db3 file, a rosbag2 folder (mcap or sqlite3 storage) or its metadata.yaml; OUT ending in .mcap
+       or .db3 is one file, any other name a rosbag2 folder (metadata.yaml and OUT_0.mcap, …), split and
+       zstd-compressed as ros2 bag record does on request; --ros-distro humble writes metadata version 5 and, by
+       default, sqlite3 storage (Humble's only default plugin), jazzy (the default) version 9 and mcap
        --rate 0 (default) runs as fast as possible on the recording's clock; --rate 1 is real time`;
 
 export const OUTPUT_FLAGS = {
   'max-file-size': { type: 'string' },
   'max-duration': { type: 'string' },
   'compression-mode': { type: 'string' },
+  'ros-distro': { type: 'string' },
+  storage: { type: 'string' },
 } as const;
 
-/** --max-file-size, --max-duration and --compression-mode as writer options. */
+/** --max-file-size, --max-duration, --compression-mode, --ros-distro and --storage as writer options. */
 export function outputOptions(flags: Flags): OutputOptions {
   const o: OutputOptions = { maxFileSize: int(flags, 'max-file-size') };
+  o.distro = parseRosDistro(str(flags, 'ros-distro'));
+  o.storage = parseStorageId(str(flags, 'storage'));
   const d = str(flags, 'max-duration');
   if (d !== undefined) {
     const s = Number(d);
