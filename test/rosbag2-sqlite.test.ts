@@ -341,6 +341,22 @@ describe('rosbag2 sqlite3 recordings: writing for Humble and Jazzy', function ()
     // The last file's row describes the whole bag, as Jazzy's last update_metadata does.
     const last = await rows(join(dir, meta.relativeFilePaths.at(-1) as string), 'SELECT metadata AS m FROM metadata');
     assert.equal((parse(last[0].m as string) as { message_count: number }).message_count, 200);
+    // Jazzy reads the topics table's QoS by the metadata row's version: with version 8 they are integers.
+    const dir8 = join(tempDir('s2-db3-'), 'v8');
+    mkdirSync(dir8);
+    const w8 = await Rosbag2Writer.create(dir8, { storage: 'sqlite3', metadataVersion: 8 });
+    await fill(w8, 10);
+    await w8.finish();
+    const f8 = join(dir8, 'v8_0.db3');
+    assert.match(
+      (await rows(f8, 'SELECT offered_qos_profiles AS q FROM topics ORDER BY id'))[0].q as string,
+      /^- history: 1\n {2}depth: 5\n {2}reliability: 2\n/,
+    );
+    assert.deepEqual(
+      (await rows(f8, 'SELECT metadata_version AS v FROM metadata')).map((r) => r.v),
+      [8],
+    );
+    assert.equal((await readAll(await openRecordingPath(dir8))).length, 10);
     const problems = humbleMetadataProblems(readFileSync(join(dir, 'metadata.yaml'), 'utf8'));
     assert.ok(problems.length > 0 && problems.every((p) => /offered_qos_profiles: bad conversion/.test(p)), problems.join('; '));
     // An MCAP folder for Humble (its separate rosbag2_storage_mcap plugin) gets version 5 too.

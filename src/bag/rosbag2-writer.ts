@@ -78,6 +78,11 @@ export function parseStorageId(text: string | undefined): StorageId | undefined 
   return text as StorageId;
 }
 
+/** The metadata version a folder is written with: the one asked for, else the distribution's. */
+function metadataVersionOf(o: Rosbag2WriterOptions): number {
+  return o.metadataVersion ?? (o.distro === 'humble' ? HUMBLE_METADATA_VERSION : JAZZY_METADATA_VERSION);
+}
+
 /** One file of a folder being written, whichever storage. */
 type StorageWriter = McapRosWriter | SqliteRosWriter;
 
@@ -133,7 +138,9 @@ export class Rosbag2Writer implements RecordingWriter {
   private static async createFile(stem: string, index: number, o: Rosbag2WriterOptions): Promise<StorageWriter> {
     const level = o.compressionLevel ?? 1;
     const encodePayload = o.compression === 'message' ? (cdr: Uint8Array) => new Uint8Array(wasmZstd.compress(cdr, level)) : undefined;
-    if (o.storage === 'sqlite3') return SqliteRosWriter.create(`${stem}_${index}.db3`, { layout: o.distro ?? 'jazzy', rosDistro: o.rosDistro, encodePayload });
+    const metadataVersion = metadataVersionOf(o);
+    if (o.storage === 'sqlite3')
+      return SqliteRosWriter.create(`${stem}_${index}.db3`, { layout: o.distro ?? 'jazzy', rosDistro: o.rosDistro, encodePayload, metadataVersion });
     const mcap: McapRosWriterOptions = { chunkSize: o.chunkSize, compressChunk: o.compressChunk, rosDistro: o.rosDistro, encodePayload };
     return McapRosWriter.create(`${stem}_${index}.mcap`, mcap);
   }
@@ -193,7 +200,7 @@ export class Rosbag2Writer implements RecordingWriter {
 
   /** The metadata version written: the distribution's unless set. */
   get metadataVersion(): number {
-    return this.options.metadataVersion ?? (this.options.distro === 'humble' ? HUMBLE_METADATA_VERSION : JAZZY_METADATA_VERSION);
+    return metadataVersionOf(this.options);
   }
 
   /** Finishes the last file, writes metadata.yaml and puts the folder in place; returns the metadata written. */

@@ -52,6 +52,11 @@ export interface SqliteRosWriterOptions {
   rosDistro?: string;
   /** Turns each CDR payload into the stored bytes, e.g. rosbag2's per-message zstd compression. */
   encodePayload?: (cdr: Uint8Array) => Uint8Array;
+  /**
+   * The metadata version of the bag (Jazzy's layout): Jazzy reads the topics table's QoS text by the version in the
+   * metadata table, so policy names go with 9 and integer enums with 8. Default 9.
+   */
+  metadataVersion?: number;
 }
 
 interface TopicState extends ChannelCodec {
@@ -87,6 +92,7 @@ export class SqliteRosWriter {
     private readonly output: AtomicFile,
     private readonly rosDistro: string,
     private readonly encodePayload: ((cdr: Uint8Array) => Uint8Array) | undefined,
+    private readonly metadataVersion: number,
   ) {}
 
   /** Starts writing `file` (under a temporary name beside it, renamed on close; abort() removes it). */
@@ -106,7 +112,7 @@ export class SqliteRosWriter {
       db.run('INSERT INTO schema (schema_version, ros_distro) VALUES (?, ?)', [schema.version, rosDistro]);
       const insert = db.prepare('INSERT INTO messages (timestamp, topic_id, data) VALUES (?, ?, ?);');
       db.exec('BEGIN TRANSACTION;');
-      return new SqliteRosWriter(file, layout, db, insert, output, rosDistro, options.encodePayload);
+      return new SqliteRosWriter(file, layout, db, insert, output, rosDistro, options.encodePayload, options.metadataVersion ?? JAZZY_METADATA_VERSION);
     } catch (e) {
       if (db?.isOpen) db.close();
       output.abort();
@@ -169,7 +175,7 @@ export class SqliteRosWriter {
             topic,
             codec.name,
             'cdr',
-            serializeOfferedQos(qos, 'names'),
+            serializeOfferedQos(qos, this.metadataVersion >= 9 ? 'names' : 'integers'),
             hash,
           ]).lastInsertRowid,
         );
@@ -248,7 +254,7 @@ export class SqliteRosWriter {
     const range = this.timeRange;
     const path = this.file.split('/').pop() as string;
     return {
-      version: JAZZY_METADATA_VERSION,
+      version: this.metadataVersion,
       storageIdentifier: 'sqlite3',
       durationNs: range ? range.end - range.start : 0n,
       startingTimeNs: range?.start ?? 0n,
