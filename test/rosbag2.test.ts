@@ -424,8 +424,10 @@ describe('rosbag2 folders', function () {
     await w.finish();
     const metaFile = join(dir, 'metadata.yaml');
     const good = readFileSync(metaFile, 'utf8');
+    writeFileSync(metaFile, good.replace('storage_identifier: mcap', 'storage_identifier: rosbag_v1'));
+    await rejectsWith(openRecordingPath(dir), /metadata\.yaml: storage_identifier is 'rosbag_v1'; mcap and sqlite3 recordings are read/);
     writeFileSync(metaFile, good.replace('storage_identifier: mcap', 'storage_identifier: sqlite3'));
-    await rejectsWith(openRecordingPath(dir), /metadata\.yaml: storage_identifier is 'sqlite3'; only mcap recordings are read/);
+    await rejectsWith(openRecordingPath(dir), /rec_0\.mcap\.zstd: not an SQLite database \(no 'SQLite format 3' header at byte 0\)$/);
     writeFileSync(metaFile, good.replace('rec_1.mcap.zstd', 'rec_9.mcap.zstd'));
     await rejectsWith(openRecordingPath(dir), /rec_9\.mcap\.zstd: listed in .*metadata\.yaml but missing$/);
     writeFileSync(metaFile, good.replace('compression_mode: FILE', 'compression_mode: ""'));

@@ -10,7 +10,7 @@ import { progressPrinter } from './progress.js';
 import { itemList, warn } from './replay.js';
 
 const EXTRACT_HELP = `usage: s2-policy extract --bag IN --config cfg.yaml --out DIR [--actions-topic TOPIC] [--force]
-       IN is a .mcap file, a rosbag2 folder or its metadata.yaml`;
+       IN is a .mcap or .db3 file, a rosbag2 folder (mcap or sqlite3 storage) or its metadata.yaml`;
 
 export const extractCommand: Command = {
   name: 'extract',

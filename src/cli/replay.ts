@@ -3,7 +3,7 @@
 // clock.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { checkOutputLayout, isMcapFileName, type OutputOptions } from '../bag/rosbag2-writer.js';
+import { checkOutputLayout, isDb3FileName, isMcapFileName, parseRosDistro, parseStorageId, type OutputOptions } from '../bag/rosbag2-writer.js';
 import { replay, type MessageAccounting } from '../run/replay.js';
 import type { MetricsSnapshot } from '../pipeline/metrics.js';
 import { loadConfig, type Config } from '../config/config.js';
@@ -14,8 +14,11 @@ import { claimOutputs } from './output.js';
 
 const REPLAY_HELP = `usage: s2-policy replay --bag IN --config cfg.yaml --out OUT [--rate R] [--topics t1,t2] [--policy MODEL.onnx] [--with-inputs] [--force]
                         [--max-file-size BYTES] [--max-duration S] [--compression-mode none|file|message]
-       IN is a .mcap file, a rosbag2 folder or its metadata.yaml; OUT ending in .mcap is one file, any other name a
-       rosbag2 folder (metadata.yaml and OUT_0.mcap, …), split and zstd-compressed as ros2 bag record does on request
+                        [--ros-distro jazzy|humble] [--storage mcap|sqlite3]
+       IN is a .mcap or .db3 file, a rosbag2 folder (mcap or sqlite3 storage) or its metadata.yaml; OUT ending in .mcap
+       or .db3 is one file, any other name a rosbag2 folder (metadata.yaml and OUT_0.mcap, …), split and
+       zstd-compressed as ros2 bag record does on request; --ros-distro humble writes metadata version 5 and, by
+       default, sqlite3 storage (Humble's only default plugin), jazzy (the default) version 9 and mcap
        --rate 0 (default) runs as fast as possible on the recording's clock; --rate 1 is real time
        --policy MODEL.onnx runs another policy head than the config's policy.model (e.g. one written by fit; its
        MODEL.stats.json beside it is used when present)`;
@@ -24,11 +27,15 @@ export const OUTPUT_FLAGS = {
   'max-file-size': { type: 'string' },
   'max-duration': { type: 'string' },
   'compression-mode': { type: 'string' },
+  'ros-distro': { type: 'string' },
+  storage: { type: 'string' },
 } as const;
 
 /** --max-file-size, --max-duration and --compression-mode as writer options. */
 export function outputOptions(flags: Flags): OutputOptions {
   const o: OutputOptions = { maxFileSize: int(flags, 'max-file-size') };
+  o.distro = parseRosDistro(str(flags, 'ros-distro'));
+  o.storage = parseStorageId(str(flags, 'storage'));
   const d = str(flags, 'max-duration');
   if (d !== undefined) {
     const s = Number(d);
@@ -122,8 +129,8 @@ async function replayRun(argv: string[]): Promise<number> {
   const rate = Number(rateText);
   if (!Number.isFinite(rate) || rate < 0) throw new UserError(`--rate must be 0 (as fast as possible) or a positive factor of real time, got '${rateText}'`);
   if (!existsSync(bag)) throw new UserError(`${bag}: no such recording`);
-  // A name ending in .mcap is one file; any other a rosbag2 folder.
-  const outputs = [{ path: out, what: '--out', kind: isMcapFileName(out) ? ('file' as const) : ('folder' as const) }];
+  // A name ending in .mcap or .db3 is one file; any other a rosbag2 folder.
+  const outputs = [{ path: out, what: '--out', kind: isMcapFileName(out) || isDb3FileName(out) ? ('file' as const) : ('folder' as const) }];
   const config = withPolicy(loadConfig(configFile), str(flags, 'policy'), configFile);
   claimOutputs('replay', outputs, Boolean(flags.force), [{ path: bag, what: '--bag' }, { path: configFile, what: '--config' }, ...configInputs(config)]);
   const output = outputOptions(flags);
