@@ -2,7 +2,7 @@
 // folder, the one rule for existing outputs over every command that writes one, "did you mean" for unknown flags,
 // and the errors for the usual input mistakes.
 import { strict as assert } from 'node:assert';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { join } from 'node:path';
 import { COMMANDS, run } from '../src/cli/main.js';
@@ -290,5 +290,47 @@ describe('s2-policy --help', () => {
     assert.match(r.stdout, /^ {2}sim models +the demo models/m);
     assert.match(r.stdout, /^ {2}fit +a policy head \(linear ridge probe, keypoint or detector\)/m);
     assert.doesNotMatch(r.stdout, /a linear policy head/);
+  });
+});
+
+describe('replay --policy', function () {
+  this.timeout(120000);
+  it('runs another head than the config names, and refuses a missing one in one line', async () => {
+    const dir = tempDir('s2-replay-policy-');
+    const kit = join(dir, 'kit');
+    assert.equal((await runQuiet(['make-demo', '--out', kit, '--duration', '1', '--width', '64', '--height', '48'])).code, 0);
+    const missing = join(dir, 'none.onnx');
+    const bad = await runQuiet([
+      'replay',
+      '--bag',
+      join(kit, 'demo.mcap'),
+      '--config',
+      join(kit, 'config.yaml'),
+      '--policy',
+      missing,
+      '--out',
+      join(dir, 'a.mcap'),
+    ]);
+    assert.equal(bad.code, 2);
+    assert.deepEqual(bad.err, [`s2-policy: --policy ${missing}: no such file`]);
+    // The demo's head copied under another name (with its statistics) gives the same actions as through the config.
+    copyFileSync(join(kit, 'policy.onnx'), join(dir, 'other.onnx'));
+    copyFileSync(join(kit, 'policy.stats.json'), join(dir, 'other.stats.json'));
+    const viaConfig = await runQuiet(['replay', '--bag', join(kit, 'demo.mcap'), '--config', join(kit, 'config.yaml'), '--out', join(dir, 'b.mcap')]);
+    const viaFlag = await runQuiet([
+      'replay',
+      '--bag',
+      join(kit, 'demo.mcap'),
+      '--config',
+      join(kit, 'config.yaml'),
+      '--policy',
+      join(dir, 'other.onnx'),
+      '--out',
+      join(dir, 'c.mcap'),
+    ]);
+    assert.equal(viaFlag.code, 0, viaFlag.err.join(' | '));
+    const actions = (o: { out: string[] }) => o.out.find((l) => l.startsWith('actions'));
+    assert.ok(actions(viaFlag)?.match(/^actions +\d+ on /), String(actions(viaFlag)));
+    assert.equal(actions(viaFlag), actions(viaConfig));
   });
 });

@@ -2,11 +2,10 @@
 // actions, S2Features and /diagnostics (and optionally the inputs) to a new .mcap or rosbag2 folder, on the recording's
 // clock.
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { checkOutputLayout, isDb3FileName, isMcapFileName, parseRosDistro, parseStorageId, type OutputOptions } from '../bag/rosbag2-writer.js';
 import { replay, type MessageAccounting } from '../run/replay.js';
 import type { MetricsSnapshot } from '../pipeline/metrics.js';
-import { loadConfig, type Config } from '../config/config.js';
+import { loadConfig, withPolicyModel } from '../config/config.js';
 import { UserError } from '../errors.js';
 import type { Command } from './command.js';
 import { configInputs, int, parseFlags, required, str, type Flags } from './args.js';
@@ -96,15 +95,6 @@ export const replayCommand: Command = {
   run: (argv) => replayRun(argv),
 };
 
-/** The config with its policy.model replaced by --policy (and policy.stats by the model's own statistics file). */
-function withPolicy(config: Config, model: string | undefined, configFile: string): Config {
-  if (model === undefined) return config;
-  if (!config.policy) throw new UserError(`--policy ${model}: ${configFile} has no policy section to take it (policy.features_input, policy.state_input)`);
-  if (!existsSync(model)) throw new UserError(`--policy ${model}: no such file`);
-  const stats = model.replace(/\.onnx$/i, '') + '.stats.json';
-  return { ...config, policy: { ...config.policy, model: resolve(model), stats: existsSync(stats) ? resolve(stats) : undefined } };
-}
-
 async function replayRun(argv: string[]): Promise<number> {
   const flags = parseFlags('replay', argv, {
     bag: { type: 'string' },
@@ -131,7 +121,7 @@ async function replayRun(argv: string[]): Promise<number> {
   if (!existsSync(bag)) throw new UserError(`${bag}: no such recording`);
   // A name ending in .mcap or .db3 is one file; any other a rosbag2 folder.
   const outputs = [{ path: out, what: '--out', kind: isMcapFileName(out) || isDb3FileName(out) ? ('file' as const) : ('folder' as const) }];
-  const config = withPolicy(loadConfig(configFile), str(flags, 'policy'), configFile);
+  const config = withPolicyModel(loadConfig(configFile), str(flags, 'policy'), configFile);
   claimOutputs('replay', outputs, Boolean(flags.force), [{ path: bag, what: '--bag' }, { path: configFile, what: '--config' }, ...configInputs(config)]);
   const output = outputOptions(flags);
   checkOutputLayout(out, output);

@@ -88,3 +88,15 @@ export function need<K extends 'policy' | 'control' | 'joint_states'>(c: Config,
   if (v === undefined) throw new UserError(`${source}: ${key}: required by ${by}`);
   return v;
 }
+
+/**
+ * The config with its policy.model replaced by another head (replay --policy), and policy.stats by that model's own
+ * statistics file when one lies beside it. The other policy keys (input and output names) stay as configured.
+ */
+export function withPolicyModel(config: Config, model: string | undefined, source: string): Config {
+  if (model === undefined) return config;
+  if (!config.policy) throw new UserError(`--policy ${model}: ${source} has no policy section to take it (policy.features_input, policy.state_input)`);
+  if (!existsSync(model)) throw new UserError(`--policy ${model}: no such file`);
+  const stats = model.replace(/\.onnx$/i, '') + '.stats.json';
+  return { ...config, policy: { ...config.policy, model: resolve(model), stats: existsSync(stats) ? resolve(stats) : undefined } };
+}
