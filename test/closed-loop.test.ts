@@ -104,7 +104,7 @@ describe('closed loop with the simulation', function () {
     const model = join(dir, 'policy.onnx');
     r = cli(['fit', '--data', dir, '--out', model, '--head', 'detector', '--epochs', '2']);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^detector: 9 frames, held-out keypoint error median/m);
+    assert.match(r.stdout, /^detector fitted in [\d.]+ s on 9 frames: held-out keypoint error median [\d.]+ cells, \d+% within one cell, temperature \d+$/m);
     assert.match(r.stdout, /features \+ 2 state → 2×2 actions \(outputs actions, keypoint\)/);
     const head = await PolicyHead.load({ model, stats: join(dir, 'policy.stats.json'), featuresInput: 'features', stateInput: 'state', output: 'actions' });
     try {
