@@ -10,7 +10,7 @@ import type { BcData } from '../src/policy/bc.js';
 import type { PolicyHead } from '../src/policy/head.js';
 import { buildRuntime } from '../src/runtime/build.js';
 import { evaluateBcHead, scoreResults } from '../src/sim/bc-eval.js';
-import { ensureDemoModels, runClosedLoop } from '../src/sim/closed-loop.js';
+import { ensureDemoModels, runClosedLoop, type ClosedLoopProgress } from '../src/sim/closed-loop.js';
 import { DEMO_SIZES } from '../src/cli/start.js';
 
 const { values: a } = parseArgs({
@@ -92,7 +92,7 @@ async function baseline(head: 'detector' | 'linear'): Promise<Record<string, unk
   const runtime = await buildRuntime(models.config, `${head} demo config`, { features: true, policy: true, by: 'bc-sim' });
   try {
     const t1 = performance.now();
-    const results = await runClosedLoop(models.config, runtime.extractor as FeatureExtractor, runtime.head as PolicyHead, n('episodes'), n('seed'));
+    const results = await runClosedLoop(models.config, runtime.extractor as FeatureExtractor, runtime.head as PolicyHead, n('episodes'), n('seed'), progress);
     const s = scoreResults(results);
     return {
       head,
@@ -113,6 +113,15 @@ async function baseline(head: 'detector' | 'linear'): Promise<Record<string, unk
   }
 }
 
+/** One line per finished episode, so that a long run can be read before it ends. */
+let reported = -1;
+function progress(p: ClosedLoopProgress): void {
+  if (p.done > reported && p.done > 0) {
+    reported = p.done;
+    log(`closed loop: ${p.successes}/${p.done} episodes succeeded (seed ${n('seed') + p.done - 1} done)`);
+  }
+}
+
 let result: Record<string, unknown>;
 if (a.head === 'detector' || a.head === 'linear') result = await baseline(a.head);
 else {
@@ -127,6 +136,7 @@ else {
     episodes: n('episodes'),
     evalSeed: n('seed'),
     data,
+    onProgress: progress,
     fit: {
       chunk: n('chunk'),
       keypoints: n('keypoints'),

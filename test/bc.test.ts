@@ -7,6 +7,9 @@ import { seededRandom } from '../src/models/zoo.js';
 import { PolicyHead } from '../src/policy/head.js';
 import { fitBc, predictBc, writeBcPolicy, type BcData } from '../src/policy/bc.js';
 import { UserError } from '../src/errors.js';
+import { fitBcFolder, readBcFolder, writeBcFolder } from '../src/run/fit-bc.js';
+import { writeNpy } from '../src/io/npy.js';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tempDir } from './helpers/util.js';
 
 const H = 6;
@@ -148,6 +151,49 @@ describe('bc head (behaviour cloning from demonstrations alone)', function () {
     assert.throws(
       () => fitBc({ ...d, actions: nan }),
       (e: Error) => e instanceof UserError && /actions\[2\] holds NaN/.test(e.message),
+    );
+  });
+
+  it('fits from a folder of demonstrations (frames shared by rows, or one per row as extract writes them)', async () => {
+    const d = targetEpisodes(20, 3, 21);
+    const dir = join(tempDir('s2-bc-data-'), 'demos');
+    await writeBcFolder(dir, d, { generator: 'test' });
+    const back = readBcFolder(dir);
+    assert.deepEqual([back.frames, back.rows, back.channels, back.height, back.width], [20, 60, C, H, W]);
+    assert.deepEqual(back.frameOf, d.frameOf);
+    assert.deepEqual(back.episodes, d.episodes);
+    const r = fitBcFolder({ data: dir, out: join(dir, 'out', 'policy.onnx'), keypoints: 2, hidden: 8, epochs: 2, seed: 1 });
+    assert.ok(existsSync(r.files.model) && existsSync(r.files.stats));
+    assert.deepEqual(Object.keys(JSON.parse(readFileSync(r.files.stats, 'utf8'))).sort(), ['action', 'observation.state']);
+    assert.deepEqual(r.data, { rows: 60, frames: 20, episodes: 20 });
+    // extract's layout: one frame per row, no episodes.npy (one recording), the grid under s2.
+    const one = tempDir('s2-bc-extract-');
+    const rows = 12;
+    const per = C * H * W;
+    writeNpy(join(one, 'features.npy'), { dims: [rows, per], data: d.features.slice(0, rows * per) });
+    writeNpy(join(one, 'state.npy'), { dims: [rows, 2], data: d.state.slice(0, 2 * rows) });
+    writeNpy(join(one, 'actions.npy'), { dims: [rows, 2], data: d.actions.slice(0, 2 * rows) });
+    writeFileSync(join(one, 'index.json'), JSON.stringify({ features: { pooling: 'tokens' }, s2: { grid: [H, W], channels: C, output_shape: 'bchw' } }));
+    const e = readBcFolder(one);
+    assert.equal(e.frameOf, undefined);
+    assert.deepEqual(Array.from(new Set(e.episodes)), [0]);
+    const f = fitBcFolder({ data: one, out: join(one, 'policy.onnx'), keypoints: 2, hidden: 8, epochs: 2, holdout: 0.25, seed: 1 });
+    assert.equal(f.fit.heldOutRows, 3);
+    // Mistakes name the file and what was expected.
+    writeFileSync(join(one, 'index.json'), JSON.stringify({ features: { pooling: 'grid:4' }, s2: { grid: [H, W] } }));
+    assert.throws(
+      () => readBcFolder(one),
+      (x: Error) => x instanceof UserError && /index\.json: the bc head needs features pooled as tokens.*'grid:4'/.test(x.message),
+    );
+    writeFileSync(join(one, 'index.json'), JSON.stringify({ pool: 'tokens', grid_height: H, grid_width: W + 1 }));
+    assert.throws(
+      () => readBcFolder(one),
+      (x: Error) => x instanceof UserError && /features\.npy: 144 values per row are not/.test(x.message),
+    );
+    rmSync(join(dir, 'frame_of.npy'));
+    assert.throws(
+      () => readBcFolder(dir),
+      (x: Error) => x instanceof UserError && /features\.npy: 20 rows, state\.npy has 60; give frame_of\.npy/.test(x.message),
     );
   });
 });

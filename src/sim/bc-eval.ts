@@ -8,7 +8,7 @@ import { fitBc, writeBcPolicy, type BcData, type BcFit, type BcOptions } from '.
 import type { PolicyHead } from '../policy/head.js';
 import { buildRuntime } from '../runtime/build.js';
 import { UserError } from '../errors.js';
-import { ensureDemoBackbone, runClosedLoop, simConfig, simFrameFeatures, type EpisodeResult } from './closed-loop.js';
+import { ensureDemoBackbone, runClosedLoop, simConfig, simFrameFeatures, type ClosedLoopProgress, type EpisodeResult } from './closed-loop.js';
 import { runExpertEpisode } from './expert.js';
 import type { TabletopSimOptions } from './options.js';
 import { TabletopSim } from './tabletop.js';
@@ -136,6 +136,8 @@ export interface BcSimOptions {
   simOptions?: TabletopSimOptions;
   /** Demonstrations already recorded (e.g. by an earlier call), instead of recording them. */
   data?: BcData;
+  /** Called during the closed loop (runClosedLoop's progress). */
+  onProgress?: (p: ClosedLoopProgress) => void;
   log?: (line: string) => void;
 }
 
@@ -189,7 +191,7 @@ export async function evaluateBcHead(o: BcSimOptions): Promise<BcSimResult> {
     try {
       const t1 = performance.now();
       const episodes = o.episodes ?? 50;
-      const results = await runClosedLoop(run.config, extractor, run.head as PolicyHead, episodes, o.evalSeed ?? 0, undefined, simOptions);
+      const results = await runClosedLoop(run.config, extractor, run.head as PolicyHead, episodes, o.evalSeed ?? 0, o.onProgress, simOptions);
       const evalSeconds = (performance.now() - t1) / 1000;
       const { params: _params, ...rest } = fit;
       void _params;
