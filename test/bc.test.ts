@@ -164,7 +164,7 @@ describe('bc head (behaviour cloning from demonstrations alone)', function () {
     assert.deepEqual(back.episodes, d.episodes);
     const r = fitBcFolder({ data: dir, out: join(dir, 'out', 'policy.onnx'), keypoints: 2, hidden: 8, epochs: 2, seed: 1 });
     assert.ok(existsSync(r.files.model) && existsSync(r.files.stats));
-    assert.deepEqual(Object.keys(JSON.parse(readFileSync(r.files.stats, 'utf8'))).sort(), ['action', 'observation.state']);
+    assert.deepEqual(Object.keys(JSON.parse(readFileSync(r.files.stats, 'utf8')) as object).sort(), ['action', 'observation.state']);
     assert.deepEqual(r.data, { rows: 60, frames: 20, episodes: 20 });
     // extract's layout: one frame per row, no episodes.npy (one recording), the grid under s2.
     const one = tempDir('s2-bc-extract-');
