@@ -9,8 +9,11 @@ import type { FeatureExtractor } from '../src/pipeline/extractor.js';
 import type { BcData } from '../src/policy/bc.js';
 import type { PolicyHead } from '../src/policy/head.js';
 import { buildRuntime } from '../src/runtime/build.js';
-import { evaluateBcHead, scoreResults } from '../src/sim/bc-eval.js';
-import { ensureDemoModels, runClosedLoop, type ClosedLoopProgress } from '../src/sim/closed-loop.js';
+import { evaluateBcHead, keypointsOnTarget, scoreResults, traceFailures } from '../src/sim/bc-eval.js';
+import { OrtSession } from '../src/backbone/ort-session.js';
+import { PROBE_SEED } from '../src/sim/probe.js';
+import { TabletopSim } from '../src/sim/tabletop.js';
+import { ensureDemoModels, runClosedLoop, simConfig, simFrameFeatures, type ClosedLoopProgress } from '../src/sim/closed-loop.js';
 import { DEMO_SIZES } from '../src/cli/start.js';
 
 const { values: a } = parseArgs({
@@ -107,6 +110,7 @@ async function baseline(head: 'detector' | 'linear'): Promise<Record<string, unk
       seeds: results.map((r) => r.seed),
       successes: results.map((r) => r.success),
       finalDistances: results.map((r) => r.finalDistance),
+      failures: traceFailures(results),
     };
   } finally {
     await runtime.release();
@@ -122,8 +126,37 @@ function progress(p: ClosedLoopProgress): void {
   }
 }
 
+/** Where the fitted model's keypoints fall on the first frame of held-out scenes, against the target (diagnosis only). */
+async function diagnose(): Promise<Record<string, unknown>> {
+  const config = simConfig(out, { sizes: DEMO_SIZES, pool: 'tokens' });
+  const runtime = await buildRuntime(config, 'bc diagnose config', { features: true, policy: false, by: 'bc-sim' });
+  const session = await OrtSession.create(readFileSync(join(out, 'policy.onnx')), { executionProviders: ['cpu'], logSeverityLevel: 3 });
+  try {
+    const sim = new TabletopSim();
+    const frames: { features: Float32Array; target: [number, number] }[] = [];
+    for (let s = 0; s < n('episodes'); s++) {
+      sim.reset(PROBE_SEED + s);
+      frames.push({ features: await simFrameFeatures(runtime.extractor as FeatureExtractor, sim.render()), target: [sim.scene.target.u, sim.scene.target.v] });
+    }
+    const outs: Float32Array[] = [];
+    for (const f of frames) {
+      const r = await session.run({ features: { dims: [1, f.features.length], data: f.features }, state: { dims: [1, 2], data: new Float32Array(2) } }, [
+        'keypoints',
+      ]);
+      outs.push(Float32Array.from(r.keypoints.data));
+    }
+    let i = 0;
+    const per = keypointsOnTarget(frames, () => outs[i++], sim.options.width, sim.options.height, sim.options.successRadius * sim.camera.scale);
+    return { head: 'diagnose', scenes: frames.length, keypoints: per };
+  } finally {
+    await session.release();
+    await runtime.release();
+  }
+}
+
 let result: Record<string, unknown>;
-if (a.head === 'detector' || a.head === 'linear') result = await baseline(a.head);
+if (a.head === 'diagnose') result = await diagnose();
+else if (a.head === 'detector' || a.head === 'linear') result = await baseline(a.head);
 else {
   const cache = a.cache !== undefined ? resolve(a.cache) : undefined;
   const data = cache && existsSync(join(cache, 'features.f32')) ? loadData(cache) : undefined;
@@ -169,8 +202,11 @@ else {
     seeds: s.results.map((x) => x.seed),
     successes: s.results.map((x) => x.success),
     finalDistances: s.results.map((x) => x.finalDistance),
+    failures: traceFailures(s.results),
   };
 }
 result.totalSeconds = (performance.now() - t0) / 1000;
 writeFileAtomic(join(out, 'result.json'), JSON.stringify(result, null, 1));
-console.log(JSON.stringify({ ...result, seeds: undefined, successes: undefined, finalDistances: undefined, summary: undefined, fit: undefined }));
+console.log(
+  JSON.stringify({ ...result, seeds: undefined, successes: undefined, finalDistances: undefined, summary: undefined, fit: undefined, failures: undefined }),
+);

@@ -203,3 +203,65 @@ export async function evaluateBcHead(o: BcSimOptions): Promise<BcSimResult> {
     await runtime.release();
   }
 }
+
+export interface FailureTrace {
+  seed: number;
+  /** Final end-effector distance to the target's centre and to the nearest distractor's, pixels. */
+  targetPx: number;
+  decoyPx: number;
+  /** The nearest distractor's shape and colour, e.g. 'red square'. */
+  decoy: string;
+  /** The path's length over its last 20 steps, pixels (small: it stopped; large: it wandered). */
+  lastMovePx: number;
+}
+
+/**
+ * Where each failed episode ended, against its scene (for diagnosis only; the scene's truth never reaches fitting):
+ * near a distractor (the head chose the wrong object), near the target (it stopped short or oscillated), or neither.
+ */
+export function traceFailures(results: EpisodeResult[], simOptions: TabletopSimOptions = {}): FailureTrace[] {
+  const sim = new TabletopSim(simOptions);
+  return results
+    .filter((r) => !r.success)
+    .map((r) => {
+      sim.reset(r.seed);
+      const [u, v] = r.points[r.points.length - 1];
+      let decoyPx = Infinity;
+      let decoy = '';
+      for (const d of sim.scene.distractors) {
+        const dist = Math.hypot(d.u - u, d.v - v);
+        if (dist < decoyPx) {
+          decoyPx = dist;
+          decoy = `${d.colour} ${d.shape}`;
+        }
+      }
+      const tail = r.points.slice(-21);
+      let lastMovePx = 0;
+      for (let i = 1; i < tail.length; i++) lastMovePx += Math.hypot(tail[i][0] - tail[i - 1][0], tail[i][1] - tail[i - 1][1]);
+      return { seed: r.seed, targetPx: Math.hypot(r.target[0] - u, r.target[1] - v), decoyPx, decoy, lastMovePx };
+    });
+}
+
+/**
+ * For diagnosis only: each keypoint's distance to the target's centre (pixels) on the first frame of `scenes`
+ * scenes from `seed`: its median, and the share within `radiusPx`. Shows whether some keypoint tracks the target.
+ */
+export function keypointsOnTarget(
+  frames: { features: Float32Array; target: [number, number] }[],
+  predict: (features: Float32Array) => Float32Array,
+  width: number,
+  height: number,
+  radiusPx: number,
+): { keypoint: number; medianPx: number; within: number }[] {
+  const errs: number[][] = [];
+  for (const f of frames) {
+    const kp = predict(f.features);
+    for (let k = 0; k < kp.length / 2; k++) {
+      (errs[k] ??= []).push(Math.hypot(((kp[2 * k] + 1) / 2) * width - f.target[0], ((kp[2 * k + 1] + 1) / 2) * height - f.target[1]));
+    }
+  }
+  return errs.map((e, k) => {
+    const s = [...e].sort((a, b) => a - b);
+    return { keypoint: k, medianPx: s[Math.floor(s.length / 2)], within: e.filter((x) => x <= radiusPx).length / e.length };
+  });
+}
