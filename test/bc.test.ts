@@ -8,7 +8,7 @@ import { PolicyHead } from '../src/policy/head.js';
 import { fitBc, predictBc, writeBcPolicy, type BcData } from '../src/policy/bc.js';
 import { UserError } from '../src/errors.js';
 import { fitBcFolder, readBcFolder, writeBcFolder } from '../src/run/fit-bc.js';
-import { writeNpy } from '../src/io/npy.js';
+import { readNpy, writeNpy } from '../src/io/npy.js';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tempDir } from './helpers/util.js';
 
@@ -194,6 +194,21 @@ describe('bc head (behaviour cloning from demonstrations alone)', function () {
     assert.throws(
       () => readBcFolder(dir),
       (x: Error) => x instanceof UserError && /features\.npy: 20 rows, state\.npy has 60; give frame_of\.npy/.test(x.message),
+    );
+  });
+
+  it('reads a features.npy above the large-file threshold piecewise, to the same values (and names a truncated file)', () => {
+    const dir = tempDir('s2-bc-npy-');
+    const file = join(dir, 'features.npy');
+    const data = Float32Array.from({ length: 3 * 1000 }, (_, i) => Math.sin(i));
+    writeNpy(file, { dims: [3, 1000], data });
+    const big = readNpy(file, 0);
+    assert.deepEqual(big.dims, [3, 1000]);
+    assert.deepEqual(big.data, data);
+    writeFileSync(file, readFileSync(file).subarray(0, 1000));
+    assert.throws(
+      () => readNpy(file, 0),
+      (x: Error) => x instanceof UserError && /features\.npy: shape \(3, 1000\) needs 12000 data bytes/.test(x.message),
     );
   });
 });

@@ -1,5 +1,5 @@
 // NumPy .npy files (format 1.0/2.0/3.0): float32 read/write, C order, little-endian.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { Tensor } from '../s2/tensor.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
@@ -38,8 +38,8 @@ export function writeArray(file: string, dims: readonly number[], data: Float32A
   writeFileAtomic(file, encodeArray(dims, data));
 }
 
-/** Parses a .npy holding float32 data; `file` only names the source in error messages. */
-export function decodeNpy(buf: Uint8Array, file: string): Tensor {
+/** The shape and data offset of a float32 .npy from its first bytes (at least the preamble and header). */
+function parseHeader(buf: Uint8Array, file: string): { dims: number[]; start: number } {
   if (MAGIC.some((b, i) => i < buf.length && buf[i] !== b)) throw new UserError(`${file}: not a NumPy .npy file (bad magic)`);
   if (buf.length < 12) throw new UserError(`${file}: truncated .npy (${buf.length} bytes, shorter than its preamble)`);
   const major = buf[6];
@@ -71,8 +71,13 @@ export function decodeNpy(buf: Uint8Array, file: string): Tensor {
     .map((s) => s.trim())
     .filter((s) => s.length > 0)
     .map(Number);
+  return { dims, start: offset + headerLen };
+}
+
+/** Parses a .npy holding float32 data; `file` only names the source in error messages. */
+export function decodeNpy(buf: Uint8Array, file: string): Tensor {
+  const { dims, start } = parseHeader(buf, file);
   const n = dims.reduce((a, b) => a * b, 1);
-  const start = offset + headerLen;
   if (buf.length - start < n * 4) {
     throw new UserError(`${file}: truncated .npy: shape (${dims.join(', ')}) needs ${n * 4} data bytes, the file has ${buf.length - start}`);
   }
@@ -84,13 +89,42 @@ export function decodeNpy(buf: Uint8Array, file: string): Tensor {
   return { dims, data };
 }
 
-export function readNpy(file: string): Tensor {
+/** Files larger than this are read straight into their array (readFileSync stops at 2 GiB, and a copy would double the memory). */
+const LARGE_FILE = 1 << 30;
+
+/** Reads a float32 .npy; files over `largeAbove` bytes are read piecewise into their array. */
+export function readNpy(file: string, largeAbove = LARGE_FILE): Tensor {
   let buf: Buffer;
   try {
+    if (statSync(file).size > largeAbove) return readLargeNpy(file);
     buf = readFileSync(file);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new UserError(code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot read (${code ?? String(e)})`);
   }
   return decodeNpy(buf, file);
+}
+
+/** readNpy for files over LARGE_FILE: the header from the first bytes, then the data read in pieces into the array. */
+function readLargeNpy(file: string): Tensor {
+  const size = statSync(file).size;
+  const fd = openSync(file, 'r');
+  try {
+    const head = new Uint8Array(Math.min(size, 1 << 20));
+    readSync(fd, head, 0, head.length, 0);
+    const { dims, start } = parseHeader(head, file);
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (size - start !== n * 4) throw new UserError(`${file}: shape (${dims.join(', ')}) needs ${n * 4} data bytes, file has ${size - start}`);
+    const data = new Float32Array(n);
+    const bytes = new Uint8Array(data.buffer);
+    for (let o = 0; o < bytes.length;) {
+      const got = readSync(fd, bytes, o, Math.min(1 << 28, bytes.length - o), start + o);
+      if (got === 0) throw new UserError(`${file}: truncated while reading (${o} of ${bytes.length} data bytes)`);
+      o += got;
+    }
+    return { dims, data };
+  } finally {
+    closeSync(fd);
+  }
 }
