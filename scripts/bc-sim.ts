@@ -169,6 +169,9 @@ else {
     episodes: n('episodes'),
     evalSeed: n('seed'),
     data,
+    onData: (d) => {
+      if (cache && !data) saveData(cache, d);
+    },
     onProgress: progress,
     fit: {
       chunk: n('chunk'),
@@ -183,7 +186,6 @@ else {
     },
     log,
   });
-  if (cache && !data) saveData(cache, r.data);
   const s = r.closedLoop;
   result = {
     head: 'bc',

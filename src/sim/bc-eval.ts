@@ -136,6 +136,8 @@ export interface BcSimOptions {
   simOptions?: TabletopSimOptions;
   /** Demonstrations already recorded (e.g. by an earlier call), instead of recording them. */
   data?: BcData;
+  /** Called with the demonstrations as soon as they are recorded (e.g. to keep them for another fit). */
+  onData?: (d: BcData) => void;
   /** Called during the closed loop (runClosedLoop's progress). */
   onProgress?: (p: ClosedLoopProgress) => void;
   log?: (line: string) => void;
@@ -174,6 +176,7 @@ export async function evaluateBcHead(o: BcSimOptions): Promise<BcSimResult> {
         if ((e + 1) % 50 === 0) log(`recorded ${e + 1}/${demos} demonstrations (${f} frames, ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
       });
       collectSeconds = (performance.now() - t0) / 1000;
+      o.onData?.(data);
       log(`${data.rows} steps, ${data.frames} frames of ${data.channels}×${data.height}×${data.width} S² features in ${collectSeconds.toFixed(0)} s`);
     }
     const fit = fitBc(data, { ...fitOptions, log: fitOptions.log ?? log });
