@@ -33,6 +33,7 @@ const { values: a } = parseArgs({
     lr: { type: 'string', default: '0.001' },
     chunk: { type: 'string', default: '2' },
     'fit-seed': { type: 'string', default: '17' },
+    'goal-weight': { type: 'string', default: '0' },
     cache: { type: 'string' },
   },
 });
@@ -183,6 +184,7 @@ else {
       batch: n('batch'),
       learningRate: n('lr'),
       seed: n('fit-seed'),
+      goalWeight: n('goal-weight'),
     },
     log,
   });

@@ -80,10 +80,14 @@ describe('bc head (behaviour cloning from demonstrations alone)', function () {
     assert.ok(Math.sqrt(se / 80) < 0.05, `RMS action error on new episodes ${Math.sqrt(se / 80).toFixed(3)}`);
   });
 
-  it('fit → ONNX → PolicyHead.act reproduces the TypeScript forward pass (with and without a hidden map layer)', async () => {
+  it('fit → ONNX → PolicyHead.act reproduces the TypeScript forward pass (with and without a hidden map layer and the end-state outputs)', async () => {
     const d = targetEpisodes(40, 3, 5);
-    for (const scoreHidden of [0, 4]) {
-      const fit = fitBc(d, { chunk: 2, keypoints: 3, scoreHidden, hidden: 16, epochs: 3, seed: 2 });
+    for (const [scoreHidden, goalWeight] of [
+      [0, 0],
+      [4, 0.5],
+    ]) {
+      const fit = fitBc(d, { chunk: 2, keypoints: 3, scoreHidden, hidden: 16, epochs: 3, seed: 2, goalWeight });
+      assert.equal(fit.params.goalDim, goalWeight > 0 ? 2 : 0);
       const dir = tempDir('s2-bc-');
       const files = writeBcPolicy(join(dir, 'policy.onnx'), fit.params);
       const head = await PolicyHead.load({ model: files.model, stats: files.stats, featuresInput: 'features', stateInput: 'state', output: 'actions' });

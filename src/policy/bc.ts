@@ -69,6 +69,13 @@ export interface BcOptions {
   /** Fraction of episodes held out for early stopping (default 0.1: every 10th episode). */
   holdout?: number;
   seed?: number;
+  /**
+   * Weight of an auxiliary loss (default 0: none): the MLP also predicts the joint state its demonstration ended in,
+   * from the same keypoints. That end state is recorded data (the last joint state of the episode), a hindsight
+   * goal; for a reaching task it is where the target is, so it gives every frame a clean signal for the keypoint
+   * maps where the action's is mostly a saturated direction. Early stopping and the exported model use the actions only.
+   */
+  goalWeight?: number;
   log?: (line: string) => void;
 }
 
@@ -82,6 +89,8 @@ export interface BcParams extends MlpWeights {
   stateDim: number;
   chunk: number;
   actionDim: number;
+  /** Extra MLP outputs after the action chunk (the auxiliary end-state prediction; 0 or stateDim), not exported. */
+  goalDim: number;
   /** Per-channel statistics of the features (inside the ONNX model). */
   featureMean: Float32Array;
   featureStd: Float32Array;
@@ -158,8 +167,8 @@ class BcNet {
     this.ds = new Float32Array(K * this.L);
     this.dh = new Float32Array(F * this.L);
     this.graw = new Float32Array(first * C);
-    this.mlp = new MlpPass(2 * K + p.stateDim, p.hidden, p.chunk * p.actionDim);
-    this.dy = new Float32Array(p.chunk * p.actionDim);
+    this.mlp = new MlpPass(2 * K + p.stateDim, p.hidden, p.chunk * p.actionDim + p.goalDim);
+    this.dy = new Float32Array(p.chunk * p.actionDim + p.goalDim);
   }
 
   /** Folds the feature standardisation into the first layer: w' = w/σ, b' = b − Σ w'μ. Call after every weight update. */
@@ -208,15 +217,20 @@ class BcNet {
     return this.mlp.forward(this.p, this.z);
   }
 
-  /** After forwardRow: accumulates the MLP's gradients for target t (at to) and dL/dkeypoints into dkp; returns the squared error. */
-  backwardRow(t: Float32Array, to: number, g: Tensors): number {
+  /**
+   * After forwardRow: accumulates the MLP's gradients for target chunk t (at to), and `goalWeight` times those for
+   * the end state goal (at go) when the head predicts one, and dL/dkeypoints into dkp; returns the chunk's squared error.
+   */
+  backwardRow(t: Float32Array, to: number, g: Tensors, goal?: Float32Array, go = 0, goalWeight = 0): number {
     const { dy, dkp } = this;
     const y = this.mlp.y;
+    const out = this.p.chunk * this.p.actionDim;
     let loss = 0;
-    for (let k = 0; k < dy.length; k++) {
+    for (let k = 0; k < out; k++) {
       dy[k] = y[k] - t[to + k];
       loss += dy[k] * dy[k];
     }
+    for (let k = 0; k < this.p.goalDim; k++) dy[out + k] = goal ? goalWeight * (y[out + k] - goal[go + k]) : 0;
     this.mlp.backward(this.p, g, this.z, dy);
     const dz = this.mlp.dz;
     for (let k = 0; k < dkp.length; k++) dkp[k] += dz[k];
@@ -333,6 +347,8 @@ export function fitBc(d: BcData, o: BcOptions = {}): BcFit {
   const K = o.keypoints ?? 16;
   const F = o.scoreHidden ?? 0;
   const H = o.hidden ?? 128;
+  const goalWeight = o.goalWeight ?? 0;
+  if (!(goalWeight >= 0 && Number.isFinite(goalWeight))) throw new UserError(`bc head: goalWeight must be a number ≥ 0, got ${goalWeight}`);
   for (const [name, v] of [
     ['chunk', chunk],
     ['keypoints', K],
@@ -363,6 +379,17 @@ export function fitBc(d: BcData, o: BcOptions = {}): BcFit {
   const as = columnStats(trainTargets, trainIdx.length * chunk, A);
   const q = Float32Array.from(d.state, (v, i) => (v - ss.mean[i % S]) / (ss.std[i % S] + EPS));
   const t = Float32Array.from(targets, (v, i) => (v - as.mean[i % A]) / (as.std[i % A] + EPS));
+  const goalDim = goalWeight > 0 ? S : 0;
+  // Each row's goal: the standardised last joint state of its episode.
+  const goal = new Float32Array(goalDim > 0 ? d.rows * S : 0);
+  if (goalDim > 0) {
+    for (let end = d.rows; end > 0;) {
+      let start = end - 1;
+      while (start > 0 && d.episodes[start - 1] === d.episodes[end - 1]) start--;
+      for (let r = start; r < end; r++) goal.set(q.subarray((end - 1) * S, end * S), r * S);
+      end = start;
+    }
+  }
 
   const rand = seededRandom(o.seed ?? 17);
   const init = (n: number, scale: number) => Float32Array.from({ length: n }, () => gaussian(rand) * scale);
@@ -378,6 +405,7 @@ export function fitBc(d: BcData, o: BcOptions = {}): BcFit {
     stateDim: S,
     chunk,
     actionDim: A,
+    goalDim,
     featureMean: fs.mean,
     featureStd: fs.std,
     conv1: init(first * C, Math.sqrt((F > 0 ? 2 : 1) / C)),
@@ -387,8 +415,8 @@ export function fitBc(d: BcData, o: BcOptions = {}): BcFit {
     b1: new Float32Array(H),
     w2: init(H * H, Math.sqrt(2 / H)),
     b2: new Float32Array(H),
-    w3: init(H * out, Math.sqrt(1 / H)),
-    b3: new Float32Array(out),
+    w3: init(H * (out + goalDim), Math.sqrt(1 / H)),
+    b3: new Float32Array(out + goalDim),
     stateMean: ss.mean,
     stateStd: ss.std,
     actionMean: as.mean,
@@ -457,7 +485,7 @@ export function fitBc(d: BcData, o: BcOptions = {}): BcFit {
         net.keypoints(d.features, f * per);
         for (const r of rowsOf.get(f)!) {
           net.forwardRow(q, r * S);
-          loss += net.backwardRow(t, r * out, g);
+          loss += net.backwardRow(t, r * out, g, goal, r * S, goalWeight);
           n++;
         }
         net.backwardFrame(d.features, f * per, g);
@@ -521,7 +549,7 @@ export function predictBc(p: BcParams, features: Float32Array, state: ArrayLike<
   net.keypoints(features, 0);
   const keypoints = net.z.slice(0, 2 * p.keypoints);
   const q = Float32Array.from(state, (v, i) => (v - p.stateMean[i]) / (p.stateStd[i] + EPS));
-  const y = net.forwardRow(q, 0);
+  const y = net.forwardRow(q, 0).subarray(0, p.chunk * p.actionDim);
   const actions = Float32Array.from(y, (v, i) => v * (p.actionStd[i % p.actionDim] + EPS) + p.actionMean[i % p.actionDim]);
   return { actions, keypoints };
 }
@@ -549,7 +577,10 @@ export function buildBcPolicy(p: BcParams): OnnxGraph {
   const kp = spatialSoftmaxGraph(g, scores, K, p.height, p.width, 'bc', 'keypoints');
   const flat = g.op('Reshape', [kp, g.ints([-1, 2 * K])]);
   const z = state !== undefined ? g.op('Concat', [flat, state], { axis: 1 }) : flat;
-  const y = mlpGraph(g, z, p, 2 * K + p.stateDim, p.hidden, p.chunk * p.actionDim, 'bc.mlp');
+  const out = p.chunk * p.actionDim;
+  const all = mlpGraph(g, z, p, 2 * K + p.stateDim, p.hidden, out + p.goalDim, 'bc.mlp');
+  // The auxiliary end-state outputs are for training only.
+  const y = p.goalDim > 0 ? g.op('Slice', [all, g.ints([0]), g.ints([out]), g.ints([1])]) : all;
   g.op('Reshape', [y, g.ints([-1, p.chunk, p.actionDim])], {}, 'actions');
   g.output('actions', ['batch', p.chunk, p.actionDim]);
   g.output('keypoints', ['batch', K, 2]);
