@@ -66,7 +66,7 @@ export interface BcOptions {
   batch?: number;
   learningRate?: number;
   weightDecay?: number;
-  /** Fraction of episodes held out for early stopping (default 0.1: every 10th episode). */
+  /** Fraction of episodes held out for early stopping (default 0.1: every 10th episode; 0: none, the epoch with the lowest training error is kept). */
   holdout?: number;
   seed?: number;
   /**
