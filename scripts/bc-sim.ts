@@ -1,6 +1,8 @@
 // Measures the behaviour-cloning head in the simulation beside the demo's detector head and the linear probe, on the
-// same closed-loop seeds: `node dist/scripts/bc-sim.js --head bc|detector|linear [options] --out DIR`; prints one
-// JSON line per run (success, Wilson 95% interval, training time, demonstrations) and writes it to DIR/result.json.
+// same closed-loop seeds: `node dist/scripts/bc-sim.js --head bc|detector|linear [options] --out DIR` prints one JSON
+// line per run (success, Wilson 95% interval, training time, demonstrations, where failed episodes ended) and writes
+// it to DIR/result.json; `--cache DIR` keeps the recorded demonstrations for later fits. `--head diagnose --out DIR`
+// reports where the fitted model's keypoints fall against the target on held-out scenes (diagnosis only).
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
