@@ -52,18 +52,19 @@ export interface BcData {
 export interface BcOptions {
   /** Actions per predicted chunk (default 1). */
   chunk?: number;
-  /** Keypoint maps K (default 16). */
+  /** Keypoint maps K (default 2: in the simulation 2 generalised to new scenes better than 8). */
   keypoints?: number;
   /** Channels of a hidden 1×1 convolution (ReLU) before the keypoint maps; 0 = the maps are one 1×1 convolution of the features (default 0). */
   scoreHidden?: number;
   /** Width of the MLP's two hidden layers (default 128). */
   hidden?: number;
-  /** At most this many epochs (the cosine rate decays over them; default 40). */
+  /** At most this many epochs (the cosine rate decays over them; default 30). */
   epochs?: number;
-  /** Stop after this many epochs without a better held-out error (default 8). */
+  /** Stop after this many epochs without a better held-out error (default 5). */
   patience?: number;
   /** Frames per Adam step (default 16). */
   batch?: number;
+  /** Adam's initial rate (default 1e-2). */
   learningRate?: number;
   weightDecay?: number;
   /** Fraction of episodes held out for early stopping (default 0.1: every 10th episode; 0: none, the epoch with the lowest training error is kept). */
@@ -344,7 +345,7 @@ export function fitBc(d: BcData, o: BcOptions = {}): BcFit {
   const t0 = performance.now();
   checkData(d);
   const chunk = o.chunk ?? 1;
-  const K = o.keypoints ?? 16;
+  const K = o.keypoints ?? 2;
   const F = o.scoreHidden ?? 0;
   const H = o.hidden ?? 128;
   const goalWeight = o.goalWeight ?? 0;
@@ -444,10 +445,10 @@ export function fitBc(d: BcData, o: BcOptions = {}): BcFit {
   }
   const order = Int32Array.from(rowsOf.keys());
   const net = new BcNet(p);
-  const epochs = o.epochs ?? 40;
-  const patience = o.patience ?? 8;
+  const epochs = o.epochs ?? 30;
+  const patience = o.patience ?? 5;
   const batch = o.batch ?? 16;
-  const lr0 = o.learningRate ?? 1e-3;
+  const lr0 = o.learningRate ?? 1e-2;
   const wd = o.weightDecay ?? 1e-4;
   const steps = Math.ceil(order.length / batch) * epochs;
   let step = 0;
