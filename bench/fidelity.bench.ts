@@ -3,7 +3,7 @@
 // --rate 0); the figures compare each replay with the live actions on the recording's timeline. Needs ROS 2 sourced.
 // BENCH_SECONDS sets the recording's length (default 20 s).
 import { join } from 'node:path';
-import { writeDemoKit } from '../src/cli/make-demo.js';
+import { writeDemoKit } from '../src/run/demo-kit.js';
 import { sourcedRosDistro } from '../src/ros/detect.js';
 import { controlOf, copyToFolder, measureFidelity } from './fidelity-lib.js';
 import { mkdtempSync } from 'node:fs';

@@ -13,12 +13,11 @@ import { OnnxBackbone } from '../src/backbone/onnx-backbone.js';
 import { compileLoaded } from '../src/compile/compile.js';
 import { CompiledS2 } from '../src/compile/engine.js';
 import { presetNormalization } from '../src/image/normalize.js';
-import { createIngester } from '../src/image/ingest.js';
 import { writeNpy } from '../src/io/npy.js';
 import { writePresetModel } from '../src/models/write.js';
 import type { PresetName } from '../src/models/zoo.js';
 import type { Tensor } from '../src/s2/tensor.js';
-import { TabletopSim } from '../src/sim/index.js';
+import { simFrames as framesOfSim } from '../src/sim/frames.js';
 import { median } from './common.js';
 
 const PRESET = (process.env.BENCH_PRESET ?? 'vit-s16-bench') as PresetName;
@@ -30,29 +29,8 @@ const PRODUCTS = (process.env.BENCH_PRODUCTS ?? 'weights,all').split(',');
 const SIZES = [224, 448];
 const script = fileURLToPath(new URL('../../scripts/quantize_int8.py', import.meta.url));
 
-/** `count` frames of simulated episodes (expert actions, a new episode every 40 steps), ingested as the node does. */
-async function simFrames(count: number, seed: number): Promise<Tensor> {
-  const ingester = createIngester({
-    crop: 'center',
-    resize: 'reference',
-    baseSize: [224, 224],
-    normalization: presetNormalization('imagenet', 'normalization'),
-    maxPixels: 4096 * 4096,
-  });
-  const sim = new TabletopSim({ seed });
-  const per = 3 * 224 * 224;
-  const data = new Float32Array(count * per);
-  let episode = 0;
-  for (let i = 0; i < count; i++) {
-    if (i % 40 === 0 || sim.status.done) sim.reset(seed + episode++);
-    const r = await ingester.ingest(sim.render(), 'raw');
-    if (!r.ok) throw new Error(`sim frame rejected: ${r.detail}`);
-    data.set(r.base.data, i * per);
-    // A few steps between frames, so that the frames differ.
-    for (let k = 0; k < 3 && !sim.status.done; k++) sim.step(sim.expertAction());
-  }
-  return { dims: [count, 3, 224, 224], data };
-}
+const simFrames = (count: number, seed: number) =>
+  framesOfSim({ count, seed, size: [224, 224], normalization: presetNormalization('imagenet', 'normalization') });
 
 const dir = mkdtempSync(join(tmpdir(), 's2-int8-'));
 const backboneFile = join(dir, `${PRESET}.onnx`);

@@ -83,6 +83,9 @@ def main():
     ap.add_argument("--products", choices=["weights", "all"], default="weights", help="quantize weight products only (default) or also attention's activation products")
     a = ap.parse_args()
 
+    for flag, path in (("--model", a.model), ("--calibration", a.calibration)):
+        if not os.path.isfile(path):
+            fail(f"{path}: no such file ({flag}; `s2-policy sim frames --out frames.npy --size H` renders calibration frames)" if flag == "--calibration" else f"{path}: no such file ({flag})")
     try:
         model = onnx.load(a.model)
     except Exception as e:  # noqa: BLE001 - any load failure is the user's file

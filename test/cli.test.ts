@@ -75,10 +75,12 @@ describe('s2-policy CLI errors', () => {
     await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
       .png()
       .toFile(png);
-    const r = cli(['features', '--model', modelPath('vit-tiny'), '--image', png, '--out', out, '--scales', '1,2']);
+    // Its own output: the error cases below give `out`, which must not exist (an existing output is refused first).
+    const written = join(dir, 'image.npy');
+    const r = cli(['features', '--model', modelPath('vit-tiny'), '--image', png, '--out', written, '--scales', '1,2']);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /wrote .*y\.npy: float32 \(1, 17, 48\) \[bnc, 1 prefix tokens\]/);
-    const y = readNpy(out);
+    assert.match(r.stdout, /wrote .*image\.npy: float32 \(1, 17, 48\) \[bnc, 1 prefix tokens\]/);
+    const y = readNpy(written);
     assert.deepEqual(y.dims, [1, 17, 48]);
     assert.ok(y.data.every((v) => Number.isFinite(v)));
     expectError(

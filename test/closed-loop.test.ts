@@ -1,13 +1,13 @@
 // The simulation in a closed loop with the real pipeline: reproducible per seed, the default main job end to end,
 // and the fit command on collected demonstrations.
 import { strict as assert } from 'node:assert';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { FeatureExtractor } from '../src/pipeline/extractor.js';
 import { PolicyHead } from '../src/policy/head.js';
 import { ensureDemoModels, runClosedLoop } from '../src/sim/closed-loop.js';
-import { wilson } from '../src/cli/learn.js';
+import { wilson } from '../src/run/eval.js';
 import { cli, tempDir } from './helpers/util.js';
 import { LEGEND_WIDTH } from '../src/sim/plot.js';
 
@@ -64,12 +64,27 @@ describe('closed loop with the simulation', function () {
     assert.ok(existsSync(png));
     const meta = await sharp(png).metadata();
     assert.deepEqual([meta.format, meta.width, meta.height], ['png', 640 + LEGEND_WIDTH, 480]);
+    // sim models over the same cached models: refused without --force, then the ROS 2 parameter file naming the
+    // detector head the demo models have.
+    const models = join(out, 'models');
+    const refused = cli(['sim', 'models', '--out', models]);
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /^s2-policy: sim models: --out \S+ exists and is not empty; pass --force to replace it\n$/);
+    const sm = cli(['sim', 'models', '--out', models, '--force']);
+    assert.equal(sm.status, 0, sm.stderr);
+    const params = readFileSync(join(models, 'sim_params.yaml'), 'utf8');
+    assert.match(params.split('\n')[0], /^# s2_policy parameters for launch\/sim\.launch\.py \(demo models: .*, detector head\)$/);
+    assert.doesNotMatch(params, /keypoint head/);
+    assert.match(params, /action_topic: \/s2_policy\/actions/);
   });
 
   it('collects demonstrations and fits a policy from them', () => {
     const dir = tempDir('s2-collect-');
     let r = cli(['sim', 'collect', '--out', dir, '--episodes', '2', '--seed', '3', '--img-sizes', '48x64']);
     assert.equal(r.status, 0, r.stderr);
+    // stderr is a pipe here: progress as separate lines, never carriage returns.
+    assert.ok(!r.stderr.includes('\r'), JSON.stringify(r.stderr));
+    assert.match(r.stderr, /^sim collect: expert episodes 2\/2 episodes 100% /m);
     r = cli(['fit', '--data', dir, '--out', join(dir, 'policy.onnx'), '--chunk', '2']);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /λ = [0-9.e+-]+ \(/);
@@ -82,10 +97,14 @@ describe('closed loop with the simulation', function () {
     let r = cli(['sim', 'collect', '--out', dir, '--head', 'detector', '--episodes', '4', '--frames', '3', '--seed', '3', '--img-sizes', '48x64,96x128']);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /wrote 9 frames \(\d+ features each, keypoint labels\) and \d+ controller rows of 4 expert episodes/);
+    assert.ok(!r.stderr.includes('\r'), JSON.stringify(r.stderr));
+    assert.match(r.stderr, /^sim collect: episodes with frames 0\/3 episodes 0% /m);
+    assert.match(r.stderr, /^sim collect: episodes with frames 3\/3 episodes 100% /m);
+    assert.match(r.stderr, /^sim collect: controller rows: every state of 4 expert episodes/m);
     const model = join(dir, 'policy.onnx');
     r = cli(['fit', '--data', dir, '--out', model, '--head', 'detector', '--epochs', '2']);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^detector: 9 frames, held-out keypoint error median/m);
+    assert.match(r.stdout, /^detector fitted in [\d.]+ s on 9 frames: held-out keypoint error median [\d.]+ cells, \d+% within one cell, temperature \d+$/m);
     assert.match(r.stdout, /features \+ 2 state → 2×2 actions \(outputs actions, keypoint\)/);
     const head = await PolicyHead.load({ model, stats: join(dir, 'policy.stats.json'), featuresInput: 'features', stateInput: 'state', output: 'actions' });
     try {
@@ -98,7 +117,7 @@ describe('closed loop with the simulation', function () {
     }
     r = cli(['fit', '--data', dir, '--out', model, '--head', 'detector']);
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /exists; pass --force/);
+    assert.match(r.stderr, /^s2-policy: fit: --out \S+policy\.onnx exists; pass --force to replace it\n$/);
   });
 
   it('computes a Wilson 95% interval', () => {

@@ -3,11 +3,12 @@
 // result, and that INT8 tokens stay close to fp32 on the simulation frames it was not calibrated on.
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileS2 } from '../src/compile/compile.js';
 import { CompiledS2, randomBatch } from '../src/compile/engine.js';
-import { parseOnnxModel } from '../src/compile/onnx-model.js';
+import { readModelFile } from '../src/onnx/file.js';
+import { metadataOf } from '../src/onnx/model.js';
 import { createIngester } from '../src/image/ingest.js';
 import { presetNormalization } from '../src/image/normalize.js';
 import { writeNpy } from '../src/io/npy.js';
@@ -64,17 +65,17 @@ describe('INT8 recipe (scripts/quantize_int8.py)', function () {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /backbone weight products quantized/);
 
-    const parts = parseOnnxModel(readFileSync(out));
-    const ops = parts.graph.nodes.map((n) => n.opType);
+    const parts = readModelFile(out).model;
+    const ops = (parts.graph?.node ?? []).map((n) => n.opType);
     assert.ok(ops.includes('QuantizeLinear') && ops.includes('DequantizeLinear'), 'QDQ nodes present');
     // The S² resampling products stay float: their matrices are not quantized.
-    const quantizedInits = new Set(parts.graph.initializers.map((i) => i.name));
+    const quantizedInits = new Set((parts.graph?.initializer ?? []).map((i) => i.name));
     assert.ok(
       [...quantizedInits].some((n) => n.startsWith('backbone/') && n.includes('quantized')),
       'backbone weights quantized',
     );
     assert.ok(![...quantizedInits].some((n) => n.startsWith('s2_') && n.includes('quantized')), 'S² matrices left in float32');
-    assert.ok(parts.metadata['s2.compiled'] !== undefined && parts.metadata['s2.quantization'] !== undefined);
+    assert.ok(metadataOf(parts)['s2.compiled'] !== undefined && metadataOf(parts)['s2.quantization'] !== undefined);
 
     const fp32 = await CompiledS2.fromBytes(m.bytes, 'fp32');
     const int8 = await CompiledS2.load(out);

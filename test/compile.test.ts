@@ -2,16 +2,18 @@
 // generated plans, its structure (standard operators, one backbone copy per crop size) and its refusals.
 import { strict as assert } from 'node:assert';
 import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { OnnxBackbone } from '../src/backbone/onnx-backbone.js';
 import { compileLoaded, compileS2 } from '../src/compile/compile.js';
 import { CompiledS2, checkCompiled } from '../src/compile/engine.js';
-import { parseOnnxModel } from '../src/compile/onnx-model.js';
 import { readNpy } from '../src/io/npy.js';
-import { ProtoWriter, readFields } from '../src/models/protobuf.js';
+import { readModelFile } from '../src/onnx/file.js';
+import { UserError } from '../src/errors.js';
+import { AttributeType, DataType, decodeModel, encodeModel, metadataOf, newModel, type GraphProto, type ModelProto } from '../src/onnx/model.js';
 import type { S2Options } from '../src/s2/plan.js';
 import { assertClose, goldenIndex, goldenOptions, loadGolden, type GoldenS2Case } from './helpers/golden.js';
+import { toExternalData } from './helpers/onnx.js';
 import { GOLDEN, cli, modelPath, tempDir } from './helpers/util.js';
 
 const cases = goldenIndex.s2;
@@ -178,21 +180,22 @@ describe('compiled S² model', () => {
       // Scales 0.5, 1, 1.5 of a 32-pixel input: crops of 16, 32 and 24 pixels, three backbone copies.
       const file = modelPath('convnet-tiny');
       const m = await compileS2(file, { scales: [0.5, 1, 1.5] }, [32, 32]);
-      const parts = parseOnnxModel(m.bytes);
-      assert.ok((parts.opsets.find((o) => o.domain === '')?.version ?? 0) >= 17);
-      for (const n of parts.graph.nodes) {
+      const parts = decodeModel(m.bytes, 'compiled');
+      const graph = parts.graph as GraphProto;
+      assert.ok((parts.opsetImport.find((o) => o.domain === '')?.version ?? 0n) >= 17n);
+      for (const n of graph.node) {
         assert.equal(n.domain, '', `${n.opType} is in domain '${n.domain}'`);
         assert.ok(STANDARD.has(n.opType), `non-standard or unexpected operator ${n.opType}`);
       }
-      const backbone = parseOnnxModel(readFileSync(file)).graph;
+      const backbone = readModelFile(file).model.graph as GraphProto;
       const convs = (nodes: { opType: string }[]) => nodes.filter((n) => n.opType === 'Conv').length;
-      assert.equal(convs(parts.graph.nodes), 3 * convs(backbone.nodes));
-      const weights = parts.graph.initializers.filter((i) => i.name.startsWith('backbone/')).length;
-      assert.equal(weights, backbone.initializers.length);
-      assert.equal(parts.graph.inputs.length, 1);
-      assert.equal(parts.graph.outputs.length, 1);
+      assert.equal(convs(graph.node), 3 * convs(backbone.node));
+      const weights = graph.initializer.filter((i) => i.name.startsWith('backbone/')).length;
+      assert.equal(weights, backbone.initializer.length);
+      assert.equal(graph.input.length, 1);
+      assert.equal(graph.output.length, 1);
       assert.equal(m.info.backboneCalls, 3);
-      assert.ok(parts.metadata['s2.compiled'] !== undefined);
+      assert.ok(metadataOf(parts)['s2.compiled'] !== undefined);
     });
 
     it('drops outputs of the backbone that S² does not use (vit-tiny has a second, pooled output)', async () => {
@@ -270,44 +273,6 @@ describe('compiled S² model', () => {
   });
 });
 
-/** The model with every initializer's bytes moved to `<file>.data`, as PyTorch's exporter writes large models. */
-function toExternalData(model: Uint8Array, file: string): void {
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  const tensor = (raw: Uint8Array): Uint8Array => {
-    const w = new ProtoWriter();
-    let data: Uint8Array | undefined;
-    for (const f of readFields(raw, 'tensor')) {
-      if (f.field === 9 && f.bytes) data = f.bytes;
-      else if (f.bytes) w.bytes(f.field, f.bytes);
-      else if (f.value !== undefined) w.int(f.field, f.value);
-    }
-    if (!data) return raw;
-    const entry = (k: string, v: string) => w.message(13, (e) => e.string(1, k).string(2, v));
-    entry('location', `${basename(file)}.data`);
-    entry('offset', String(offset));
-    entry('length', String(data.length));
-    w.int(14, 1);
-    chunks.push(data);
-    offset += data.length;
-    return w.finish();
-  };
-  const out = new ProtoWriter();
-  for (const f of readFields(model, 'model')) {
-    if (f.field === 7 && f.bytes) {
-      const g = new ProtoWriter();
-      for (const gf of readFields(f.bytes, 'graph')) {
-        if (gf.field === 5 && gf.bytes) g.bytes(5, tensor(gf.bytes));
-        else if (gf.bytes) g.bytes(gf.field, gf.bytes);
-      }
-      out.bytes(7, g.finish());
-    } else if (f.bytes) out.bytes(f.field, f.bytes);
-    else if (f.value !== undefined) out.int(f.field, f.value);
-  }
-  writeFileSync(file, out.finish());
-  writeFileSync(`${file}.data`, Buffer.concat(chunks));
-}
-
 describe('backbones with external data files', () => {
   it('load, run and compile as the same model with its weights inside', async () => {
     const file = join(tempDir(), 'vit.onnx');
@@ -343,4 +308,75 @@ describe('backbones with external data files', () => {
     assert.equal(missing.status, 2);
     assert.match(missing.stderr, /^s2-policy: .*vit\.onnx: external data file .*vit\.onnx\.data of initializer '.*' does not exist\n$/);
   });
+});
+
+describe('backbones compile cannot take apart', () => {
+  /** convnet-tiny with an edit, written to a temp file. */
+  function edited(name: string, edit: (m: ModelProto) => void): string {
+    const m = decodeModel(readFileSync(modelPath('convnet-tiny')), 'convnet-tiny');
+    edit(m);
+    const file = join(tempDir(), name);
+    writeFileSync(file, encodeModel(m));
+    return file;
+  }
+  const scalarOut = (name: string) => ({
+    name,
+    type: {
+      value: { case: 'tensorType' as const, value: { elemType: DataType.FLOAT, shape: { dim: [{ value: { case: 'dimValue' as const, value: 1n } }] } } },
+    },
+  });
+  const constant = (out: string, v: number) => ({
+    opType: 'Constant',
+    output: [out],
+    attribute: [{ name: 'value_floats', type: AttributeType.FLOATS, floats: [v] }],
+  });
+
+  const refusals: [string, (m: ModelProto) => void, RegExp][] = [
+    [
+      'a subgraph (If)',
+      (m) => {
+        const branch = (v: number) => ({ name: `b${v}`, node: [constant(`y${v}`, v)], output: [scalarOut(`y${v}`)] });
+        // The additions as typed messages: a graph of their own, then moved into the backbone's.
+        const extra = newModel({
+          graph: {
+            initializer: [{ name: 'cond', dims: [], dataType: DataType.BOOL, rawData: Uint8Array.of(1) }],
+            node: [
+              {
+                opType: 'If',
+                name: 'choose',
+                input: ['cond'],
+                output: ['flag'],
+                attribute: [
+                  { name: 'then_branch', type: AttributeType.GRAPH, g: branch(1) },
+                  { name: 'else_branch', type: AttributeType.GRAPH, g: branch(0) },
+                ],
+              },
+            ],
+            output: [scalarOut('flag')],
+          },
+        }).graph as GraphProto;
+        const g = m.graph as GraphProto;
+        g.initializer.push(...extra.initializer);
+        g.node.push(...extra.node);
+        g.output.push(...extra.output);
+      },
+      /convnet\.onnx: node 'choose' \(If\) has a subgraph, which compile does not support$/,
+    ],
+    [
+      'opset 11',
+      (m) => {
+        m.opsetImport[0].version = 11n;
+      },
+      /convnet\.onnx: the backbone uses opset 11; compile needs opset ≥ 13 \(re-export at opset 17\)$/,
+    ],
+  ];
+  for (const [what, edit, message] of refusals) {
+    it(`refuses ${what} in one line`, async () => {
+      const file = edited('convnet.onnx', edit);
+      // onnxruntime takes the model: the refusal is the compiler's.
+      const bb = await OnnxBackbone.load(file);
+      await bb.release();
+      await assert.rejects(compileS2(file, { scales: [1, 2] }, [32, 32]), (e: Error) => e instanceof UserError && message.test(e.message));
+    });
+  }
 });

@@ -10,13 +10,16 @@ import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { parse, stringify } from 'yaml';
 import { run } from '../src/cli/main.js';
-import { writeDemoKit, type DemoKit } from '../src/cli/make-demo.js';
+import { writeDemoKit, type DemoKit } from '../src/run/demo-kit.js';
 import { McapRosReader } from '../src/bag/reader.js';
 import { McapRosWriter } from '../src/bag/writer.js';
+import { openRecordingPath } from '../src/bag/rosbag2-reader.js';
+import { loadSqlite } from '../src/bag/sqlite-lib.js';
 import { renderScene } from '../src/bag/synthetic.js';
 import { UserError } from '../src/errors.js';
 import { writeNpy } from '../src/io/npy.js';
 import { cli, modelPath, tempDir } from './helpers/util.js';
+import { writeSqliteFolder, type SqliteMessage, type SqliteTopic } from './helpers/rosbag2-sqlite.js';
 
 interface Outcome {
   code: number | undefined;
@@ -50,14 +53,16 @@ async function runCli(args: string[]): Promise<Outcome> {
   }
 }
 
-/** Content hashes of a file or of every file under a folder. */
+/** Content hashes of a file or of every file under a folder, and the folders (a lock folder left behind shows). */
 function snapshot(path: string): Map<string, string> {
   const m = new Map<string, string>();
   if (!existsSync(path)) return m;
   const walk = (p: string) => {
     const s = statSync(p);
-    if (s.isDirectory()) for (const e of readdirSync(p)) walk(join(p, e));
-    else m.set(p, createHash('sha1').update(readFileSync(p)).digest('hex'));
+    if (s.isDirectory()) {
+      m.set(`${p}/`, 'folder');
+      for (const e of readdirSync(p)) walk(join(p, e));
+    } else m.set(p, createHash('sha1').update(readFileSync(p)).digest('hex'));
   };
   walk(path);
   return m;
@@ -339,6 +344,21 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
         );
         const line = o.out.find((l) => l.startsWith('messages ')) ?? '';
         assert.match(line, /undecodable \S+ 1\b/, line);
+        // extract's summary says the same as replay's (and as its index.json).
+        const out = join(dir, 'bad-cdr.features');
+        await check({
+          name: 'extract bad-cdr',
+          args: ['extract', '--bag', join(dir, 'bad-cdr.mcap'), '--config', kit.config, '--out', out],
+          codes: [0],
+          inputs: [join(dir, 'bad-cdr.mcap'), kit.dir],
+          outputs: [out],
+          after: (e) => {
+            countsAddUp(e);
+            const l = e.out.find((x) => x.startsWith('messages ')) ?? '';
+            assert.match(l, /undecodable \S+ 1\b/, l);
+            indexAddsUp(out);
+          },
+        });
       }),
     );
 
@@ -387,6 +407,229 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
             }
           }),
           { numRuns: 150, seed: 9 },
+        );
+      }),
+    );
+  });
+
+  describe('damaged sqlite3 recordings', () => {
+    let demo: { topics: SqliteTopic[]; messages: SqliteMessage[] };
+    /** A .db3 folder of the demo recording (Humble's layout, metadata 5, split in parts of 90 messages). */
+    let folder: string;
+
+    before(async () => {
+      const r = await McapRosReader.open(kit.recording);
+      const topics = (await r.topics()).map((t) => ({ name: t.topic, type: t.type }));
+      const messages: SqliteMessage[] = [];
+      for await (const m of r.messages({ decode: false })) messages.push({ topic: m.topic, logTime: m.logTime, cdr: m.data });
+      await r.close();
+      demo = { topics, messages };
+      folder = join(dir, 'db3');
+      await writeSqliteFolder(folder, demo.topics, demo.messages, { version: 5, perFile: 90 });
+    });
+
+    /** A copy of the .db3 folder named `name`, changed by `damage` (given the folder), replayed. */
+    async function replayDamagedDb3(name: string, damage: (dir: string) => Promise<void> | void, codes: number[], message?: RegExp): Promise<Outcome> {
+      const copy = join(dir, name);
+      mkdirSync(copy);
+      for (const f of readdirSync(folder)) copyFileSync(join(folder, f), join(copy, f));
+      await damage(copy);
+      const out = join(dir, `${name}.out.mcap`);
+      return check({
+        name,
+        args: ['replay', '--bag', copy, '--config', kit.config, '--out', out],
+        codes,
+        inputs: [copy, kit.dir],
+        outputs: [out],
+        message,
+        after: countsAddUp,
+      });
+    }
+
+    /** Runs SQL on a .db3 of a damaged copy (the damage is made with SQLite itself, as a bad recorder would). */
+    async function sql(file: string, statement: string, values?: (number | bigint | string | Uint8Array)[]): Promise<void> {
+      const { Database } = await loadSqlite();
+      const db = new Database(file);
+      try {
+        db.run(statement, values);
+      } finally {
+        db.close();
+      }
+    }
+
+    it(
+      'replays and extracts the intact .db3 folder with counts that add up, the same as the MCAP',
+      cases(async () => {
+        const o = await replayDamagedDb3('db3-intact', () => undefined, [0]);
+        const mcap = await runCli(['replay', '--bag', kit.recording, '--config', kit.config, '--out', join(dir, 'db3-ref.out.mcap')]);
+        const pick = (x: Outcome) => x.out.filter((l) => /^(messages|camera|actions) /.test(l));
+        assert.deepEqual(pick(o), pick(mcap));
+        const out = join(dir, 'db3-intact.extract');
+        await check({
+          name: 'db3 extract',
+          args: ['extract', '--bag', folder, '--config', kit.config, '--out', out],
+          codes: [0],
+          inputs: [folder, kit.dir],
+          outputs: [out],
+          after: () => indexAddsUp(out),
+        });
+      }),
+    );
+
+    it(
+      'refuses a .db3 cut at several offsets, in a folder and alone, in one line naming it',
+      cases(async () => {
+        for (const f of [0.001, 0.02, 0.25, 0.5, 0.75, 0.99]) {
+          await replayDamagedDb3(
+            `db3-cut-${f}`,
+            (d) => {
+              const part = join(d, 'db3_1.db3');
+              const b = readFileSync(part);
+              writeFileSync(part, b.subarray(0, Math.floor(b.length * f)));
+            },
+            [2],
+            /db3_1\.db3: (truncated SQLite database|SQLite: )/,
+          );
+          const lone = join(dir, `db3-cut-${f}.db3`);
+          const b = readFileSync(join(folder, 'db3_0.db3'));
+          writeFileSync(lone, b.subarray(0, Math.floor(b.length * f)));
+          const out = join(dir, `db3-cut-${f}.lone.out.mcap`);
+          await check({
+            name: `lone db3 cut at ${f}`,
+            args: ['replay', '--bag', lone, '--config', kit.config, '--out', out],
+            inputs: [lone, kit.dir],
+            outputs: [out],
+            message: /db3-cut-[\d.]+\.db3: (truncated SQLite database|SQLite: |not an SQLite)/,
+          });
+        }
+      }),
+    );
+
+    it(
+      'refuses a .db3 that is not SQLite (empty, text, an MCAP, random bytes) in one line naming it',
+      cases(async () => {
+        const contents: [string, Uint8Array][] = [
+          ['empty', new Uint8Array(0)],
+          ['text', Buffer.from('rosbag2_bagfile_information:\n  version: 5\n')],
+          ['mcap', readFileSync(kit.recording)],
+          ...fc.sample(fc.uint8Array({ minLength: 1, maxLength: 5000 }), { numRuns: 5, seed: 9 }).map((b, i): [string, Uint8Array] => [`random-${i}`, b]),
+        ];
+        for (const [what, bytes] of contents)
+          await replayDamagedDb3(
+            `db3-not-sqlite-${what}`,
+            (d) => writeFileSync(join(d, 'db3_1.db3'), bytes),
+            [2],
+            /db3_1\.db3: (empty file|not an SQLite database)/,
+          );
+      }),
+    );
+
+    it(
+      'counts messages whose CDR does not decode (each input topic), and rows of a topic id the file does not define',
+      cases(async () => {
+        // The damage of the MCAP case: after 4 bytes of encapsulation and 8 of stamp, header.frame_id's length 2^31.
+        for (const t of demo.topics.filter((x) => x.type !== 'std_msgs/msg/Float64MultiArray')) {
+          const o = await replayDamagedDb3(
+            `db3-bad-cdr-${t.name.replace(/\W/g, '_')}`,
+            async (d) => {
+              const m = demo.messages.filter((x) => x.topic === t.name)[1];
+              const bad = Uint8Array.from(m.cdr);
+              new DataView(bad.buffer).setUint32(12, 0x7fffffff, true);
+              for (const f of readdirSync(d).filter((x) => x.endsWith('.db3')))
+                await sql(join(d, f), 'UPDATE messages SET data = ? WHERE timestamp = ? AND topic_id = (SELECT id FROM topics WHERE name = ?)', [
+                  bad,
+                  m.logTime,
+                  t.name,
+                ]);
+            },
+            [0],
+          );
+          const line = o.out.find((l) => l.startsWith('messages ')) ?? '';
+          if (o.code === 0) assert.match(line, new RegExp(`undecodable ${t.name.replace(/\//g, '\\/')} 1\\b`), line);
+        }
+        const o = await replayDamagedDb3(
+          'db3-unknown-topic',
+          async (d) => sql(join(d, 'db3_0.db3'), 'UPDATE messages SET topic_id = 77 WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT 2)'),
+          [0],
+        );
+        if (o.code === 0) assert.match(o.out.find((l) => l.startsWith('messages ')) ?? '', /unknown channel 77 2\b/);
+      }),
+    );
+
+    it(
+      'warns, naming both numbers, when metadata.yaml counts disagree with the files; the run succeeds',
+      cases(async () => {
+        const m = demo.messages.length;
+        const o = await replayDamagedDb3(
+          'db3-metadata-counts',
+          (d) => {
+            const file = join(d, 'metadata.yaml');
+            writeFileSync(file, readFileSync(file, 'utf8').replace(`\n  message_count: ${m}\n`, `\n  message_count: ${m + 5}\n`));
+          },
+          [0],
+        );
+        assert.deepEqual(o.err, [
+          `s2-policy: warning: ${join(dir, 'db3-metadata-counts', 'metadata.yaml')}: message_count ${m + 5} in the metadata, the files hold ${m}`,
+        ]);
+      }),
+    );
+
+    it(
+      'reads a folder left in WAL mode by a crashed recorder, leaving the .db3, its log and the folder as they were',
+      cases(async () => {
+        await replayDamagedDb3(
+          'db3-wal',
+          async (d) => {
+            const { Database } = await loadSqlite();
+            const part = join(d, 'db3_1.db3');
+            const work = join(dir, 'db3-wal-work.db3');
+            copyFileSync(part, work);
+            const db = new Database(work);
+            db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;');
+            db.run('DELETE FROM messages WHERE id % 2 = 0');
+            copyFileSync(work, part);
+            copyFileSync(`${work}-wal`, `${part}-wal`);
+            db.close();
+          },
+          [0],
+        );
+      }),
+    );
+
+    it(
+      'opens any single flipped byte of a .db3 as messages or one UserError, never another error, and never writes it (fast-check)',
+      cases(async () => {
+        const file = join(dir, 'fuzz.db3');
+        const good = readFileSync(join(folder, 'db3_0.db3'));
+        await fc.assert(
+          fc.asyncProperty(fc.integer({ min: 0, max: good.length - 1 }), fc.integer({ min: 1, max: 255 }), async (at, x) => {
+            stats.cases++;
+            const b = Buffer.from(good);
+            b[at] ^= x;
+            writeFileSync(file, b);
+            try {
+              const r = await openRecordingPath(file);
+              try {
+                await r.topics();
+                for await (const m of r.messages()) void m;
+              } finally {
+                await r.close();
+              }
+            } catch (e) {
+              if (!(e instanceof UserError)) {
+                stats.failed++;
+                throw new Error(`byte ${at} ^ ${x}: ${e instanceof Error ? e.stack : String(e)}`, { cause: e });
+              }
+              assert.ok(!e.message.includes('\n'), e.message);
+              assert.ok(e.message.startsWith(file), e.message);
+            }
+            assert.ok(readFileSync(file).equals(b), `byte ${at} ^ ${x}: the file changed`);
+            assert.deepEqual(
+              readdirSync(dir).filter((n) => n.startsWith('fuzz.db3')),
+              ['fuzz.db3'],
+            );
+          }),
+          { numRuns: 120, seed: 9 },
         );
       }),
     );
@@ -472,6 +715,9 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
         writeFileSync(aFile, 'not a folder');
         const aFolder = join(dir, 'a-folder');
         mkdirSync(aFolder, { recursive: true });
+        const aFullFolder = join(dir, 'a-full-folder');
+        mkdirSync(aFullFolder, { recursive: true });
+        writeFileSync(join(aFullFolder, 'keep.txt'), 'keep');
         const nowhere = join(dir, 'no-such-folder', 'o');
         const unwritable = '/proc/self/forbidden';
         const inputs = [kit.dir, x, model];
@@ -486,7 +732,8 @@ describe('fault suite: bad input never crashes, lies or destroys data', function
             join(dir, 'r2.mcap'),
           ],
           ['replay out in missing folder', rep(kit.recording, `${nowhere}.mcap`), `${nowhere}.mcap`],
-          ['replay out is a folder', rep(kit.recording, aFolder), aFolder],
+          // A name without .mcap is a rosbag2 folder: an empty folder may take it, a non-empty one is refused.
+          ['replay out is a non-empty folder', rep(kit.recording, aFullFolder), aFullFolder],
           ['replay out unwritable', rep(kit.recording, `${unwritable}.mcap`), join(dir, 'unused-1')],
           ['extract out in missing folder', ext(kit.recording, nowhere), nowhere],
           ['extract out is a file', ext(kit.recording, aFile), aFile],

@@ -300,7 +300,7 @@ describe('fit: checks and warnings', () => {
     const before = readFileSync(out);
     res = cli(['fit', '--data', dir, '--out', out, '--chunk', '2']);
     assert.equal(res.status, 2);
-    assert.equal(res.stderr.trim(), `s2-policy: fit: ${out} exists; pass --force to replace it`);
+    assert.equal(res.stderr.trim(), `s2-policy: fit: --out ${out} exists; pass --force to replace it`);
     assert.deepEqual(readFileSync(out), before);
     res = cli(['fit', '--data', dir, '--out', out, '--chunk', '11', '--force']);
     assert.equal(res.status, 2);

@@ -4,17 +4,16 @@ import { strict as assert } from 'node:assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OnnxBackbone } from '../src/backbone/onnx-backbone.js';
-import { OnnxGraph } from '../src/models/onnx-graph.js';
-import { ProtoWriter } from '../src/models/protobuf.js';
+import { OnnxGraph } from '../src/onnx/builder.js';
+import { encodeModel, metadataProps, newModel } from '../src/onnx/model.js';
 import sharp from 'sharp';
 import { readNpy } from '../src/io/npy.js';
 import { cli, modelPath, tempDir } from './helpers/util.js';
 
 /** ModelProto field 14 entries appended to a serialized model, as the export script does. */
 function withMetadata(file: string, meta: Record<string, string>, out: string): string {
-  const w = new ProtoWriter();
-  for (const [k, v] of Object.entries(meta)) w.message(14, (e) => e.string(1, k).string(2, v));
-  writeFileSync(out, Buffer.concat([readFileSync(file), Buffer.from(w.finish())]));
+  const entries = encodeModel(newModel({ metadataProps: metadataProps(meta) }));
+  writeFileSync(out, Buffer.concat([readFileSync(file), entries]));
   return out;
 }
 

@@ -2,7 +2,7 @@
 import { strict as assert } from 'node:assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OnnxGraph } from '../src/models/onnx-graph.js';
+import { OnnxGraph } from '../src/onnx/builder.js';
 import { buildLinearPolicy } from '../src/models/policy.js';
 import { PolicyHead } from '../src/policy/head.js';
 import { normalizeInPlace, parseStats, unnormalizeInPlace } from '../src/policy/stats.js';

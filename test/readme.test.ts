@@ -65,11 +65,13 @@ describe('README', function () {
       for (const c of b.commands) {
         // What a user types, with two substitutions: the package's own launcher for `npx s2-policy` (the test's
         // folder is not the package), and a private folder for /tmp.
+        // (/tmp first, so that a clone under /tmp keeps its own path.)
         const command = withoutComment(c.text)
-          .replace(/\bnpx s2-policy\b/g, `node ${JSON.stringify(BIN)}`)
-          .replace(/(^|[\s='"])\/tmp\//g, `$1${tmp}/`);
+          .replace(/(^|[\s='"])\/tmp\//g, `$1${tmp}/`)
+          .replace(/\bnpx s2-policy\b/g, `node ${JSON.stringify(BIN)}`);
         const r = spawnSync('bash', ['-c', command], { cwd: home, encoding: 'utf8', env: { ...process.env, S2_REPO: ROOT }, timeout: 600_000 });
-        const printed = `${r.stdout}\n${r.stderr}`;
+        // Printed paths are compared as the user would see them.
+        const printed = `${r.stdout}\n${r.stderr}`.split(`${tmp}/`).join('/tmp/');
         assert.equal(r.status, 0, `README.md:${c.line} (${b.heading}): '${c.text}' exited ${r.status}:\n${printed.slice(-2000)}`);
         const lines = printed.split('\n');
         let at = 0;

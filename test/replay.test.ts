@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { McapRosReader } from '../src/bag/reader.js';
 import { replay } from '../src/run/replay.js';
-import { writeDemoKit, type DemoKit } from '../src/cli/make-demo.js';
+import { writeDemoKit, type DemoKit } from '../src/run/demo-kit.js';
 import { loadConfig, parseConfig } from '../src/config/config.js';
 import { readNpy } from '../src/io/npy.js';
 import { decodeNpyInt64 } from './helpers/npy-int64.js';
@@ -106,7 +106,7 @@ describe('replay and extract (MCAP end to end)', function () {
     assert.match(r.stdout, /limits respected/);
     const again = cli(['replay', '--bag', kit.recording, '--config', kit.config, '--out', out]);
     assert.equal(again.status, 2);
-    assert.match(again.stderr, /with-inputs\.mcap:? exists; pass --force to overwrite/);
+    assert.match(again.stderr, /^s2-policy: replay: --out \S*with-inputs\.mcap exists; pass --force to replace it\n$/);
     return McapRosReader.open(out).then(async (rd) => {
       const names = (await rd.topics()).map((t) => t.topic);
       await rd.close();
@@ -144,7 +144,7 @@ describe('replay and extract (MCAP end to end)', function () {
     ]);
     const again = cli(['extract', '--bag', kit.recording, '--config', kit.config, '--out', out]);
     assert.equal(again.status, 2);
-    assert.match(again.stderr, /is not empty; pass --force to replace it/);
+    assert.match(again.stderr, /^s2-policy: extract: --out \S+ exists and is not empty; pass --force to replace it\n$/);
   });
 
   it('names a missing topic, a bad config key and a policy that does not fit', () => {

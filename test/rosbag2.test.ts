@@ -20,7 +20,7 @@ import {
 } from '../src/bag/index.js';
 import { decompressedBound, isZstd, zstdCompress, zstdDecompress } from '../src/bag/zstd.js';
 import { UserError } from '../src/errors.js';
-import { writeDemoKit, type DemoKit } from '../src/cli/make-demo.js';
+import { writeDemoKit, type DemoKit } from '../src/run/demo-kit.js';
 import { cli, ROOT, tempDir } from './helpers/util.js';
 
 const T0 = 1_700_000_000_000_000_000n;
@@ -424,8 +424,10 @@ describe('rosbag2 folders', function () {
     await w.finish();
     const metaFile = join(dir, 'metadata.yaml');
     const good = readFileSync(metaFile, 'utf8');
+    writeFileSync(metaFile, good.replace('storage_identifier: mcap', 'storage_identifier: rosbag_v1'));
+    await rejectsWith(openRecordingPath(dir), /metadata\.yaml: storage_identifier is 'rosbag_v1'; mcap and sqlite3 recordings are read/);
     writeFileSync(metaFile, good.replace('storage_identifier: mcap', 'storage_identifier: sqlite3'));
-    await rejectsWith(openRecordingPath(dir), /metadata\.yaml: storage_identifier is 'sqlite3'; only mcap recordings are read/);
+    await rejectsWith(openRecordingPath(dir), /rec_0\.mcap\.zstd: not an SQLite database \(no 'SQLite format 3' header at byte 0\)$/);
     writeFileSync(metaFile, good.replace('rec_1.mcap.zstd', 'rec_9.mcap.zstd'));
     await rejectsWith(openRecordingPath(dir), /rec_9\.mcap\.zstd: listed in .*metadata\.yaml but missing$/);
     writeFileSync(metaFile, good.replace('compression_mode: FILE', 'compression_mode: ""'));
@@ -493,7 +495,7 @@ describe('replay and extract with rosbag2 folders', function () {
     // An existing output is left alone without --force, and replaced whole with it.
     const again = cli(['replay', '--bag', folder, '--config', kit.config, '--out', out]);
     assert.equal(again.status, 2);
-    assert.match(again.stderr, /^s2-policy: .*actions_out exists; pass --force to overwrite\n$/);
+    assert.match(again.stderr, /^s2-policy: replay: --out .*actions_out exists and is not empty; pass --force to replace it\n$/);
     const forced = cli(['replay', '--bag', join(folder, 'metadata.yaml'), '--config', kit.config, '--out', out, '--force']);
     assert.equal(forced.status, 0, forced.stderr);
     assert.deepEqual(readdirSync(out).sort(), ['actions_out_0.mcap', 'metadata.yaml']);

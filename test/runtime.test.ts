@@ -4,7 +4,7 @@ import { strict as assert } from 'node:assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { writeDemoKit, type DemoKit } from '../src/cli/make-demo.js';
+import { writeDemoKit, type DemoKit } from '../src/run/demo-kit.js';
 import { loadConfig, type Config } from '../src/config/config.js';
 import { UserError } from '../src/errors.js';
 import { asConfigKeys, buildRuntime, checkShapes } from '../src/runtime/build.js';

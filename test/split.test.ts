@@ -3,7 +3,7 @@
 import { strict as assert } from 'node:assert';
 import { Subject } from 'rxjs';
 import { inputTopics, openRecording, recordingInputs } from '../src/run/replay.js';
-import { writeDemoKit } from '../src/cli/make-demo.js';
+import { writeDemoKit } from '../src/run/demo-kit.js';
 import { loadConfig } from '../src/config/config.js';
 import type { JointStateMsg } from '../src/msgs/types.js';
 import { ManualClock, runOnClock, type TimedInput } from '../src/pipeline/clock.js';

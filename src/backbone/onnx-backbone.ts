@@ -1,6 +1,6 @@
 // An S² Backbone on onnxruntime-node: loads any ONNX vision model, finds its image input and feature output,
 // runs crops in as few calls as the model's batch axis allows, and detects the output layout.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import ort from 'onnxruntime-node';
@@ -8,10 +8,10 @@ import { OrtSession, type IoInfo } from './ort-session.js';
 import type { Backbone } from '../s2/multiscale.js';
 import type { OutputShape, S2Plan } from '../s2/plan.js';
 import type { Tensor } from '../s2/tensor.js';
-import { readOnnxMetadata } from '../models/onnx-graph.js';
 import { inferLayout, type Layout } from './layout.js';
 import { UserError } from '../errors.js';
-import { inlineExternalData } from './external-data.js';
+import { readModelFile } from '../onnx/file.js';
+import { decodeModel, metadataOf, type ModelProto } from '../onnx/model.js';
 
 export type Dim = number | string;
 
@@ -73,25 +73,17 @@ export class OnnxBackbone implements Backbone {
     if (!existsSync(file)) throw new ModelError(`${file}: no such model file`);
     if (!statSync(file).isFile()) throw new ModelError(`${file}: not a file`);
     // Weights in external data files (PyTorch's exporter writes them) are inlined: sessions load from bytes.
-    let bytes: Uint8Array;
-    try {
-      bytes = inlineExternalData(readFileSync(file), dirname(file), file);
-    } catch (e) {
-      if (e instanceof UserError) throw e;
-      throw new ModelError(`${file}: not an ONNX model (protobuf parsing failed)`);
-    }
-    return OnnxBackbone.fromBytes(bytes, file, options);
+    const read = readModelFile(file);
+    return OnnxBackbone.create(read.bytes(), read.model, file, options);
   }
 
   /** A model already in memory; `file` names it in messages. */
   static async fromBytes(bytes: Uint8Array, file: string, options: BackboneOptions = {}): Promise<OnnxBackbone> {
-    if (bytes.byteLength === 0) throw new ModelError(`${file}: empty file (0 bytes), not an ONNX model`);
-    let metadata: Record<string, string>;
-    try {
-      metadata = readOnnxMetadata(bytes, file);
-    } catch {
-      throw new ModelError(`${file}: not an ONNX model (protobuf parsing failed)`);
-    }
+    return OnnxBackbone.create(bytes, decodeModel(bytes, file), file, options);
+  }
+
+  private static async create(bytes: Uint8Array, model: ModelProto, file: string, options: BackboneOptions): Promise<OnnxBackbone> {
+    const metadata = metadataOf(model);
     const providers = options.executionProviders ?? ['cpu'];
     checkProviders(providers);
     let session: OrtSession;

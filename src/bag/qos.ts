@@ -59,18 +59,36 @@ function duration(d: QosDuration): string {
   return `\n    sec: ${d.sec}\n    nsec: ${d.nsec}`;
 }
 
-/** The YAML text rosbag2 (yaml-cpp) writes for a list of profiles, with integer enums; '[]' for none. */
-export function serializeOfferedQos(profiles: readonly QosProfile[]): string {
+/**
+ * The YAML text rosbag2 (yaml-cpp) writes for a list of profiles; '[]' for none. Integer enums by default (metadata
+ * version ≤ 8, what Humble and Iron read); 'names' as Jazzy's sqlite3 plugin stores them in its topics table.
+ */
+export function serializeOfferedQos(profiles: readonly QosProfile[], form: 'integers' | 'names' = 'integers'): string {
   if (profiles.length === 0) return '[]';
+  const e = <T extends string>(names: readonly T[], v: T) => (form === 'names' ? v : String(names.indexOf(v)));
   return profiles
     .map(
       (p) =>
-        `- history: ${HISTORY.indexOf(p.history)}\n  depth: ${p.depth}\n  reliability: ${RELIABILITY.indexOf(p.reliability)}\n` +
-        `  durability: ${DURABILITY.indexOf(p.durability)}\n  deadline:${duration(p.deadline)}\n  lifespan:${duration(p.lifespan)}\n` +
-        `  liveliness: ${LIVELINESS.indexOf(p.liveliness)}\n  liveliness_lease_duration:${duration(p.liveliness_lease_duration)}\n` +
+        `- history: ${e(HISTORY, p.history)}\n  depth: ${p.depth}\n  reliability: ${e(RELIABILITY, p.reliability)}\n` +
+        `  durability: ${e(DURABILITY, p.durability)}\n  deadline:${duration(p.deadline)}\n  lifespan:${duration(p.lifespan)}\n` +
+        `  liveliness: ${e(LIVELINESS, p.liveliness)}\n  liveliness_lease_duration:${duration(p.liveliness_lease_duration)}\n` +
         `  avoid_ros_namespace_conventions: ${p.avoid_ros_namespace_conventions}`,
     )
     .join('\n');
+}
+
+/**
+ * Policies Humble's rmw (rmw/types.h, branch humble) has no value for: 'best_available' came with Iron. A profile
+ * using one cannot be written for Humble.
+ */
+export function humbleQosProblem(p: QosProfile): string | undefined {
+  for (const [key, value] of [
+    ['reliability', p.reliability],
+    ['durability', p.durability],
+    ['liveliness', p.liveliness],
+  ] as const)
+    if (value === 'best_available') return `${key} best_available does not exist in Humble`;
+  return undefined;
 }
 
 function policy<T extends string>(names: readonly T[], value: unknown, key: string, what: string): T {

@@ -2,11 +2,9 @@
 // CDR into plain objects; indexed files are read through their index, others by streaming the file.
 import { open, type FileHandle } from 'node:fs/promises';
 import { McapIndexedReader, McapStreamReader, type DecompressHandlers, type McapTypes } from '@mcap/core';
-import { MessageReader } from '@foxglove/rosmsg2-serialization';
-import type { MessageDefinition } from '@foxglove/message-definition';
 import { UserError } from '../errors.js';
-import { locateCdrFault } from './cdr-locate.js';
-import { canonicalType, parseRos2Msg, REGISTERED_TYPES, registeredDefinitions } from '../msgs/definitions.js';
+import { canonicalType } from '../msgs/definitions.js';
+import { decodeCdr, topicDecoder, type TopicDecoder } from './decode.js';
 import { FileReadable } from './file-io.js';
 import type { KnownRosType, RosMessageTypes } from './messages.js';
 
@@ -84,13 +82,6 @@ export function isMessageOf<K extends KnownRosType>(m: BagMessage, type: K): m i
   return canonicalType(m.type) === type && m.message !== undefined;
 }
 
-interface Decoder {
-  reader?: MessageReader;
-  defs?: MessageDefinition[];
-  /** Why this channel's messages cannot be decoded. */
-  problem?: string;
-}
-
 /** What a streaming pass over an unindexed file learned. */
 interface ScanResult {
   schemas: Map<number, Schema>;
@@ -107,7 +98,7 @@ function firstLine(e: unknown): string {
 }
 
 export class McapRosReader {
-  private readonly decoders = new Map<number, Decoder>();
+  private readonly decoders = new Map<number, TopicDecoder>();
   private readonly failuresByTopic = new Map<string, number>();
   private readonly unknownSeen = new Map<number, number>();
   private failures = 0;
@@ -251,8 +242,7 @@ export class McapRosReader {
         messageCount: counts.get(channel.id) ?? 0,
         messageEncoding: channel.messageEncoding,
         schemaEncoding: schema?.encoding ?? '',
-        definition:
-          decoder.problem !== undefined ? 'none' : decoder.defs && schema && schema.data.byteLength > 0 && schema.encoding === 'ros2msg' ? 'file' : 'registry',
+        definition: decoder.definition,
         metadata: Object.fromEntries(channel.metadata),
       });
     }
@@ -355,22 +345,9 @@ export class McapRosReader {
   }
 
   private decode(raw: Message, topic: string, type: string): unknown {
-    const decoder = this.decoder(raw.channelId);
-    let problem = decoder.problem;
-    let value: unknown;
-    if (decoder.reader) {
-      try {
-        value = decoder.reader.readMessage(raw.data);
-        const left = raw.data.byteLength - decoder.reader.lastReadByteLength();
-        // ROS 2 middlewares pad payloads to 4 bytes; more left over means the definition does not match the payload.
-        if (left > 3) problem = `${left} bytes left over after the last field: the definition does not match the payload`;
-      } catch (e) {
-        const where = decoder.defs ? locateCdrFault(decoder.defs, raw.data) : undefined;
-        problem = where ?? firstLine(e);
-      }
-    }
-    if (problem === undefined) return value;
-    this.countFailure(topic, type, raw.logTime, problem);
+    const result = decodeCdr(this.decoder(raw.channelId), raw.data);
+    if (result.ok) return result.value;
+    this.countFailure(topic, type, raw.logTime, result.problem);
     return undefined;
   }
 
@@ -380,35 +357,20 @@ export class McapRosReader {
     this.options.onDecodeError?.({ file: this.file, topic, type, logTime, reason });
   }
 
-  private decoder(channelId: number): Decoder {
+  private decoder(channelId: number): TopicDecoder {
     let d = this.decoders.get(channelId);
     if (d) return d;
-    d = this.makeDecoder(channelId);
-    this.decoders.set(channelId, d);
-    return d;
-  }
-
-  private makeDecoder(channelId: number): Decoder {
     const { schemas, channels } = this.records();
     const channel = channels.get(channelId) as Channel;
     const schema = schemas.get(channel.schemaId);
-    const what = `${this.file}: topic ${channel.topic}`;
-    if (channel.messageEncoding !== 'cdr') return { problem: `message encoding '${channel.messageEncoding}' is not cdr` };
-    try {
-      let defs: MessageDefinition[];
-      if (schema && schema.encoding === 'ros2msg' && schema.data.byteLength > 0) {
-        defs = parseRos2Msg(new TextDecoder().decode(schema.data), `${what} (${schema.name})`);
-      } else if (schema && REGISTERED_TYPES.includes(canonicalType(schema.name))) {
-        // rosbag2 leaves the definition empty (or writes IDL) when it cannot find a .msg; the type name still says
-        // which definition the payload follows, and topics() reports definition: 'registry'.
-        defs = registeredDefinitions(schema.name);
-      } else {
-        return { problem: `no usable message definition (schema '${schema?.name ?? ''}', encoding '${schema?.encoding ?? ''}')` };
-      }
-      return { reader: new MessageReader(defs), defs };
-    } catch (e) {
-      return { problem: firstLine(e) };
-    }
+    d = topicDecoder(
+      `${this.file}: topic ${channel.topic}`,
+      channel.messageEncoding,
+      schema?.name ?? '',
+      schema && { name: schema.name, encoding: schema.encoding, text: new TextDecoder().decode(schema.data) },
+    );
+    this.decoders.set(channelId, d);
+    return d;
   }
 }
 

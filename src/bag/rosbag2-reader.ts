@@ -1,11 +1,13 @@
-// Reading a recording the way ROS tools take it: a rosbag2 folder (or its metadata.yaml) whose files, split and
-// possibly zstd-compressed per file or per message, read as one stream in log-time order; or a single .mcap file.
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+// Reading a recording the way ROS tools take it: a rosbag2 folder (or its metadata.yaml) in mcap or sqlite3 storage,
+// whose files, split and possibly zstd-compressed per file or per message, read as one stream in log-time order; or a
+// single .mcap or .db3 file.
+import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { McapRosReader, type BagMessage, type McapRosReaderOptions, type MessageQuery, type TopicInfo } from './reader.js';
 import { METADATA_FILE, parseRosbag2Metadata, type Rosbag2Metadata } from './rosbag2.js';
+import { isSqlite, SqliteRosReader } from './sqlite-reader.js';
 import { isZstd, zstdDecompress, zstdDecompressLoaded, zstdReady } from './zstd.js';
 
 /** What replay, extract and inspect need of a recording, whether one file or a folder of them. */
@@ -29,6 +31,9 @@ export interface OpenRecordingOptions extends McapRosReaderOptions {
   tmpDir?: string;
 }
 
+/** The storage plugins whose files are read (rosbag2's storage_identifier). */
+export type StorageId = 'mcap' | 'sqlite3';
+
 /** A folder, its metadata.yaml, or the folder holding a given metadata.yaml; undefined for a plain file. */
 async function folderOf(path: string): Promise<string | undefined> {
   let s;
@@ -42,22 +47,27 @@ async function folderOf(path: string): Promise<string | undefined> {
   return undefined;
 }
 
+async function head(path: string): Promise<Uint8Array> {
+  const bytes = new Uint8Array(16);
+  const h = await open(path, 'r');
+  try {
+    await h.read(bytes, 0, bytes.length, 0);
+  } finally {
+    await h.close();
+  }
+  return bytes;
+}
+
 /**
- * Opens a recording: a rosbag2 folder or its metadata.yaml (every file in relative_file_paths), a single .mcap, or a
- * single zstd-compressed .mcap.zstd. Problems are UserErrors naming the file and key.
+ * Opens a recording: a rosbag2 folder or its metadata.yaml (every file in relative_file_paths), a single .mcap or
+ * .db3, or a single zstd-compressed one (.mcap.zstd, .db3.zstd). Problems are UserErrors naming the file and key.
  */
 export async function openRecordingPath(path: string, options: OpenRecordingOptions = {}): Promise<RecordingReader> {
   const folder = await folderOf(path);
   if (folder !== undefined) return Rosbag2Reader.open(folder, options);
-  const head = new Uint8Array(4);
-  const { open } = await import('node:fs/promises');
-  const h = await open(path, 'r');
-  try {
-    await h.read(head, 0, 4, 0);
-  } finally {
-    await h.close();
-  }
-  if (isZstd(head)) return Rosbag2Reader.openFiles(path, [path], 'file', options);
+  const bytes = await head(path);
+  if (isZstd(bytes)) return Rosbag2Reader.openFiles(path, [path], 'file', options);
+  if (isSqlite(bytes)) return SqliteRosReader.open(path, options);
   return McapRosReader.open(path, options);
 }
 
@@ -68,7 +78,7 @@ function firstLine(e: unknown): string {
 interface Member {
   /** The file as listed (for messages). */
   file: string;
-  reader: McapRosReader;
+  reader: RecordingReader;
 }
 
 export class Rosbag2Reader implements RecordingReader {
@@ -99,9 +109,9 @@ export class Rosbag2Reader implements RecordingReader {
       throw new UserError(`${metaFile}: cannot read: ${firstLine(e)}`);
     }
     const meta = parseRosbag2Metadata(text, metaFile);
-    if (meta.storageIdentifier !== 'mcap') {
+    if (meta.storageIdentifier !== 'mcap' && meta.storageIdentifier !== 'sqlite3') {
       throw new UserError(
-        `${metaFile}: storage_identifier is '${meta.storageIdentifier}'; only mcap recordings are read (convert with 'ros2 bag convert' to storage_id mcap)`,
+        `${metaFile}: storage_identifier is '${meta.storageIdentifier}'; mcap and sqlite3 recordings are read (convert with 'ros2 bag convert' to storage_id mcap)`,
       );
     }
     if (meta.compressionMode !== 'none' && meta.compressionFormat !== 'zstd') {
@@ -116,7 +126,10 @@ export class Rosbag2Reader implements RecordingReader {
     return Rosbag2Reader.openFiles(folder, paths, meta.compressionMode, options, meta, metaFile);
   }
 
-  /** The member files in order; `mode` says how they are compressed. */
+  /**
+   * The member files in order; `mode` says how they are compressed, the metadata (when given) in which storage they
+   * are. Without metadata each file's storage is told by its first bytes.
+   */
   static async openFiles(
     label: string,
     paths: readonly string[],
@@ -155,7 +168,17 @@ export class Rosbag2Reader implements RecordingReader {
           readFrom = join(scratch, `${members.length}_${basename(path).replace(/\.zstd$/, '')}`);
           await writeFile(readFrom, plain);
         }
-        members.push({ file: path, reader: await McapRosReader.open(readFrom, { ...memberOptions, displayName: path }) });
+        const storage = (meta?.storageIdentifier as StorageId | undefined) ?? (isSqlite(await head(readFrom)) ? 'sqlite3' : 'mcap');
+        const reader =
+          storage === 'sqlite3'
+            ? await SqliteRosReader.open(readFrom, {
+                ...memberOptions,
+                displayName: path,
+                // metadata.yaml says how payloads are stored; a lone file's own metadata table does otherwise.
+                messageCompression: meta ? (mode === 'message' ? 'zstd' : 'none') : undefined,
+              })
+            : await McapRosReader.open(readFrom, { ...memberOptions, displayName: path });
+        members.push({ file: path, reader });
       }
       let start: bigint | undefined;
       let end: bigint | undefined;

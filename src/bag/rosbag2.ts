@@ -139,19 +139,34 @@ function compressionMode(text: string, where: string): Rosbag2CompressionMode {
   throw new UserError(`${where}: is '${text}', expected FILE, MESSAGE, NONE or empty`);
 }
 
-/** Parses the text of a metadata.yaml; `file` names it in errors. */
-export function parseRosbag2Metadata(text: string, file: string): Rosbag2Metadata {
-  let doc: unknown;
+function yamlDocument(text: string, file: string): unknown {
   try {
-    doc = parseYaml(text, { intAsBigInt: true });
+    return parseYaml(text, { intAsBigInt: true });
   } catch (e) {
     throw new UserError(`${file}: not YAML: ${(e as Error).message.split('\n')[0]}`);
   }
-  const top = doc as Node | null;
+}
+
+/** Parses the text of a metadata.yaml; `file` names it in errors. */
+export function parseRosbag2Metadata(text: string, file: string): Rosbag2Metadata {
+  const top = yamlDocument(text, file) as Node | null;
   if (typeof top !== 'object' || top === null || typeof top.rosbag2_bagfile_information !== 'object' || top.rosbag2_bagfile_information === null) {
     throw new UserError(`${file}: not a rosbag2 metadata file (no rosbag2_bagfile_information mapping)`);
   }
-  const info = new Fields(file, top.rosbag2_bagfile_information as Node, 'rosbag2_bagfile_information');
+  return metadataFromNode(new Fields(file, top.rosbag2_bagfile_information as Node, 'rosbag2_bagfile_information'));
+}
+
+/**
+ * Parses the metadata a sqlite3 recording keeps in its own `metadata` table (schema version 3 and later): the same
+ * fields without the rosbag2_bagfile_information key. `where` names the file and row in errors.
+ */
+export function parseStoredRosbag2Metadata(text: string, where: string): Rosbag2Metadata {
+  const top = yamlDocument(text, where) as Node | null;
+  if (typeof top !== 'object' || top === null || Array.isArray(top)) throw new UserError(`${where}: not a YAML mapping`);
+  return metadataFromNode(new Fields(where, top, 'metadata'));
+}
+
+function metadataFromNode(info: Fields): Rosbag2Metadata {
   const version = info.count('version');
   const topics = info.list('topics_with_message_count').map((t): Rosbag2Topic => {
     const m = t.child('topic_metadata');
@@ -230,9 +245,15 @@ function qosListYaml(profiles: readonly QosProfile[], indent: string): string {
     .join('');
 }
 
-/** The text of metadata.yaml in the layout `ros2 bag record` writes (version 8 or 9). */
+/** The metadata version Humble writes (rosbag2_storage/bag_metadata.hpp, branch humble: `int version = 5`). */
+export const HUMBLE_METADATA_VERSION = 5;
+
+/**
+ * The text of metadata.yaml in the layout `ros2 bag record` writes: version 5 as Humble writes it (no
+ * type_description_hash, custom_data or ros_distro; offered QoS as a string with integer enums), 8 as Iron, 9 as Jazzy.
+ */
 export function serializeRosbag2Metadata(m: Rosbag2Metadata): string {
-  if (m.version !== 8 && m.version !== 9) throw new Error(`metadata version ${m.version} cannot be written (8 or 9)`);
+  if (m.version !== 5 && m.version !== 8 && m.version !== 9) throw new Error(`metadata version ${m.version} cannot be written (5, 8 or 9)`);
   const lines: string[] = [];
   const push = (s: string) => lines.push(s);
   push('rosbag2_bagfile_information:');
@@ -252,7 +273,7 @@ export function serializeRosbag2Metadata(m: Rosbag2Metadata): string {
     push(`        serialization_format: ${scalar(t.serializationFormat)}`);
     if (m.version >= 9) push(`        offered_qos_profiles:${qosListYaml(t.offeredQos, '          ')}`);
     else push(`        offered_qos_profiles: ${JSON.stringify(serializeOfferedQos(t.offeredQos))}`);
-    push(`        type_description_hash: ${scalar(t.typeDescriptionHash)}`);
+    if (m.version >= 7) push(`        type_description_hash: ${scalar(t.typeDescriptionHash)}`);
     push(`      message_count: ${t.messageCount}`);
   }
   const mode = m.compressionMode === 'none' ? '' : m.compressionMode.toUpperCase();
@@ -271,10 +292,21 @@ export function serializeRosbag2Metadata(m: Rosbag2Metadata): string {
     push(`        nanoseconds: ${f.durationNs}`);
     push(`      message_count: ${f.messageCount}`);
   }
-  const custom = Object.entries(m.customData);
-  if (custom.length === 0) push('  custom_data: ~');
-  else push('  custom_data:');
-  for (const [k, v] of custom) push(`    ${scalar(k)}: ${scalar(v)}`);
-  push(`  ros_distro: ${scalar(m.rosDistro)}`);
+  if (m.version >= 6) {
+    const custom = Object.entries(m.customData);
+    if (custom.length === 0) push('  custom_data: ~');
+    else push('  custom_data:');
+    for (const [k, v] of custom) push(`    ${scalar(k)}: ${scalar(v)}`);
+  }
+  if (m.version >= 8) push(`  ros_distro: ${scalar(m.rosDistro)}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** The metadata as a sqlite3 recording stores it in its `metadata` table: metadata.yaml's fields at the top level. */
+export function serializeStoredRosbag2Metadata(m: Rosbag2Metadata): string {
+  return serializeRosbag2Metadata(m)
+    .split('\n')
+    .slice(1)
+    .map((l) => l.slice(2))
+    .join('\n');
 }

@@ -48,6 +48,45 @@ interface ChannelState {
   sequence: number;
 }
 
+/** How a topic's messages are checked and encoded, and the ros2msg text recordings store for its type. */
+export interface ChannelCodec {
+  /** The canonical type name, 'pkg/msg/Type'. */
+  name: string;
+  /** The rosbag2-style concatenated ros2msg definition. */
+  text: string;
+  encoder: MessageWriter;
+  fields: Map<string, MessageDefinitionField[]>;
+}
+
+/** The codec of a registered type, or of an unregistered one given its ros2msg text; errors name `file` and topic. */
+export function channelCodec(file: string, topic: string, type: string, definition?: string): ChannelCodec {
+  const name = canonicalType(type);
+  let text = definition;
+  if (text === undefined) {
+    if (!REGISTERED_TYPES.includes(name))
+      throw new UserError(`${file}: topic ${topic}: type '${type}' is not registered; pass its ros2msg text as 'definition'`);
+    text = rosbag2DefinitionText(name);
+  }
+  const defs = parseRos2Msg(text, `${file}: topic ${topic} (${name})`);
+  return { name, text, encoder: new MessageWriter(defs), fields: definitionMap(defs) };
+}
+
+/** Checks `message` against the topic's definition and CDR-encodes it; a field that does not fit is a UserError. */
+export function encodeChecked(
+  file: string,
+  c: { topic: string; type: string; encoder: MessageWriter; fields: ChannelCodec['fields'] },
+  message: unknown,
+): Uint8Array {
+  let checked: unknown;
+  try {
+    checked = checkMessage(c.fields, message);
+  } catch (e) {
+    if (e instanceof MessageShapeError) throw new UserError(`${file}: topic ${c.topic} (${c.type}): ${e.message}`);
+    throw e;
+  }
+  return c.encoder.writeMessage(checked);
+}
+
 export class McapRosWriter {
   private readonly channels = new Map<number, ChannelState>();
   private readonly topics = new Set<string>();
@@ -124,28 +163,20 @@ export class McapRosWriter {
   async addChannel<K extends string>(topic: string, type: K, options: ChannelOptions = {}): Promise<RosChannel<K>> {
     this.assertOpen();
     if (this.topics.has(topic)) throw new UserError(`${this.file}: topic ${topic} was already added`);
-    const name = canonicalType(type);
-    let text = options.definition;
-    if (text === undefined) {
-      if (!REGISTERED_TYPES.includes(name)) {
-        throw new UserError(`${this.file}: topic ${topic}: type '${type}' is not registered; pass its ros2msg text as 'definition'`);
-      }
-      text = rosbag2DefinitionText(name);
-    }
-    const defs = parseRos2Msg(text, `${this.file}: topic ${topic} (${name})`);
-    const schemaText = text;
+    const codec = channelCodec(this.file, topic, type, options.definition);
+    const { name } = codec;
     this.topics.add(topic);
     const metadata = new Map([['offered_qos_profiles', serializeOfferedQos(options.qos ?? [defaultOfferedQos()])]]);
     if (options.typeHash !== undefined) metadata.set('topic_type_hash', options.typeHash);
     const id = await this.serial(async () => {
       let schemaId = this.schemaIds.get(name);
       if (schemaId === undefined) {
-        schemaId = await this.mcap.registerSchema({ name, encoding: 'ros2msg', data: new TextEncoder().encode(schemaText) });
+        schemaId = await this.mcap.registerSchema({ name, encoding: 'ros2msg', data: new TextEncoder().encode(codec.text) });
         this.schemaIds.set(name, schemaId);
       }
       return this.mcap.registerChannel({ topic, messageEncoding: 'cdr', schemaId, metadata });
     });
-    this.channels.set(id, { topic, type: name, encoder: new MessageWriter(defs), fields: definitionMap(defs), sequence: 0 });
+    this.channels.set(id, { topic, type: name, encoder: codec.encoder, fields: codec.fields, sequence: 0 });
     return { topic, type, id };
   }
 
@@ -155,14 +186,7 @@ export class McapRosWriter {
    */
   async write<K extends string>(channel: RosChannel<K>, message: MessageOf<K>, logTime: bigint, publishTime: bigint = logTime): Promise<void> {
     const state = this.channelState(channel);
-    let checked: unknown;
-    try {
-      checked = checkMessage(state.fields, message);
-    } catch (e) {
-      if (e instanceof MessageShapeError) throw new UserError(`${this.file}: topic ${state.topic} (${state.type}): ${e.message}`);
-      throw e;
-    }
-    await this.append(state, channel.id, state.encoder.writeMessage(checked), logTime, publishTime);
+    await this.append(state, channel.id, encodeChecked(this.file, state, message), logTime, publishTime);
   }
 
   /**

@@ -1,11 +1,10 @@
 // Flag parsing shared by the commands: strict (unknown flags are errors) and typed, with one-line errors.
-import { readdirSync, statSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../errors.js';
 import { parseSize } from '../config/size.js';
 import type { Config } from '../config/config.js';
 import type { NamedPath } from '../io/atomic.js';
-import type { S2Options, Size } from '../s2/plan.js';
+import type { Size } from '../s2/plan.js';
 
 export type Flags = Record<string, string | boolean | undefined>;
 
@@ -26,9 +25,43 @@ export function parseFlags(command: string, argv: string[], options: ParseArgsCo
     return values;
   } catch (e) {
     if (e instanceof UserError) throw e;
-    const msg = (e as Error).message.split('\n')[0];
-    throw new UserError(`${command}: ${msg.replace(/\. To specify a positional argument.*$/, '')}`);
+    const msg = (e as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
+    const unknown = /^Unknown option '(-[^']*)'/.exec(msg)?.[1];
+    const hint = unknown === undefined ? '' : suggestFlag(unknown, Object.keys(options ?? {}));
+    throw new UserError(`${command}: ${msg}${hint === undefined ? `; see s2-policy ${command} --help` : hint}`);
   }
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent transpositions. */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * '; did you mean --img-sizes?' for an unknown flag close to a known one (underscores read as dashes; a typo of at
+ * most a third of the name, or one of the two begins the other); undefined when none is.
+ */
+export function suggestFlag(given: string, known: readonly string[]): string | undefined {
+  const name = given.replace(/^-+/, '').split('=')[0].replace(/_/g, '-').toLowerCase();
+  let best: { flag: string; d: number } | undefined;
+  for (const k of known) {
+    const d = editDistance(name, k);
+    if (best === undefined || d < best.d) best = { flag: k, d };
+  }
+  if (best && best.d <= Math.max(1, Math.floor(name.length / 3))) return `; did you mean --${best.flag}?`;
+  // --output for --out (the known flag begins the given one), --max-split for --max-split-size (the other way).
+  const longer = known.filter((k) => name.startsWith(k) && k.length >= 3).sort((a, b) => b.length - a.length)[0];
+  const shorter = name.length >= 3 ? known.filter((k) => k.startsWith(name)) : [];
+  const prefix = longer ?? (shorter.length === 1 ? shorter[0] : undefined);
+  return prefix === undefined ? undefined : `; did you mean --${prefix}?`;
 }
 
 export function str(flags: Flags, name: string): string | undefined {
@@ -66,65 +99,6 @@ export function sizeList(text: string, name: string): Size[] {
     if (typeof s === 'string') throw new UserError(`--${name}: ${s}`);
     return s;
   });
-}
-
-export const S2_FLAGS = {
-  scales: { type: 'string' },
-  'img-sizes': { type: 'string' },
-  'max-split-size': { type: 'string' },
-  'num-prefix-token': { type: 'string' },
-  'output-shape': { type: 'string' },
-  'resize-output-to-idx': { type: 'string' },
-  'split-mode': { type: 'string' },
-  'max-batch': { type: 'string' },
-} as const;
-
-export const MODEL_FLAGS = {
-  model: { type: 'string' },
-  threads: { type: 'string' },
-  provider: { type: 'string' },
-  'input-name': { type: 'string' },
-  'output-name': { type: 'string' },
-} as const;
-
-/** The S² options given on the command line (layout options may still come from detection). */
-export function s2OptionsFromFlags(flags: Flags): S2Options {
-  const o: S2Options = {};
-  const scales = str(flags, 'scales');
-  const sizes = str(flags, 'img-sizes');
-  if (scales !== undefined && sizes !== undefined) throw new UserError('give either --scales or --img-sizes, not both');
-  if (scales !== undefined) o.scales = numberList(scales, 'scales');
-  if (sizes !== undefined) o.imgSizes = sizeList(sizes, 'img-sizes');
-  o.maxSplitSize = int(flags, 'max-split-size');
-  o.numPrefixToken = int(flags, 'num-prefix-token', 0);
-  o.resizeOutputToIdx = int(flags, 'resize-output-to-idx', 0);
-  o.maxBatch = int(flags, 'max-batch');
-  const shape = str(flags, 'output-shape');
-  if (shape !== undefined) {
-    if (shape !== 'bnc' && shape !== 'bchw') throw new UserError(`--output-shape must be bnc or bchw, got '${shape}'`);
-    o.outputShape = shape;
-  }
-  const mode = str(flags, 'split-mode');
-  if (mode !== undefined) {
-    if (mode !== 'resize' && mode !== 'pad') throw new UserError(`--split-mode must be resize or pad, got '${mode}'`);
-    o.splitMode = mode;
-  }
-  return o;
-}
-
-/**
- * Output folders are replaced whole on success: an existing folder with files in it is refused unless --force, so
- * that a mistyped --out cannot swallow an unrelated folder.
- */
-export function refuseNonEmpty(dir: string, force: boolean, command: string): void {
-  let entries: string[];
-  try {
-    if (!statSync(dir).isDirectory()) return;
-    entries = readdirSync(dir);
-  } catch {
-    return;
-  }
-  if (entries.length > 0 && !force) throw new UserError(`${command}: --out ${dir} is not empty; pass --force to replace it (the whole folder is replaced)`);
 }
 
 /** The files a configuration reads (models and statistics), for refuseAliases. */

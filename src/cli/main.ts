@@ -1,107 +1,83 @@
 // The s2-policy command line: dispatches to the commands and turns user errors into one-line messages.
 import { UserError } from '../errors.js';
 import { S2OptionError, renameS2Options } from '../s2/plan.js';
-import { COMPILE_HELP, compileCommand } from './compile.js';
-import { EXTRACT_HELP, extractCommand } from './extract.js';
-import { FEATURES_HELP, featuresCommand } from './features.js';
-import { INSPECT_HELP, inspectCommand } from './inspect.js';
-import { MAKE_DEMO_HELP, makeDemoCommand } from './make-demo.js';
-import { MAKE_MODEL_HELP, makeModelCommand } from './make-model.js';
-import { REPLAY_HELP, replayCommand } from './replay.js';
-import { PARAMS_HELP, paramsCommand } from './params.js';
-import { ROS_HELP, rosCommand } from './ros.js';
-import { START_HELP, startCommand } from './start.js';
-import { EVAL_HELP, FIT_HELP, SIM_HELP, evalCommand, fitCommand, simCommand } from './learn.js';
+import type { Command } from './command.js';
+import { compileCommand } from './compile.js';
+import { evalCommand } from './eval.js';
+import { extractCommand } from './extract.js';
+import { featuresCommand } from './features.js';
+import { fitCommand } from './fit.js';
+import { inspectCommand } from './inspect.js';
+import { makeDemoCommand } from './make-demo.js';
+import { makeInputCommand } from './make-input.js';
+import { makeModelCommand } from './make-model.js';
+import { paramsCommand } from './params.js';
+import { replayCommand } from './replay.js';
+import { rosCommand } from './ros.js';
+import { simCollectCommand, simFramesCommand, simModelsCommand } from './sim.js';
+import { startCommand } from './start.js';
+
+/** Every command, in the order of the help. */
+export const COMMANDS: readonly Command[] = [
+  startCommand,
+  featuresCommand,
+  inspectCommand,
+  compileCommand,
+  makeModelCommand,
+  makeInputCommand,
+  makeDemoCommand,
+  replayCommand,
+  extractCommand,
+  simCollectCommand,
+  simModelsCommand,
+  simFramesCommand,
+  fitCommand,
+  evalCommand,
+  rosCommand,
+  paramsCommand,
+];
 
 const HELP = `s2-policy: S² multi-scale features from ONNX vision backbones, for robot policies
 
 commands:
-  start        the default main job: closed loop with the built-in simulation (or the ROS 2 node when sourced)
-  features     S² features of a .npy batch or an image, written as .npy
-  inspect      a model's inputs, outputs, layout, and the S² plan for given scales
-  compile      one ONNX model computing the S² features of a backbone (runs in any onnxruntime, Triton, …)
-  make-model   write one of the project's deterministic test backbones
-  make-demo    write a demo kit: backbone, policy head, config and a two-camera recording
-  replay       run the pipeline over a ROS 2 recording (.mcap or rosbag2 folder), writing actions and features
-  extract      S² features of every frame group of a recording, with aligned state and actions, as .npy
-  sim collect  expert demonstrations in the simulation, as features/state/actions .npy
-  fit          a linear policy head by ridge regression from demonstrations (sim collect or extract)
-  eval         closed-loop success of single scale versus S² in the simulation
-  ros          the ROS 2 node (needs a sourced ROS 2 and rclnodejs built against it)
-  params       the ROS 2 parameter file equivalent to a YAML config, or the configuration reference
+${COMMANDS.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`).join('\n')}
 
-${FEATURES_HELP}
+${COMMANDS.map((c) => c.help).join('\n\n')}`;
 
-${INSPECT_HELP}
-
-${COMPILE_HELP}
-
-${MAKE_MODEL_HELP}
-
-${MAKE_DEMO_HELP}
-
-${REPLAY_HELP}
-
-${EXTRACT_HELP}
-
-${ROS_HELP}
-
-${PARAMS_HELP}
-
-${START_HELP}
-
-${SIM_HELP}
-
-${FIT_HELP}
-
-${EVAL_HELP}`;
+/** Top-level names (sim collect and sim models share 'sim'). */
+const TOP = [...new Set(COMMANDS.map((c) => c.name.split(' ')[0]))];
 
 /** S² option names as the command line spells them (maxSplitSize → --max-split-size). */
 function asFlags(message: string): string {
   return renameS2Options(message, (snake) => `--${snake.replace(/_/g, '-')}`);
 }
 
+function find(argv: string[]): { command: Command; rest: string[] } | undefined {
+  const [first, second, ...rest] = argv;
+  const sub = COMMANDS.filter((c) => c.name.startsWith(`${first} `));
+  if (sub.length === 0) {
+    const command = COMMANDS.find((c) => c.name === first);
+    return command && { command, rest: argv.slice(1) };
+  }
+  const command = sub.find((c) => c.name === `${first} ${second}`);
+  if (command) return { command, rest };
+  if (second === undefined || second === '--help' || second === '-h') {
+    console.log(sub.map((c) => c.help).join('\n'));
+    return undefined;
+  }
+  throw new UserError(`unknown command '${first} ${second}' (${sub.map((c) => c.name).join(', ')}; see s2-policy ${first} --help)`);
+}
+
 export async function run(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  const [command] = argv;
   try {
-    switch (command) {
-      case 'features':
-        return await featuresCommand(rest);
-      case 'inspect':
-        return await inspectCommand(rest);
-      case 'compile':
-        return await compileCommand(rest);
-      case 'make-model':
-        return makeModelCommand(rest);
-      case 'make-demo':
-        return await makeDemoCommand(rest);
-      case 'replay':
-        return await replayCommand(rest);
-      case 'extract':
-        return await extractCommand(rest);
-      case 'ros':
-        return await rosCommand(rest);
-      case 'params':
-        return paramsCommand(rest);
-      case 'start':
-        return await startCommand(rest);
-      case 'sim':
-        return await simCommand(rest);
-      case 'fit':
-        return await fitCommand(rest);
-      case 'eval':
-        return await evalCommand(rest);
-      case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
-        console.log(HELP);
-        return command === undefined ? 2 : 0;
-      default:
-        throw new UserError(
-          `unknown command '${command}' (commands: features, inspect, compile, make-model, make-demo, replay, extract, ros, params, start, sim, fit, eval; see s2-policy --help)`,
-        );
+    if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+      console.log(HELP);
+      return command === undefined ? 2 : 0;
     }
+    if (!TOP.includes(command)) throw new UserError(`unknown command '${command}' (commands: ${TOP.join(', ')}; see s2-policy --help)`);
+    const found = find(argv);
+    return found ? await found.command.run(found.rest) : 0;
   } catch (e) {
     const message = userMessage(e);
     if (message === undefined) throw e;

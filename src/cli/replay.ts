@@ -2,29 +2,39 @@
 // actions, S2Features and /diagnostics (and optionally the inputs) to a new .mcap or rosbag2 folder, on the recording's
 // clock.
 import { existsSync } from 'node:fs';
-import { checkOutputLayout, type OutputOptions } from '../bag/rosbag2-writer.js';
+import { checkOutputLayout, isDb3FileName, isMcapFileName, parseRosDistro, parseStorageId, type OutputOptions } from '../bag/rosbag2-writer.js';
 import { replay, type MessageAccounting } from '../run/replay.js';
 import type { MetricsSnapshot } from '../pipeline/metrics.js';
-import { loadConfig } from '../config/config.js';
+import { loadConfig, withPolicyModel } from '../config/config.js';
 import { UserError } from '../errors.js';
-import { refuseAliases } from '../io/atomic.js';
+import type { Command } from './command.js';
 import { configInputs, int, parseFlags, required, str, type Flags } from './args.js';
+import { claimOutputs } from './output.js';
 
-export const REPLAY_HELP = `usage: s2-policy replay --bag IN --config cfg.yaml --out OUT [--rate R] [--topics t1,t2] [--with-inputs] [--force]
+const REPLAY_HELP = `usage: s2-policy replay --bag IN --config cfg.yaml --out OUT [--rate R] [--topics t1,t2] [--policy MODEL.onnx] [--with-inputs] [--force]
                         [--max-file-size BYTES] [--max-duration S] [--compression-mode none|file|message]
-       IN is a .mcap file, a rosbag2 folder or its metadata.yaml; OUT ending in .mcap is one file, any other name a
-       rosbag2 folder (metadata.yaml and OUT_0.mcap, …), split and zstd-compressed as ros2 bag record does on request
-       --rate 0 (default) runs as fast as possible on the recording's clock; --rate 1 is real time`;
+                        [--ros-distro jazzy|humble] [--storage mcap|sqlite3]
+       IN is a .mcap or .db3 file, a rosbag2 folder (mcap or sqlite3 storage) or its metadata.yaml; OUT ending in .mcap
+       or .db3 is one file, any other name a rosbag2 folder (metadata.yaml and OUT_0.mcap, …), split and
+       zstd-compressed as ros2 bag record does on request; --ros-distro humble writes metadata version 5 and, by
+       default, sqlite3 storage (Humble's only default plugin), jazzy (the default) version 9 and mcap
+       --rate 0 (default) runs as fast as possible on the recording's clock; --rate 1 is real time
+       --policy MODEL.onnx runs another policy head than the config's policy.model (e.g. one written by fit; its
+       MODEL.stats.json beside it is used when present)`;
 
 export const OUTPUT_FLAGS = {
   'max-file-size': { type: 'string' },
   'max-duration': { type: 'string' },
   'compression-mode': { type: 'string' },
+  'ros-distro': { type: 'string' },
+  storage: { type: 'string' },
 } as const;
 
 /** --max-file-size, --max-duration and --compression-mode as writer options. */
 export function outputOptions(flags: Flags): OutputOptions {
   const o: OutputOptions = { maxFileSize: int(flags, 'max-file-size') };
+  o.distro = parseRosDistro(str(flags, 'ros-distro'));
+  o.storage = parseStorageId(str(flags, 'storage'));
   const d = str(flags, 'max-duration');
   if (d !== undefined) {
     const s = Number(d);
@@ -49,10 +59,11 @@ export function ms(v: number, digits = 1): string {
   return Number.isFinite(v) ? `${v.toFixed(digits)} ms` : 'n/a (no samples)';
 }
 
-const list = (items: Record<string, number>) => {
+/** 'key n, key n' or 'none': the summaries' counted items. */
+export function itemList(items: Record<string, number>): string {
   const e = Object.entries(items);
   return e.length ? e.map(([k, v]) => `${k} ${v}`).join(', ') : 'none';
-};
+}
 
 /** The summary's accounting: every message of the recording, then every frame of each camera, adding up. */
 export function accountingLines(
@@ -62,10 +73,10 @@ export function accountingLines(
   jointsTopic: string | undefined,
   durationMs: number,
 ): string[] {
-  const lines = [`messages  ${a.total} in the recording: ${list(a.items)}`];
+  const lines = [`messages  ${a.total} in the recording: ${itemList(a.items)}`];
   for (const c of cameras) {
     const k = m.cameras[c.name] ?? { in: 0, processed: 0, dropped: {} };
-    lines.push(`camera    ${c.name} (${c.topic}): in ${k.in}: ${list({ processed: k.processed, ...k.dropped })}`);
+    lines.push(`camera    ${c.name} (${c.topic}): in ${k.in}: ${itemList({ processed: k.processed, ...k.dropped })}`);
   }
   if (jointsTopic !== undefined) {
     const j = m.joints;
@@ -76,13 +87,22 @@ export function accountingLines(
   return lines;
 }
 
-export async function replayCommand(argv: string[]): Promise<number> {
+export const replayCommand: Command = {
+  name: 'replay',
+  summary: 'run the pipeline over a ROS 2 recording (.mcap or rosbag2 folder), writing actions and features',
+  help: REPLAY_HELP,
+  writes: '--out',
+  run: (argv) => replayRun(argv),
+};
+
+async function replayRun(argv: string[]): Promise<number> {
   const flags = parseFlags('replay', argv, {
     bag: { type: 'string' },
     config: { type: 'string' },
     out: { type: 'string' },
     rate: { type: 'string' },
     topics: { type: 'string' },
+    policy: { type: 'string' },
     'with-inputs': { type: 'boolean' },
     force: { type: 'boolean' },
     ...OUTPUT_FLAGS,
@@ -99,16 +119,12 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const rate = Number(rateText);
   if (!Number.isFinite(rate) || rate < 0) throw new UserError(`--rate must be 0 (as fast as possible) or a positive factor of real time, got '${rateText}'`);
   if (!existsSync(bag)) throw new UserError(`${bag}: no such recording`);
-  const outputs = [{ path: out, what: '--out' }];
-  refuseAliases(outputs, [
-    { path: bag, what: '--bag' },
-    { path: configFile, what: '--config' },
-  ]);
-  if (existsSync(out) && !flags.force) throw new UserError(`${out} exists; pass --force to overwrite`);
+  // A name ending in .mcap or .db3 is one file; any other a rosbag2 folder.
+  const outputs = [{ path: out, what: '--out', kind: isMcapFileName(out) || isDb3FileName(out) ? ('file' as const) : ('folder' as const) }];
+  const config = withPolicyModel(loadConfig(configFile), str(flags, 'policy'), configFile);
+  claimOutputs('replay', outputs, Boolean(flags.force), [{ path: bag, what: '--bag' }, { path: configFile, what: '--config' }, ...configInputs(config)]);
   const output = outputOptions(flags);
   checkOutputLayout(out, output);
-  const config = loadConfig(configFile);
-  refuseAliases(outputs, configInputs(config));
   const topics = str(flags, 'topics')
     ?.split(',')
     .map((t) => t.trim());

@@ -3,10 +3,18 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { loadRclnodejs } from '../ros/detect.js';
+import type { Command } from './command.js';
 
-export const ROS_HELP = `usage: s2-policy ros [--node combined|features|policy_head|sim] [--config cfg.yaml] [--ros-args --params-file params.yaml -r __ns:=/robot -p autostart:=true ...]`;
+const ROS_HELP = `usage: s2-policy ros [--node combined|features|policy_head|sim] [--config cfg.yaml] [--ros-args --params-file params.yaml -r __ns:=/robot -p autostart:=true ...]`;
 
-export async function rosCommand(argv: string[]): Promise<number> {
+export const rosCommand: Command = {
+  name: 'ros',
+  summary: 'the ROS 2 node (needs a sourced ROS 2 and rclnodejs built against it)',
+  help: ROS_HELP,
+  run: (argv) => rosRun(argv),
+};
+
+async function rosRun(argv: string[]): Promise<number> {
   if (argv[0] === '--help' || argv[0] === '-h') {
     console.log(ROS_HELP);
     return 0;

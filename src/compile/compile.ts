@@ -1,15 +1,25 @@
 // `compileS2`: one ONNX model computing what multiscaleForward computes for a backbone and S² options — the S²
 // graph of s2-graph.ts with the backbone's graph inlined once per crop size (weights shared between copies).
-import { readFileSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
-import { inlineExternalData } from '../backbone/external-data.js';
+import { basename } from 'node:path';
 import { OnnxBackbone, ModelError, type BackboneOptions } from '../backbone/onnx-backbone.js';
 import { resolveS2Options } from '../backbone/resolve.js';
 import type { S2Options, S2Plan } from '../s2/plan.js';
-import { encodeNode, OnnxStructureError, parseOnnxModel, pruneTo, renamed, writeOnnxModel, type OnnxModelParts } from './onnx-model.js';
+import type { Dim } from '../onnx/builder.js';
+import { readModelFile } from '../onnx/file.js';
+import {
+  copyOf,
+  encodeModel,
+  metadataProps,
+  PRODUCER,
+  pruneTo,
+  renamedNode,
+  renamedTensor,
+  subgraphNode,
+  type GraphProto,
+  type NodeProto,
+  type OperatorSetIdProto,
+} from '../onnx/model.js';
 import { BACKBONE_PLACEHOLDER, buildS2Graph, COMPILED_INPUT, COMPILED_OUTPUT } from './s2-graph.js';
-import type { Dim } from '../models/onnx-graph.js';
-import { UserError } from '../errors.js';
 
 /** Metadata key holding the compiled S² description (JSON); its presence marks a compiled model. */
 export const COMPILED_KEY = 's2.compiled';
@@ -67,33 +77,32 @@ export async function compileLoaded(backbone: OnnxBackbone, options: S2Options, 
   const channels = backbone.inputChannels ?? 3;
   const { options: resolved, plan, layouts } = await resolveS2Options(backbone, options, [1, channels, inputSize[0], inputSize[1]]);
 
-  let model: OnnxModelParts;
-  try {
-    model = parseOnnxModel(inlineExternalData(readFileSync(file), dirname(file), file));
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    if (e instanceof OnnxStructureError) throw new ModelError(`${file}: ${e.message}`);
-    throw new ModelError(`${file}: cannot read the ONNX graph (${(e as Error).message.split('\n')[0]})`);
-  }
-  const opset = model.opsets.find((o) => o.domain === '')?.version ?? 17;
+  const model = readModelFile(file).model;
+  const bb = model.graph as GraphProto;
+  const sub = subgraphNode(bb);
+  // Subgraphs (If, Loop, Scan) read outer values by name; renaming them is not supported.
+  if (sub) throw new ModelError(`${file}: node '${sub.name || sub.opType}' (${sub.opType}) has a subgraph, which compile does not support`);
+  if (bb.sparseInitializer.length > 0) throw new ModelError(`${file}: the graph has sparse initializers, which compile does not support`);
+  const defaultDomain = (o: OperatorSetIdProto) => o.domain === '' || o.domain === 'ai.onnx';
+  const opset = Number(model.opsetImport.find(defaultDomain)?.version ?? 17);
   if (opset < MIN_BACKBONE_OPSET)
     throw new ModelError(`${file}: the backbone uses opset ${opset}; compile needs opset ≥ ${MIN_BACKBONE_OPSET} (re-export at opset 17)`);
 
   const s2 = buildS2Graph(plan, layouts);
-  const own = parseOnnxModel(s2.graph.serialize()).graph;
+  const ownModel = s2.graph.toModel();
+  const own = ownModel.graph as GraphProto;
 
-  const bb = model.graph;
-  const initNames = new Set(bb.initializers.map((i) => i.name));
-  const kept = pruneTo(bb.nodes, backbone.outputName);
+  const initNames = new Set(bb.initializer.map((i) => i.name));
+  const kept = pruneTo(bb.node, backbone.outputName);
   const used = new Set<string>();
-  for (const n of kept) for (const i of n.inputs) if (initNames.has(i)) used.add(i);
+  for (const n of kept) for (const i of n.input) if (initNames.has(i)) used.add(i);
   const weightName = (n: string) => `backbone/${n}`;
 
-  const nodes: Uint8Array[] = [];
+  const nodes: NodeProto[] = [];
   let call = 0;
-  for (const n of own.nodes) {
+  for (const n of own.node) {
     if (n.opType !== BACKBONE_PLACEHOLDER) {
-      nodes.push(encodeNode(n, (v) => v, ''));
+      nodes.push(n);
       continue;
     }
     const c = s2.calls[call++];
@@ -101,12 +110,9 @@ export async function compileLoaded(backbone: OnnxBackbone, options: S2Options, 
     const rename = (v: string): string =>
       v === backbone.inputName ? c.cropsName : v === backbone.outputName ? c.outputName : initNames.has(v) ? weightName(v) : scope + v;
     // Unnamed nodes get a name too, so that tools (quantization, profiling) can select the backbone's nodes.
-    kept.forEach((k, idx) => nodes.push(encodeNode(k.name === '' ? { ...k, name: `${k.opType}_unnamed_${idx}` } : k, rename, scope)));
+    kept.forEach((k, idx) => nodes.push(renamedNode(k, rename, scope + (k.name === '' ? `${k.opType}_unnamed_${idx}` : k.name))));
   }
-  const initializers = [
-    ...own.initializers.map((i) => i.raw),
-    ...bb.initializers.filter((i) => used.has(i.name)).map((i) => renamed(i.raw, 8, weightName(i.name))),
-  ];
+  const initializers = [...own.initializer, ...bb.initializer.filter((i) => used.has(i.name)).map((i) => renamedTensor(i, weightName(i.name)))];
 
   const backboneKeys = Object.fromEntries(Object.entries(backbone.metadata).filter(([k]) => k.startsWith('s2.')));
   const info: CompiledInfo = {
@@ -126,19 +132,18 @@ export async function compileLoaded(backbone: OnnxBackbone, options: S2Options, 
     outputDims: s2.outputDims,
     backboneCalls: s2.calls.length,
   };
-  const opsets = model.opsets.filter((o) => o.domain !== '');
-  opsets.unshift({ domain: '', version: Math.max(17, opset) });
-  const bytes = writeOnnxModel({
-    irVersion: Math.max(8, model.irVersion),
-    opsets,
+  const opsetImport = [copyOf(ownModel.opsetImport[0], { version: BigInt(Math.max(17, opset)) }), ...model.opsetImport.filter((o) => !defaultDomain(o))];
+  // value_info is dropped: shapes are re-inferred, and the backbone's batch dimension is not ours.
+  const compiled = copyOf(ownModel, {
+    irVersion: model.irVersion > 8n ? model.irVersion : 8n,
+    producerName: PRODUCER.name,
+    producerVersion: PRODUCER.version,
+    graph: copyOf(own, { node: nodes, name: `s2_${bb.name || 'backbone'}`, initializer: initializers }),
+    opsetImport,
+    metadataProps: metadataProps({ ...backboneKeys, [COMPILED_KEY]: JSON.stringify(info) }),
     functions: model.functions,
-    metadata: { ...backboneKeys, [COMPILED_KEY]: JSON.stringify(info) },
-    graphName: `s2_${bb.name || 'backbone'}`,
-    nodes,
-    initializers,
-    inputs: own.inputs.map((i) => i.raw),
-    outputs: own.outputs.map((o) => o.raw),
   });
+  const bytes = encodeModel(compiled);
   return { bytes, info, plan };
 }
 

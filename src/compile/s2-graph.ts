@@ -3,7 +3,7 @@
 // Transpose), one backbone call per crop size (a placeholder node the compiler replaces by the inlined backbone),
 // merge, area pooling (constant matrix products that also crop padded features), prefix averaging, concatenation.
 import type { Layout } from '../backbone/layout.js';
-import { OnnxGraph, type Dim } from '../models/onnx-graph.js';
+import { OnnxGraph, type Dim } from '../onnx/builder.js';
 import type { S2Plan, ScalePlan } from '../s2/plan.js';
 import { areaMatrix, bicubicMatrix, isIdentity, multiply, padRows, toFloat32, type Matrix } from './matrices.js';
 

@@ -1,7 +1,7 @@
 // The node's configuration: one YAML file (or the ROS 2 parameters with the same keys, see params.ts), validated
 // once into a typed object. The keys, types and defaults are described once, in table.ts; this file adds the rules
 // that relate several keys. Errors name the source and the key.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../errors.js';
@@ -71,8 +71,15 @@ export function parseConfig(value: unknown, source: string, baseDir?: string): C
 /** Reads a YAML file; a missing or malformed file is a one-line UserError naming it (`what`: 'config', …). */
 export function readYamlFile(file: string, what: string): unknown {
   if (!existsSync(file)) throw new UserError(`${file}: no such ${what} file`);
+  if (statSync(file).isDirectory()) throw new UserError(`${file}: is a directory, not a YAML ${what} file; give the file inside it`);
+  let text: string;
   try {
-    return parseYaml(readFileSync(file, 'utf8'));
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message.split('\n')[0]})`);
+  }
+  try {
+    return parseYaml(text);
   } catch (e) {
     throw new UserError(`${file}: not valid YAML (${(e as Error).message.split('\n')[0]})`);
   }
@@ -87,4 +94,16 @@ export function need<K extends 'policy' | 'control' | 'joint_states'>(c: Config,
   const v = c[key];
   if (v === undefined) throw new UserError(`${source}: ${key}: required by ${by}`);
   return v;
+}
+
+/**
+ * The config with its policy.model replaced by another head (replay --policy), and policy.stats by that model's own
+ * statistics file when one lies beside it. The other policy keys (input and output names) stay as configured.
+ */
+export function withPolicyModel(config: Config, model: string | undefined, source: string): Config {
+  if (model === undefined) return config;
+  if (!config.policy) throw new UserError(`--policy ${model}: ${source} has no policy section to take it (policy.features_input, policy.state_input)`);
+  if (!existsSync(model)) throw new UserError(`--policy ${model}: no such file`);
+  const stats = model.replace(/\.onnx$/i, '') + '.stats.json';
+  return { ...config, policy: { ...config.policy, model: resolve(model), stats: existsSync(stats) ? resolve(stats) : undefined } };
 }

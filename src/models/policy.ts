@@ -1,5 +1,5 @@
 // A linear policy head as ONNX: [features ‖ state] · W + b, reshaped to an action chunk 1×T×D.
-import { OnnxGraph } from './onnx-graph.js';
+import { OnnxGraph } from '../onnx/builder.js';
 
 export interface LinearPolicyOptions {
   featureDim: number;

@@ -1,6 +1,6 @@
 // Deterministic, project-made ONNX backbones (a small ViT and a small ConvNet) for tests, benchmarks and demos.
 // Weights come from a seeded generator, so the same options always give byte-identical files.
-import { OnnxGraph } from './onnx-graph.js';
+import { OnnxGraph } from '../onnx/builder.js';
 
 /** mulberry32: a tiny seeded uniform generator in [0, 1). */
 export function seededRandom(seed: number): () => number {

@@ -8,11 +8,12 @@
 //   - the controller by behaviour cloning (mean squared error to the expert's action chunks) on keypoint/state rows.
 // Exported as one ONNX model (features normalisation included) and a statistics file for state and action.
 import { UserError } from '../errors.js';
-import { OnnxGraph } from '../models/onnx-graph.js';
+import { OnnxGraph } from '../onnx/builder.js';
 import { seededRandom } from '../models/zoo.js';
 import { OrtSession } from '../backbone/ort-session.js';
 import { policyPaths, writeBoth } from './fit.js';
-import { adamStep, cosineRate, gaussian, gridPositions, MlpPass, shuffle, type MlpWeights } from './train.js';
+import { mlpGraph, normalisedMaps, spatialSoftmaxGraph } from './onnx-parts.js';
+import { adamStep, channelStats, columnStats, cosineRate, gaussian, MlpPass, shuffle, type MlpWeights } from './train.js';
 
 export interface DetectorData {
   /** N frames of C × H × W raw features, channel-major (the pipeline's `tokens` layout for a bchw backbone). Normalised in place. */
@@ -99,37 +100,10 @@ function softTarget(x: number, y: number, h: number, w: number): { cells: number
   return { cells, weights: weights.map((v) => v / s) };
 }
 
-/** Per-channel mean and std over every frame and cell. */
-function channelStats(d: DetectorData): { mean: Float32Array; std: Float32Array } {
-  const L = d.height * d.width;
-  const C = d.channels;
-  const mean = new Float32Array(C);
-  const std = new Float32Array(C);
-  for (let c = 0; c < C; c++) {
-    let s = 0;
-    let s2 = 0;
-    for (let r = 0; r < d.rows; r++) {
-      const o = (r * C + c) * L;
-      for (let l = 0; l < L; l++) {
-        const v = d.features[o + l];
-        s += v;
-        s2 += v * v;
-      }
-    }
-    const n = d.rows * L;
-    const m = s / n;
-    mean[c] = m;
-    std[c] = Math.max(1e-6, Math.sqrt(Math.max(0, s2 / n - m * m)));
-  }
-  return { mean, std };
-}
-
 /** The detector's score map as ONNX: 'features' [B, C·H·W] raw → 'scores' [B, H·W] (temperature applied). */
 function detectorGraph(g: OnnxGraph, p: DetectorParams, features: string): string {
   const C = p.channels;
-  const maps = g.op('Reshape', [features, g.ints([-1, C, p.height, p.width])]);
-  const inv = Float32Array.from(p.std, (s) => 1 / (s + EPS));
-  const norm = g.op('Mul', [g.op('Sub', [maps, g.weight('detector.mean', [1, C, 1, 1], p.mean)]), g.weight('detector.inv_std', [1, C, 1, 1], inv)]);
+  const norm = normalisedMaps(g, features, p, 'detector');
   const h = g.op('Relu', [
     g.op('Conv', [norm, g.weight('detector.conv.weight', [p.hidden, C, 3, 3], p.w1), g.weight('detector.conv.bias', [p.hidden], p.b1)], {
       kernel_shape: [3, 3],
@@ -213,7 +187,7 @@ export async function fitDetector(d: DetectorData, o: DetectorOptions = {}): Pro
   if (d.labels.length !== rows * 2 || d.groups.length !== rows) throw new UserError(`detector: ${rows} frames need ${rows} labels and groups`);
   const hidden = o.hidden ?? 16;
   const rand = seededRandom(o.seed ?? 11);
-  const { mean, std } = channelStats(d);
+  const { mean, std } = channelStats(d.features, rows, C, L);
   const x = d.features;
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < C; c++) {
@@ -447,23 +421,6 @@ export interface ControllerOptions {
   log?: (line: string) => void;
 }
 
-function meanStdCols(v: Float32Array, rows: number, cols: number): { mean: Float32Array; std: Float32Array } {
-  const mean = new Float32Array(cols);
-  const std = new Float32Array(cols);
-  for (let j = 0; j < cols; j++) {
-    let s = 0;
-    let s2 = 0;
-    for (let i = 0; i < rows; i++) {
-      const x = v[i * cols + j];
-      s += x;
-      s2 += x * x;
-    }
-    mean[j] = s / rows;
-    std[j] = Math.max(1e-6, Math.sqrt(Math.max(0, s2 / rows - (s / rows) ** 2)));
-  }
-  return { mean, std };
-}
-
 /** Fits the controller by behaviour cloning: Adam on the mean squared error of normalised action chunks. */
 export function fitController(d: ControllerData, o: ControllerOptions = {}): { params: ControllerParams; trainMse: number; seconds: number } {
   const t0 = performance.now();
@@ -472,8 +429,8 @@ export function fitController(d: ControllerData, o: ControllerOptions = {}): { p
   const inDim = 2 + S;
   const H = o.hidden ?? 64;
   const rand = seededRandom(o.seed ?? 13);
-  const ss = meanStdCols(d.state, d.rows, S);
-  const as = meanStdCols(d.targets, d.rows * d.chunk, d.actionDim);
+  const ss = columnStats(d.state, d.rows, S);
+  const as = columnStats(d.targets, d.rows * d.chunk, d.actionDim);
   const z = new Float32Array(d.rows * inDim);
   for (let r = 0; r < d.rows; r++) {
     z[r * inDim] = d.keypoints[2 * r];
@@ -562,14 +519,9 @@ export function buildDetectorPolicy(det: DetectorParams, ctrl: ControllerParams)
   g.metadata['s2.policy'] = 'keypoint detector (3x3 conv, softmax) + MLP controller';
   const features = g.input('features', ['batch', det.channels * L]);
   const state = g.input('state', ['batch', ctrl.stateDim]);
-  const probs = g.op('Softmax', [detectorGraph(g, det, features)], { axis: -1 });
-  const kp = g.op('MatMul', [probs, g.weight('detector.positions', [L, 2], gridPositions(det.height, det.width))], {}, 'keypoint');
+  const kp = g.op('Reshape', [spatialSoftmaxGraph(g, detectorGraph(g, det, features), 1, det.height, det.width, 'detector'), g.ints([-1, 2])], {}, 'keypoint');
   const z = g.op('Concat', [kp, state], { axis: 1 });
-  const layer = (x: string, w: Float32Array, b: Float32Array, n: number, k: number, name: string) =>
-    g.op('Add', [g.op('MatMul', [x, g.weight(`${name}.weight`, [n, k], w)]), g.weight(`${name}.bias`, [k], b)]);
-  const h1 = g.op('Relu', [layer(z, ctrl.w1, ctrl.b1, 2 + ctrl.stateDim, ctrl.hidden, 'controller.0')]);
-  const h2 = g.op('Relu', [layer(h1, ctrl.w2, ctrl.b2, ctrl.hidden, ctrl.hidden, 'controller.1')]);
-  const y = layer(h2, ctrl.w3, ctrl.b3, ctrl.hidden, ctrl.chunk * ctrl.actionDim, 'controller.2');
+  const y = mlpGraph(g, z, ctrl, 2 + ctrl.stateDim, ctrl.hidden, ctrl.chunk * ctrl.actionDim, 'controller');
   g.op('Reshape', [y, g.ints([-1, ctrl.chunk, ctrl.actionDim])], {}, 'actions');
   g.output('actions', ['batch', ctrl.chunk, ctrl.actionDim]);
   g.output('keypoint', ['batch', 2]);

@@ -4,10 +4,23 @@
 // with Adam on the mean squared error to the demonstrated actions, in TypeScript, float32, deterministic per seed;
 // exported as ONNX with the same statistics file as the linear head.
 import { UserError } from '../errors.js';
-import { OnnxGraph } from '../models/onnx-graph.js';
+import { OnnxGraph } from '../onnx/builder.js';
 import { seededRandom } from '../models/zoo.js';
 import { policyPaths, writeBoth, type PolicyStatsJson } from './fit.js';
-import { adamStep, cosineRate, gaussian, gridPositions, MlpPass, shuffle, type MlpWeights } from './train.js';
+import { mlpGraph, spatialSoftmaxGraph } from './onnx-parts.js';
+import {
+  adamStep,
+  cosineRate,
+  gaussian,
+  gridPositions,
+  MlpPass,
+  pointwiseConv,
+  pointwiseConvBack,
+  shuffle,
+  spatialSoftmax,
+  spatialSoftmaxBack,
+  type MlpWeights,
+} from './train.js';
 
 export interface KeypointData {
   /** N rows of channels × grid × grid features, channel-major (the pipeline's grid:K layout for a bchw backbone). */
@@ -127,31 +140,9 @@ class Net {
   /** x: normalised features of one row (C × L), q: normalised state. Leaves activations for backward(). */
   forward(x: Float32Array, xo: number, q: Float32Array, qo: number): Float32Array {
     const { p, L, s, z, pos } = this;
-    const C = p.channels;
     const M = p.keypoints;
-    s.fill(0);
-    for (let m = 0; m < M; m++) {
-      const so = m * L;
-      for (let c = 0; c < C; c++) {
-        const w = p.score[m * C + c];
-        if (w === 0) continue;
-        const fo = xo + c * L;
-        for (let l = 0; l < L; l++) s[so + l] += w * x[fo + l];
-      }
-      let mx = -Infinity;
-      for (let l = 0; l < L; l++) if (s[so + l] > mx) mx = s[so + l];
-      let sum = 0;
-      for (let l = 0; l < L; l++) sum += s[so + l] = Math.exp(s[so + l] - mx);
-      let kx = 0;
-      let ky = 0;
-      for (let l = 0; l < L; l++) {
-        const pr = (s[so + l] /= sum);
-        kx += pr * pos[2 * l];
-        ky += pr * pos[2 * l + 1];
-      }
-      z[2 * m] = kx;
-      z[2 * m + 1] = ky;
-    }
+    pointwiseConv(x, xo, p.score, s, p.channels, M, L);
+    spatialSoftmax(s, M, L, pos, z);
     for (let i = 0; i < p.stateDim; i++) z[2 * M + i] = q[qo + i];
     return this.mlp.forward(p, z);
   }
@@ -160,7 +151,6 @@ class Net {
   backward(x: Float32Array, xo: number, t: Float32Array, to: number, g: KeypointParams): number {
     const { p, L, s, z, dy, ds, pos } = this;
     const { y, dz } = this.mlp;
-    const C = p.channels;
     const M = p.keypoints;
     let loss = 0;
     for (let k = 0; k < this.outDim; k++) {
@@ -168,19 +158,9 @@ class Net {
       loss += dy[k] * dy[k];
     }
     this.mlp.backward(p, g, z, dy);
-    for (let m = 0; m < M; m++) {
-      const so = m * L;
-      const gx = dz[2 * m];
-      const gy = dz[2 * m + 1];
-      // d k / d s_l = p_l (pos_l − k)
-      for (let l = 0; l < L; l++) ds[so + l] = s[so + l] * (gx * (pos[2 * l] - z[2 * m]) + gy * (pos[2 * l + 1] - z[2 * m + 1]));
-      for (let c = 0; c < C; c++) {
-        const fo = xo + c * L;
-        let acc = 0;
-        for (let l = 0; l < L; l++) acc += ds[so + l] * x[fo + l];
-        g.score[m * C + c] += acc;
-      }
-    }
+    // z starts with the keypoints (2M values) and dz with their gradients.
+    spatialSoftmaxBack(s, z, dz, pos, M, L, ds);
+    pointwiseConvBack(x, xo, ds, g.score, p.channels, M, L);
     return loss;
   }
 }
@@ -322,14 +302,9 @@ export function buildKeypointPolicy(p: KeypointParams): OnnxGraph {
   const state = g.input('state', ['batch', p.stateDim]);
   const maps = g.op('Reshape', [features, g.ints([-1, p.channels, L])]);
   const scores = g.op('MatMul', [g.weight('keypoint.score', [M, p.channels], p.score), maps]);
-  const probs = g.op('Softmax', [scores], { axis: -1 });
-  const kp = g.op('MatMul', [probs, g.weight('keypoint.positions', [L, 2], gridPositions(p.grid, p.grid))]);
+  const kp = spatialSoftmaxGraph(g, scores, M, p.grid, p.grid, 'keypoint');
   const z = g.op('Concat', [g.op('Reshape', [kp, g.ints([-1, 2 * M])]), state], { axis: 1 });
-  const layer = (x: string, w: Float32Array, b: Float32Array, n: number, k: number, name: string) =>
-    g.op('Add', [g.op('MatMul', [x, g.weight(`${name}.weight`, [n, k], w)]), g.weight(`${name}.bias`, [k], b)]);
-  const h1 = g.op('Relu', [layer(z, p.w1, p.b1, 2 * M + p.stateDim, p.hidden, 'mlp.0')]);
-  const h2 = g.op('Relu', [layer(h1, p.w2, p.b2, p.hidden, p.hidden, 'mlp.1')]);
-  const y = layer(h2, p.w3, p.b3, p.hidden, p.chunk * p.actionDim, 'mlp.2');
+  const y = mlpGraph(g, z, p, 2 * M + p.stateDim, p.hidden, p.chunk * p.actionDim, 'mlp');
   g.op('Reshape', [y, g.ints([-1, p.chunk, p.actionDim])], {}, 'actions');
   g.output('actions', ['batch', p.chunk, p.actionDim]);
   return g;

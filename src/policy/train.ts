@@ -1,5 +1,6 @@
 // What the TypeScript heads share: Gaussian initialisation, cell-centre positions of a grid, dense layers and the
-// forward/backward pass of their MLP, a seeded shuffle and one Adam step (β 0.9 / 0.999, ε 1e-8) with a cosine
+// forward/backward pass of their MLP, 1×1 convolutions and the spatial softmax over channel-major maps (forward and
+// backward), feature statistics, a seeded shuffle and one Adam step (β 0.9 / 0.999, ε 1e-8) with a cosine
 // learning-rate decay and an optional L2 weight decay.
 
 /** A standard normal sample (Box–Muller) from `rand` in [0, 1). */
@@ -153,4 +154,111 @@ export class MlpPass {
     for (let i = 0; i < H; i++) if (h1[i] <= 0) dh1[i] = 0;
     denseBack(z, p.w1, dh1, dz, g.w1, g.b1, this.inDim, H);
   }
+}
+
+/**
+ * A 1×1 convolution over channel-major maps: out[k, l] = Σ_c w[k, c]·x[xo + c·L + l] (out: K × L, overwritten).
+ * The loop runs along whole rows of cells so that the inner loop is one contiguous multiply-add.
+ */
+export function pointwiseConv(x: Float32Array, xo: number, w: Float32Array, out: Float32Array, C: number, K: number, L: number): void {
+  out.fill(0, 0, K * L);
+  for (let k = 0; k < K; k++) {
+    const oo = k * L;
+    for (let c = 0; c < C; c++) {
+      const wk = w[k * C + c];
+      if (wk === 0) continue;
+      const fo = xo + c * L;
+      for (let l = 0; l < L; l++) out[oo + l] += wk * x[fo + l];
+    }
+  }
+}
+
+/** Accumulates gw[k, c] += Σ_l dout[k, l]·x[xo + c·L + l]: the weight gradient of pointwiseConv. */
+export function pointwiseConvBack(x: Float32Array, xo: number, dout: Float32Array, gw: Float32Array, C: number, K: number, L: number): void {
+  for (let k = 0; k < K; k++) {
+    const oo = k * L;
+    for (let c = 0; c < C; c++) {
+      const fo = xo + c * L;
+      let acc = 0;
+      for (let l = 0; l < L; l++) acc += dout[oo + l] * x[fo + l];
+      gw[k * C + c] += acc;
+    }
+  }
+}
+
+/**
+ * Spatial softmax (Levine et al. 2016): for each of K score maps over L cells, softmax over the cells (written
+ * over `scores` as probabilities) and its expected position under `pos` (L × 2, e.g. gridPositions) into kp (K × 2).
+ */
+export function spatialSoftmax(scores: Float32Array, K: number, L: number, pos: Float32Array, kp: Float32Array): void {
+  for (let k = 0; k < K; k++) {
+    const so = k * L;
+    let mx = -Infinity;
+    for (let l = 0; l < L; l++) if (scores[so + l] > mx) mx = scores[so + l];
+    let sum = 0;
+    for (let l = 0; l < L; l++) sum += scores[so + l] = Math.exp(scores[so + l] - mx);
+    let kx = 0;
+    let ky = 0;
+    const inv = 1 / sum;
+    for (let l = 0; l < L; l++) {
+      const p = (scores[so + l] *= inv);
+      kx += p * pos[2 * l];
+      ky += p * pos[2 * l + 1];
+    }
+    kp[2 * k] = kx;
+    kp[2 * k + 1] = ky;
+  }
+}
+
+/** dL/dscores (K × L, overwritten) from dL/dkp, for the probabilities and keypoints spatialSoftmax left: p_l·(pos_l − kp)·dkp. */
+export function spatialSoftmaxBack(probs: Float32Array, kp: Float32Array, dkp: Float32Array, pos: Float32Array, K: number, L: number, ds: Float32Array): void {
+  for (let k = 0; k < K; k++) {
+    const so = k * L;
+    const gx = dkp[2 * k];
+    const gy = dkp[2 * k + 1];
+    const kx = kp[2 * k];
+    const ky = kp[2 * k + 1];
+    for (let l = 0; l < L; l++) ds[so + l] = probs[so + l] * (gx * (pos[2 * l] - kx) + gy * (pos[2 * l + 1] - ky));
+  }
+}
+
+/** Per-channel mean and floored std over every row and cell of channel-major maps (rows × C × L). */
+export function channelStats(x: Float32Array, rows: number, C: number, L: number): { mean: Float32Array; std: Float32Array } {
+  const mean = new Float32Array(C);
+  const std = new Float32Array(C);
+  for (let c = 0; c < C; c++) {
+    let s = 0;
+    let s2 = 0;
+    for (let r = 0; r < rows; r++) {
+      const o = (r * C + c) * L;
+      for (let l = 0; l < L; l++) {
+        const v = x[o + l];
+        s += v;
+        s2 += v * v;
+      }
+    }
+    const n = rows * L;
+    const m = s / n;
+    mean[c] = m;
+    std[c] = Math.max(1e-6, Math.sqrt(Math.max(0, s2 / n - m * m)));
+  }
+  return { mean, std };
+}
+
+/** Per-column mean and floored std of a rows × cols matrix. */
+export function columnStats(v: Float32Array, rows: number, cols: number): { mean: Float32Array; std: Float32Array } {
+  const mean = new Float32Array(cols);
+  const std = new Float32Array(cols);
+  for (let j = 0; j < cols; j++) {
+    let s = 0;
+    let s2 = 0;
+    for (let i = 0; i < rows; i++) {
+      const x = v[i * cols + j];
+      s += x;
+      s2 += x * x;
+    }
+    mean[j] = s / rows;
+    std[j] = Math.max(1e-6, Math.sqrt(Math.max(0, s2 / rows - (s / rows) ** 2)));
+  }
+  return { mean, std };
 }

@@ -14,7 +14,7 @@ import { jointStateVector } from '../pipeline/pipeline.js';
 import { buildRuntime } from '../runtime/build.js';
 import { syncCameras, type CameraFrame } from '../pipeline/operators.js';
 import type { RecordingReader } from '../bag/rosbag2-reader.js';
-import { inputTopics, messageAccounting, openRecording } from './replay.js';
+import { inputTopics, messageAccounting, openRecording, type MessageAccounting } from './replay.js';
 
 const ACTION_TOPIC_TYPES = ['std_msgs/msg/Float64MultiArray', 'trajectory_msgs/msg/JointTrajectory', 'geometry_msgs/msg/TwistStamped'];
 
@@ -35,6 +35,10 @@ export interface ExtractSummary {
   featureDim: number;
   dropped: Record<string, number>;
   files: string[];
+  /** Every message of the recording by what became of it (as index.json's accounting.messages). */
+  accounting: MessageAccounting;
+  /** Per camera: in = processed + Σ dropped. */
+  cameras: Record<string, { in: number; processed: number; dropped: Record<string, number> }>;
 }
 
 /** The values of a recorded action message as a flat vector. */
@@ -253,7 +257,7 @@ async function extractFrom(reader: RecordingReader, o: ExtractOptions): Promise<
       },
       '--out',
     );
-    return { frames: feats.length, featureDim: d, dropped, files };
+    return { frames: feats.length, featureDim: d, dropped, files, accounting, cameras: perCamera };
   } finally {
     await runtime.release();
   }

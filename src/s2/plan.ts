@@ -116,7 +116,14 @@ export function planScales(inputDims: readonly number[], o: S2Options): S2Plan {
   const pairGiven = (o.imgSizes ?? []).some((s) => typeof s !== 'number');
   const anyShape = o.splitMode !== undefined || pairGiven || inH !== inW;
   if (inH !== inW && o.maxSplitSize === undefined) {
-    throw new S2OptionError(`input is ${inH}×${inW} (not square): maxSplitSize is required`);
+    // The reference takes the crop side from the input's height; the shorter side is offered, and the reference's
+    // choice named when it differs.
+    const short = Math.min(inH, inW);
+    const reference = inH === short ? '' : ` (the reference would take the height, ${inH})`;
+    throw new S2OptionError(
+      `input is ${inH}×${inW} (not square): maxSplitSize is required; use maxSplitSize ${short} (the shorter side)${reference} ` +
+        `for crops of ${short}×${short}, with splitMode resize (the default) or pad to make each scale whole crops`,
+    );
   }
   const maxSplitSize = positiveInt(o.maxSplitSize ?? inH, 'maxSplitSize');
   const splitMode = anyShape ? (o.splitMode ?? 'resize') : undefined;

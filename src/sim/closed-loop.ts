@@ -31,6 +31,12 @@ export const DEMO_POOL = 'tokens';
 /** S² crops of 80×80 pixels: a divisor of every demo scale (240×320, 480×640, 720×960). */
 export const DEMO_SPLIT = 80;
 
+/** The demo models' S² sizes, used by `start` and `eval`: the camera's 3:4 aspect, two scales. */
+export const DEMO_SIZES: [number, number][] = [
+  [240, 320],
+  [480, 640],
+];
+
 /** The demo recipe's defaults (see DemoRecipe). */
 export const DEMO_RECIPE = {
   pool: 'tokens',
@@ -277,6 +283,7 @@ export async function collectPerception(
   seed: number,
   perEpisode: number,
   simOptions: TabletopSimOptions = {},
+  onEpisode?: (i: number) => void,
 ): Promise<PerceptionData> {
   const layout = extractor.layout;
   if (layout.pooling !== 'tokens' || layout.outputShape !== 'bchw')
@@ -309,6 +316,7 @@ export async function collectPerception(
       }
       if (k < last) sim.step(sim.expertAction());
     }
+    onEpisode?.(e);
   }
   return {
     features: features.subarray(0, rows * per),
@@ -511,8 +519,8 @@ export async function ensureDemoModels(dir: string, o: DemoRecipe, log?: (line: 
       const [det, ctrl] = await Promise.all([fitDetector(perception, { epochs: recipe.epochs, seed: 11 }), controller]);
       const cellPx = resolveSimOptions(simOptions).width / perception.width;
       log?.(
-        `detector fitted in ${det.seconds.toFixed(1)} s: held-out keypoint error median ${(det.heldOut.median * cellPx).toFixed(1)} px, ` +
-          `${(100 * det.heldOut.withinOne).toFixed(0)}% within ${cellPx} px (temperature ${det.params.temperature})`,
+        `detector fitted in ${det.seconds.toFixed(1)} s: held-out keypoint error median ${det.heldOut.median.toFixed(2)} cells (${(det.heldOut.median * cellPx).toFixed(1)} px), ` +
+          `${(100 * det.heldOut.withinOne).toFixed(0)}% within one cell (${cellPx} px), temperature ${det.params.temperature}`,
       );
       log?.(`controller fitted on ${ctrl.rows} expert (keypoint, state) rows in ${ctrl.seconds.toFixed(1)} s (training MSE ${ctrl.trainMse.toFixed(4)})`);
       writeDetectorPolicy({ model: policy.model, stats: join(dir, 'policy.stats.json') }, det.params, ctrl.params);

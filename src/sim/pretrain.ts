@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createIngester, type Ingester } from '../image/ingest.js';
 import { presetNormalization } from '../image/normalize.js';
-import { OnnxGraph } from '../models/onnx-graph.js';
+import { OnnxGraph } from '../onnx/builder.js';
 import { Rng } from './random.js';
 import { TabletopSim } from './tabletop.js';
 

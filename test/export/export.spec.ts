@@ -4,10 +4,11 @@
 // "skipped: PyTorch not installed" line. Not part of `npm test`.
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { OnnxBackbone } from '../../src/backbone/onnx-backbone.js';
-import { readOnnxMetadata } from '../../src/models/onnx-graph.js';
+import { readModelFile } from '../../src/onnx/file.js';
+import { metadataOf as modelMetadata } from '../../src/onnx/model.js';
 import { maxAbsDiff, rms, ROOT, tempDir } from '../helpers/util.js';
 
 const SCRIPT = join(ROOT, 'scripts', 'export_backbone.py');
@@ -92,7 +93,7 @@ function verifyLines(out: string): { label: string; ratio: number; reference: st
 }
 
 function metadataOf(file: string): Record<string, string> {
-  return readOnnxMetadata(readFileSync(file), file);
+  return modelMetadata(readModelFile(file).model);
 }
 
 function exportAndVerify(ctx: Mocha.Context, name: string, needs: Package[], args: string[], expect: Record<string, string>, images = 0): Run {

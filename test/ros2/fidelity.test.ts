@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseRosbag2Metadata } from '../../src/bag/rosbag2.js';
-import { writeDemoKit, type DemoKit } from '../../src/cli/make-demo.js';
+import { writeDemoKit, type DemoKit } from '../../src/run/demo-kit.js';
 import { requireRos } from './live-env.js';
 import { controlOf, copyToFolder, measureFidelity } from '../../bench/fidelity-lib.js';
 import { cli, tempDir } from '../helpers/util.js';

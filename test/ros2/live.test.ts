@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { writeDemoKit, type DemoKit } from '../../src/cli/make-demo.js';
+import { writeDemoKit, type DemoKit } from '../../src/run/demo-kit.js';
 import { liveRclnodejs } from './live-env.js';
 import { stringifyParamsFile } from '../../src/ros/params.js';
 import { BIN, ROOT, tempDir } from '../helpers/util.js';
