@@ -3,7 +3,7 @@
 // recording's timeline (number of actions, ticks whose action differs, stale periods). Used by bench:fidelity and the
 // live test; needs a sourced ROS 2 with ros2bag.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { McapRosReader } from '../src/bag/reader.js';
 import { openRecordingPath } from '../src/bag/rosbag2-reader.js';
@@ -14,6 +14,7 @@ import { timeToNs } from '../src/msgs/types.js';
 import { configToParams, stringifyParamsFile } from '../src/ros/params.js';
 import { ACTION_TYPES } from '../src/pipeline/messages.js';
 import { resolveTopic } from '../src/run/replay.js';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = join(ROOT, 'bin', 's2-policy.js');
@@ -281,10 +282,28 @@ export function runReplay(bag: string, configFile: string, out: string, rate: nu
   return out;
 }
 
-/** The whole measurement: live run, replay at `rates`, and the comparison of each with the live actions. */
+/**
+ * The configuration with its commands on the wire as they are: a Float64MultiArray on `~/commands`. A JointTrajectory
+ * carrying a velocity command holds positions integrated from the joint state the node had (see messages.ts), which
+ * neither compare as commands nor show the safe action as zero. Written beside the original (its paths are relative
+ * to its folder); returns the new file.
+ */
+export function commandsConfig(configFile: string): string {
+  const raw = parseYaml(readFileSync(configFile, 'utf8')) as { control?: Record<string, unknown> };
+  if (raw.control) Object.assign(raw.control, { action_interface: 'float64_multi_array', action_topic: '~/commands' });
+  const out = configFile.replace(/(\.ya?ml)?$/, '.commands.yaml');
+  writeFileSync(out, stringifyYaml(raw));
+  return out;
+}
+
+/**
+ * The whole measurement: live run, replay at `rates`, and the comparison of each with the live actions (the
+ * commands, as commandsConfig puts them on the wire).
+ */
 export async function measureFidelity(
   o: LiveRunOptions & { rates: number[] },
 ): Promise<{ live: LiveRun; offset: Awaited<ReturnType<typeof clockOffset>>; durationMs: number; results: { rate: number; c: Comparison }[] }> {
+  o = { ...o, configFile: commandsConfig(o.configFile) };
   const live = await runLive(o);
   const offset = await clockOffset(o.bag, live.liveBag, live.config.joint_states?.topic as string);
   const src = await openRecordingPath(o.bag);

@@ -133,9 +133,23 @@ describe('ROS 2 package (static)', () => {
     const stamp = { sec: 1, nanosec: 2 };
     const fm = actionMessage(cmd, stamp, { interface: 'float64_multi_array', commandType: 'velocity', periodMs: 50 });
     assert.ok('data' in fm && fm.data instanceof Float64Array && Math.abs(fm.data[1] + 0.2) < 1e-7);
+    // A JointTrajectory: stamped zero (start on receipt), one point two periods ahead, positions only.
     const jt = actionMessage(cmd, stamp, { interface: 'joint_trajectory', commandType: 'position', jointNames: ['a', 'b'], periodMs: 50 });
-    assert.ok(
-      'points' in jt && jt.points[0].positions.length === 2 && jt.points[0].velocities.length === 0 && jt.points[0].time_from_start.nanosec === 50_000_000,
+    assert.ok('points' in jt);
+    assert.deepEqual(jt.header.stamp, { sec: 0, nanosec: 0 });
+    assert.deepEqual(Array.from(jt.points[0].positions), [Math.fround(0.1), Math.fround(-0.2)]);
+    assert.equal(jt.points[0].velocities.length, 0);
+    assert.deepEqual(jt.points[0].time_from_start, { sec: 0, nanosec: 100_000_000 });
+    // A velocity command: the measured positions advanced by v·T (T = 0.1 s), still positions only.
+    const measured = Float64Array.of(1, 2);
+    const jv = actionMessage({ ...cmd, measured }, stamp, { interface: 'joint_trajectory', commandType: 'velocity', jointNames: ['a', 'b'], periodMs: 50 });
+    assert.ok('points' in jv);
+    const p = Array.from(jv.points[0].positions);
+    assert.ok(Math.abs(p[0] - (1 + 0.1 * 0.1)) < 1e-7 && Math.abs(p[1] - (2 - 0.2 * 0.1)) < 1e-7, `positions ${p}`);
+    assert.equal(jv.points[0].velocities.length, 0);
+    assert.throws(
+      () => actionMessage(cmd, stamp, { interface: 'joint_trajectory', commandType: 'velocity', jointNames: ['a', 'b'], periodMs: 50 }),
+      /a velocity command needs the 2 measured joint positions/,
     );
     assert.throws(
       () => actionMessage(cmd, stamp, { interface: 'twist_stamped', commandType: 'velocity', periodMs: 50 }),
@@ -189,6 +203,12 @@ describe('ROS 2 parameter files as the node reads them', () => {
     // -p before the file: the file wins; a second file after both wins over both.
     assert.equal(rosArgParams(['-p', 'control.rate_hz:=10', '--params-file', file], 's2_policy', '').get('control.rate_hz'), 20);
     assert.equal(rosArgParams([...pAfter, '--params-file', other], 's2_policy', '').get('control.rate_hz'), 5);
+    // use_sim_time in a '/name' section, as launch_ros writes a launch file's parameters (rclnodejs would miss it).
+    const launched = join(dir, 'launch_params.yaml');
+    writeFileSync(launched, stringify({ '/s2_policy': { ros__parameters: { use_sim_time: true, 'control.rate_hz': 7.0 } } }));
+    const l = rosArgParams(['--params-file', file, '--params-file', launched], 's2_policy', '');
+    assert.equal(l.get('use_sim_time'), true);
+    assert.equal(l.get('control.rate_hz'), 7);
     // Every kind of value, read as YAML as rcl reads it; node-qualified -p applies only to this node.
     const kinds = rosArgParams(
       [

@@ -108,7 +108,7 @@ describe('runtime builder', function () {
   it('replay and extract refuse the same mismatches on the command line, in one line, exit 2', () => {
     const bad = join(kit.dir, 'bad-joints.yaml');
     const raw = structuredClone(config) as unknown as { joint_states: { names: string[] } };
-    raw.joint_states.names = ['j1', 'j2', 'j3', 'j4', 'j5', 'j6', 'j7'];
+    raw.joint_states.names = ['joint1', 'joint2', 'j3', 'j4', 'j5', 'j6', 'j7'];
     writeFileSync(bad, stringify(raw));
     const r = cli(['replay', '--bag', kit.recording, '--config', bad, '--out', join(kit.dir, 'x.mcap')]);
     assert.equal(r.status, 2);

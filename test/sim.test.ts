@@ -304,6 +304,28 @@ describe('sim: dynamics', () => {
     }
   });
 
+  it('stepTo: the arm where an external controller put it, velocity the change over dt, success judged as step does', () => {
+    const sim = new TabletopSim({ seed: 5 });
+    const [q1, q2] = sim.joints;
+    const r = sim.stepTo([q1 + 0.01, q2 - 0.02]);
+    assert.equal(r.steps, 1);
+    assert.deepEqual(sim.joints, [q1 + 0.01, q2 - 0.02]);
+    const v = sim.jointState().velocity;
+    assert.ok(Math.abs(v[0] - 0.2) < 1e-9 && Math.abs(v[1] + 0.4) < 1e-9, `velocity ${v[0]}, ${v[1]}`);
+    // Put the arm on the target with the expert, as a controller executing it would, through stepTo alone.
+    const ghost = new TabletopSim({ seed: 5 });
+    sim.reset(5);
+    let last = sim.status;
+    while (!last.done) {
+      ghost.step(ghost.expertAction());
+      last = sim.stepTo(ghost.joints);
+    }
+    assert.equal(last.success, ghost.status.success);
+    assert.equal(last.steps, ghost.status.steps);
+    assert.throws(() => sim.stepTo([0, 0]), /^UserError: sim: the episode of seed 5 is over/);
+    assert.throws(() => new TabletopSim().stepTo([0, NaN]), /^UserError: sim: stepTo needs 2 finite joint angles, got \[0, NaN\]$/);
+  });
+
   it('rejects malformed actions and steps after the episode ended', () => {
     const sim = new TabletopSim({ stepBudget: 3 });
     assert.throws(() => sim.step(Float32Array.of(1)), /^UserError: sim: action must be 2 finite joint velocities, got \[1\]$/);

@@ -31,6 +31,13 @@ function checkRelations(c: Config, source: string): void {
     }
     if (ctl.lower && ctl.upper && ctl.lower.some((l, i) => l > (ctl.upper as number[])[i])) fail('control.lower', 'exceeds control.upper');
     if (ctl.action_interface === 'joint_trajectory' && !ctl.joint_names) fail('control.joint_names', 'required with action_interface joint_trajectory');
+    if (ctl.action_interface === 'joint_trajectory' && ctl.command_type === 'velocity') {
+      // The trajectory's positions are integrated from the measured joint state (messages.ts trajectoryPositions).
+      const why = 'action_interface joint_trajectory with command_type velocity sends positions integrated from the measured joint state';
+      const measured = (c.joint_states ?? fail('joint_states', `required: control.${why}`)).names;
+      const missing = (ctl.joint_names ?? []).filter((n) => !measured.includes(n));
+      if (missing.length > 0) fail('joint_states.names', `must list every control.joint_names joint (missing ${missing.join(', ')}): control.${why}`);
+    }
   }
   if (c.policy?.state_input !== undefined && !c.joint_states) fail('joint_states', 'required when policy.state_input is set');
 }

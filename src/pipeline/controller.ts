@@ -12,6 +12,11 @@ export interface ActionCommand {
   at: number;
   values: Float32Array;
   state: ControlState;
+  /**
+   * Measured positions of the commanded joints (control.joint_names order) at the tick, attached by the pipeline
+   * where the message needs them: a joint trajectory carrying a velocity command (see messages.ts).
+   */
+  measured?: Float64Array;
 }
 
 export interface ControllerOptions {

@@ -35,12 +35,56 @@ export interface ActionMessageOptions {
   interface: ActionInterface;
   commandType: CommandType;
   jointNames?: readonly string[];
-  /** Control period, ms (time_from_start of a one-point trajectory). */
+  /** Control period, ms (a one-point trajectory's time_from_start is trajectoryHorizonMs of it). */
   periodMs: number;
   frameId?: string;
 }
 
-/** The message for one control-tick command, stamped `stamp`. */
+/**
+ * time_from_start of a streamed one-point trajectory, in control periods. A JointTrajectoryController starts each
+ * message from the state it measures when it first samples it and moves linearly to the point, and the next message
+ * (one period later) replaces it. Two periods: a message that comes a little late finds the arm still moving rather
+ * than standing at the point; the arm under-delivers a velocity by about lag/(2 periods) instead of lag/(1 period)
+ * (lag: the age of the measured state the point was integrated from); and when messages stop, the arm comes to rest
+ * at the last point, at most two periods later.
+ */
+export const TRAJECTORY_HORIZON_PERIODS = 2;
+
+/**
+ * The time_from_start of a command's point: TRAJECTORY_HORIZON_PERIODS control periods, or one for a zero velocity
+ * (a stop: the point is the measured position, and nothing is integrated that a longer horizon would smooth), so
+ * the arm is at rest one period after a stop reaches the controller.
+ */
+export function trajectoryHorizonMs(periodMs: number, cmd?: ActionCommand, commandType?: CommandType): number {
+  const stop = commandType === 'velocity' && cmd !== undefined && cmd.values.every((v) => v === 0);
+  return (stop ? 1 : TRAJECTORY_HORIZON_PERIODS) * periodMs;
+}
+
+/** The zero Time: a JointTrajectory stamped with it starts when the controller first samples it. */
+const START_ON_RECEIPT: Time = { sec: 0, nanosec: 0 };
+
+/**
+ * The positions of the one point of a streamed trajectory: a position command as it is, a velocity command
+ * integrated from the measured positions over the point's time_from_start (q + v·T). A default
+ * JointTrajectoryController refuses a last point with a non-zero velocity, and with a velocity command interface
+ * and its default gains it would not move the arm at all, so velocities are sent as positions.
+ */
+export function trajectoryPositions(cmd: ActionCommand, commandType: CommandType, horizonMs: number): Float64Array {
+  if (commandType === 'position') return Float64Array.from(cmd.values);
+  const q = cmd.measured;
+  if (!q || q.length !== cmd.values.length) {
+    throw new Error(`joint_trajectory: a velocity command needs the ${cmd.values.length} measured joint positions, got ${q?.length ?? 'none'}`);
+  }
+  const t = horizonMs / 1000;
+  return Float64Array.from(cmd.values, (v, i) => q[i] + v * t);
+}
+
+/**
+ * The message for one control-tick command. `stamp` is the tick's time; a JointTrajectory is stamped zero instead
+ * ("start on receipt"): a controller refuses a stamped trajectory whose end (stamp + time_from_start) has passed on
+ * its own clock, which would drop every late tick and every tick of a node on simulated time or another machine's
+ * clock.
+ */
 export function actionMessage(cmd: ActionCommand, stamp: Time, o: ActionMessageOptions): Float64MultiArrayMsg | JointTrajectoryMsg | TwistStampedMsg {
   const values = Float64Array.from(cmd.values);
   switch (o.interface) {
@@ -50,16 +94,17 @@ export function actionMessage(cmd: ActionCommand, stamp: Time, o: ActionMessageO
       const names = o.jointNames ?? [];
       if (names.length !== values.length) throw new Error(`joint_trajectory: ${names.length} joint names for ${values.length} action values`);
       const empty = new Float64Array(0);
+      const horizonMs = trajectoryHorizonMs(o.periodMs, cmd, o.commandType);
       return {
-        header: header(stamp, o.frameId),
+        header: header(START_ON_RECEIPT, o.frameId),
         joint_names: [...names],
         points: [
           {
-            positions: o.commandType === 'position' ? values : empty,
-            velocities: o.commandType === 'velocity' ? values : empty,
+            positions: trajectoryPositions(cmd, o.commandType, horizonMs),
+            velocities: empty,
             accelerations: empty,
             effort: empty,
-            time_from_start: msToTime(o.periodMs),
+            time_from_start: msToTime(horizonMs),
           },
         ],
       };

@@ -170,6 +170,13 @@ export class PolicyPipeline {
   private outstanding = 0;
   private idleWaiters: (() => void)[] = [];
   private state?: StateSample;
+  /**
+   * Where each commanded joint (control.joint_names) sits in the state vector (joint_states.names), when the action
+   * message needs the measured positions (a joint trajectory carrying a velocity command); fixed keys, so fixed here.
+   */
+  private readonly measuredIndex?: number[];
+  /** Commands sent between ticks: the safe action when actions are disabled. */
+  private readonly between = new Subject<ActionCommand>();
 
   constructor(
     config: Config,
@@ -185,6 +192,11 @@ export class PolicyPipeline {
       commandType: config.control?.command_type ?? 'velocity',
       ...controllerOptions(config),
     });
+    const c = config.control;
+    if (c?.action_interface === 'joint_trajectory' && c.command_type === 'velocity') {
+      const names = config.joint_states?.names ?? [];
+      this.measuredIndex = (c.joint_names ?? []).map((n) => names.indexOf(n));
+    }
   }
 
   /** The configuration in force. */
@@ -227,8 +239,15 @@ export class PolicyPipeline {
         ok: false,
         reason: `${fixed.join(', ')} ${fixed.length > 1 ? 'are' : 'is'} fixed while configured (deactivate and clean up, then configure again)`,
       };
+    const wasEnabled = this.enabled;
     this.controller.reconfigure(controllerOptions(next));
     this.cfg = next;
+    if (wasEnabled && !this.enabled) {
+      // Silence is not a stop: a forward velocity controller keeps the last velocity it got. The safe action goes
+      // out now, once; then nothing until actions are enabled again.
+      const stop = this.safeCommand(this.scheduler.now());
+      if (stop) this.between.next(stop);
+    }
     return { ok: true, changed };
   }
 
@@ -240,6 +259,28 @@ export class PolicyPipeline {
   private settle(): void {
     this.outstanding--;
     if (this.outstanding === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /**
+   * The command with the measured positions of its joints attached when its message needs them, or undefined
+   * (counted as `control:state_stale`) when no joint state within joint_states.max_age_ms has them. A trajectory
+   * controller then comes to rest at the last point it got, within its time_from_start.
+   */
+  private withMeasured(cmd: ActionCommand): ActionCommand | undefined {
+    const index = this.measuredIndex;
+    if (!index) return cmd;
+    const q = this.freshState(this.scheduler.now());
+    if (!q) {
+      this.metrics.drop('control:state_stale');
+      return undefined;
+    }
+    return { ...cmd, measured: Float64Array.from(index, (k) => q[k]) };
+  }
+
+  /** The safe action now, ready to send (deactivation, shutdown, disable), or undefined when there is none. */
+  safeCommand(now: number): ActionCommand | undefined {
+    const cmd = this.controller.safeCommand(now);
+    return cmd && this.withMeasured(cmd);
   }
 
   /** Clears the chunk buffers and ensembling state. */
@@ -385,7 +426,7 @@ export class PolicyPipeline {
 
   private ticks(): Observable<ActionCommand> {
     const m = this.metrics;
-    return atControlRate(
+    const ticks = atControlRate(
       this.controller,
       () => this.config.control?.rate_hz ?? 20,
       this.scheduler,
@@ -393,6 +434,10 @@ export class PolicyPipeline {
     ).pipe(
       tap(() => (m.state = this.enabled ? this.controller.state : 'disabled')),
       filter(() => this.enabled),
+      map((cmd) => this.withMeasured(cmd)),
+      filter((cmd): cmd is ActionCommand => cmd !== undefined),
+    );
+    return merge(ticks, this.between).pipe(
       tap((cmd) => {
         m.counts.actions++;
         if (cmd.state === 'stale') m.counts.safeActions++;

@@ -107,6 +107,7 @@ export class S2PolicyNode {
     for (const [k, v] of withConfigFile(given)) {
       const spec = PARAMS.find((p) => p.name === k);
       if (spec) options.parameterOverrides.push(new rclnodejs.Parameter(k, TYPE[spec.type], rosValue(spec, v)));
+      else if (k === 'use_sim_time') options.parameterOverrides.push(new rclnodejs.Parameter(k, rclnodejs.ParameterType.PARAMETER_BOOL, v));
     }
     this.node = rclnodejs.createLifecycleNode(name, namespace, undefined, options);
     for (const spec of PARAMS) {
@@ -356,8 +357,23 @@ export class S2PolicyNode {
 
   /** Publishes the safe action once (deactivation, shutdown). */
   publishSafeAction(): void {
-    const cmd = this.pipeline?.controller.safeCommand(this.clock?.now() ?? Date.now());
+    const pipeline = this.pipeline;
+    const cmd = pipeline?.safeCommand(pipeline.scheduler.now());
     if (cmd) this.publishAction(cmd);
+  }
+
+  /**
+   * Waits up to `timeoutMs` until every subscriber has acknowledged the actions published so far. A stop published
+   * just before the process exits is otherwise lost with the publisher (measured: a forward velocity controller
+   * kept the arm moving after SIGINT). Returns false when not all were acknowledged in time.
+   */
+  flushActions(timeoutMs: number): boolean {
+    const pub = this.actionPub as { waitForAllAcked?(timeoutNs: bigint): boolean } | undefined;
+    try {
+      return pub?.waitForAllAcked?.(BigInt(Math.round(timeoutMs * 1e6))) ?? true;
+    } catch {
+      return false; // an rmw without acknowledgements
+    }
   }
 
   /** Stops the live streams and subscriptions (deactivate, shutdown). */
@@ -476,7 +492,8 @@ export async function runNode(options: NodeRunOptions = {}): Promise<number> {
     const timer = setTimeout(() => process.exit(0), 900);
     try {
       n.publishSafeAction();
-      n.node.getLogger().info(`${signal}: published the safe action, shutting down`);
+      const acked = n.flushActions(400);
+      n.node.getLogger().info(`${signal}: published the safe action${acked ? '' : ' (not acknowledged within 400 ms)'}, shutting down`);
       // Streams first: a metrics or control tick must not run against a destroyed node.
       n.stopActive();
       await n.release();
@@ -487,6 +504,9 @@ export async function runNode(options: NodeRunOptions = {}): Promise<number> {
       process.exit(0);
     }
   };
+  // rclnodejs shuts every context down on SIGINT by itself, before this handler could publish the stop; the node
+  // shuts down on its own terms instead.
+  rclnodejs.removeSignalHandlers();
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
   if (n.node.getParameter('autostart').value === true) {

@@ -249,7 +249,10 @@ export function rosArgParams(argv: readonly string[], name: string, namespace: s
   const specs = new Map(PARAMS.map((s) => [s.name, s]));
   const set = (k: string, v: ParamValue, where: string, base: string | undefined) => {
     const spec = specs.get(k);
-    if (!spec) return; // use_sim_time and unknown keys are left to rcl and the node's own checks
+    // use_sim_time is rclnodejs's, but rclnodejs reads it only from '/**' and 'name' sections, not from the '/name'
+    // ones launch_ros writes: it is carried here too. Unknown keys are left to rcl and the node's own checks.
+    if (k === 'use_sim_time' && typeof v === 'boolean') out.set(k, v);
+    if (!spec) return;
     const value = coerce(spec, v, where);
     // Model files are found next to the parameter file that names them (and from the working folder for -p).
     out.set(k, PATH_PARAMS.has(k) && typeof value === 'string' && value !== '' && !isAbsolute(value) ? resolve(base ?? '.', value) : value);

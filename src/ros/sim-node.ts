@@ -1,7 +1,9 @@
 // The built-in simulation as a ROS 2 node: publishes the overhead camera, joint states and /clock, and executes the
 // policy node's actions (std_msgs/Float64MultiArray joint velocities), so the whole system runs with `ros2 launch`.
+// With arm_joint_states_topic set, the arm is a ros2_control arm instead: the simulation reads its pose from that
+// topic (joint_state_broadcaster's /joint_states) and leaves executing the actions to the arm's controller.
 import rclnodejs from 'rclnodejs';
-import { TabletopSim } from '../sim/tabletop.js';
+import { JOINT_NAMES, TabletopSim, type StepResult } from '../sim/tabletop.js';
 
 export interface SimNodeOptions {
   argv?: string[];
@@ -14,7 +16,16 @@ const DEFAULTS = {
   camera_topic: '/overhead_camera/image_raw',
   joint_states_topic: '/joint_states',
   action_topic: '/s2_policy/actions',
+  /** '' : the simulation integrates the actions itself; a topic: the arm's pose comes from its joint states. */
+  arm_joint_states_topic: '',
+  /** The arm's JointTrajectoryController topic, used to bring the arm to each episode's start pose. */
+  arm_trajectory_topic: '/arm_controller/joint_trajectory',
 };
+
+type Pub = { publish(m: object): void };
+
+/** Within this of the start pose (rad per joint), a ros2_control arm is placed. */
+const PLACED_RAD = 2e-3;
 
 /** Runs the simulation node until SIGINT/SIGTERM or the last episode; returns the exit code. */
 export async function runSimNode(options: SimNodeOptions = {}): Promise<number> {
@@ -26,32 +37,82 @@ export async function runSimNode(options: SimNodeOptions = {}): Promise<number> 
     const v = node.getParameter(name).value as unknown;
     return (typeof v === 'bigint' ? Number(v) : v) as T;
   };
-  const seed = param<number>('seed', rclnodejs.ParameterType.PARAMETER_INTEGER);
-  const episodes = param<number>('episodes', rclnodejs.ParameterType.PARAMETER_INTEGER);
-  const cameraTopic = param<string>('camera_topic', rclnodejs.ParameterType.PARAMETER_STRING);
-  const jointTopic = param<string>('joint_states_topic', rclnodejs.ParameterType.PARAMETER_STRING);
-  const actionTopic = param<string>('action_topic', rclnodejs.ParameterType.PARAMETER_STRING);
+  const INTEGER = rclnodejs.ParameterType.PARAMETER_INTEGER;
+  const STRING = rclnodejs.ParameterType.PARAMETER_STRING;
+  const seed = param<number>('seed', INTEGER);
+  const episodes = param<number>('episodes', INTEGER);
+  const cameraTopic = param<string>('camera_topic', STRING);
+  const jointTopic = param<string>('joint_states_topic', STRING);
+  const actionTopic = param<string>('action_topic', STRING);
+  const armTopic = param<string>('arm_joint_states_topic', STRING);
+  const armTrajectoryTopic = param<string>('arm_trajectory_topic', STRING);
 
   const sim = new TabletopSim({ seed });
   const qos = { qos: rclnodejs.QoS.profileSensorData };
-  const camera = node.createPublisher('sensor_msgs/msg/Image' as never, cameraTopic, qos) as unknown as { publish(m: object): void };
-  const joints = node.createPublisher('sensor_msgs/msg/JointState' as never, jointTopic, qos) as unknown as { publish(m: object): void };
-  const clock = node.createPublisher('rosgraph_msgs/msg/Clock' as never, '/clock') as unknown as { publish(m: object): void };
-  let action = new Float32Array(2);
-  node.createSubscription('std_msgs/msg/Float64MultiArray' as never, actionTopic, (m: unknown) => {
-    const d = (m as { data: ArrayLike<number> }).data;
-    if (d.length === 2 && Number.isFinite(d[0]) && Number.isFinite(d[1])) action = Float32Array.of(d[0], d[1]);
-  });
+  const camera = node.createPublisher('sensor_msgs/msg/Image' as never, cameraTopic, qos) as unknown as Pub;
+  const clock = node.createPublisher('rosgraph_msgs/msg/Clock' as never, '/clock') as unknown as Pub;
   const log = node.getLogger();
   let episode = 0;
   let successes = 0;
+
+  /** One simulated control period: the arm moved by the last action, or to where the ros2_control arm is. */
+  let advance: () => StepResult | undefined;
+  let publishState: () => void;
+  /** Before an episode runs: true once the arm is at the episode's start pose. */
+  let ready: (elapsedMs: number) => boolean = () => true;
+  let onReset: () => void;
+  if (armTopic === '') {
+    const joints = node.createPublisher('sensor_msgs/msg/JointState' as never, jointTopic, qos) as unknown as Pub;
+    let action = new Float32Array(2);
+    node.createSubscription('std_msgs/msg/Float64MultiArray' as never, actionTopic, (m: unknown) => {
+      const d = (m as { data: ArrayLike<number> }).data;
+      if (d.length === 2 && Number.isFinite(d[0]) && Number.isFinite(d[1])) action = Float32Array.of(d[0], d[1]);
+    });
+    advance = () => sim.step(action);
+    publishState = () => joints.publish(sim.jointState());
+    onReset = () => (action = new Float32Array(2));
+  } else {
+    // The arm's joint_state_broadcaster publishes the joint states the policy reads; the simulation only renders
+    // the arm where the controller has put it. Between episodes the simulated clock stands still (the policy node,
+    // on simulated time, sends nothing), and the arm is brought to the next start pose through its controller.
+    let measured: number[] | undefined;
+    node.createSubscription('sensor_msgs/msg/JointState' as never, armTopic, { enableTypedArray: true }, (m: unknown) => {
+      const js = m as { name: string[]; position: ArrayLike<number> };
+      const q = JOINT_NAMES.map((n) => js.position[js.name.indexOf(n)]);
+      if (q.every((x) => Number.isFinite(x))) measured = q;
+    });
+    const trajectory = node.createPublisher('trajectory_msgs/msg/JointTrajectory' as never, armTrajectoryTopic) as unknown as Pub;
+    advance = () => (measured ? sim.stepTo(measured) : undefined);
+    publishState = () => undefined;
+    let lastPlacing = -Infinity;
+    let policyNoticed = false;
+    ready = (elapsedMs: number) => {
+      // Wait for the policy node's publisher on the controller's topic, so no episode runs without a policy.
+      if (!policyNoticed) {
+        if (node.countPublishers(armTrajectoryTopic) < 2) return false;
+        policyNoticed = true;
+        log.info(`a policy publishes on ${armTrajectoryTopic}: starting`);
+      }
+      const start = sim.joints;
+      if (measured && measured.every((x, i) => Math.abs(x - start[i]) < PLACED_RAD)) return true;
+      if (elapsedMs - lastPlacing >= 200) {
+        lastPlacing = elapsedMs;
+        trajectory.publish({
+          header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' },
+          joint_names: [...JOINT_NAMES],
+          points: [{ positions: [...start], velocities: [], accelerations: [], effort: [], time_from_start: { sec: 0, nanosec: 500_000_000 } }],
+        });
+      }
+      return false;
+    };
+    onReset = () => (lastPlacing = -Infinity);
+  }
   const publish = () => {
     clock.publish({ clock: sim.time });
-    joints.publish(sim.jointState());
+    publishState();
     camera.publish(sim.render());
   };
   rclnodejs.spin(node);
-  publish();
   return new Promise<number>((resolve) => {
     const finish = (code: number) => {
       clearInterval(timer);
@@ -60,9 +121,18 @@ export async function runSimNode(options: SimNodeOptions = {}): Promise<number> 
       rclnodejs.shutdown();
       resolve(code);
     };
-    // Real time: one control period per timer tick; the action last received drives the arm.
+    // Real time: one control period per timer tick; the action last received (or the arm's pose) moves the arm.
+    const t0 = performance.now();
+    let running = false;
     const timer = setInterval(() => {
-      const r = sim.step(action);
+      if (!running) {
+        if (!ready(performance.now() - t0)) return;
+        running = true;
+        publish();
+        return;
+      }
+      const r = advance();
+      if (!r) return;
       if (r.done) {
         episode++;
         if (r.success) successes++;
@@ -71,10 +141,14 @@ export async function runSimNode(options: SimNodeOptions = {}): Promise<number> 
         );
         if (episode >= episodes) return finish(0);
         sim.reset(seed + episode);
-        action = new Float32Array(2);
+        onReset();
+        running = false;
+        if (!ready(performance.now() - t0)) return;
+        running = true;
       }
       publish();
     }, sim.options.dt * 1000);
+    rclnodejs.removeSignalHandlers(); // finish() shuts rclnodejs down itself, after destroying the node
     process.once('SIGINT', () => finish(0));
     process.once('SIGTERM', () => finish(0));
   });

@@ -119,6 +119,26 @@ export class TabletopSim {
     return this.result;
   }
 
+  /**
+   * One control period with the arm where something else put it: the joint angles measured on a real (or
+   * ros2_control mock) arm after the period, instead of velocities integrated here. The reported velocity is the
+   * change over the period; limits are the arm's own business.
+   */
+  stepTo(joints: ArrayLike<number>): StepResult {
+    if (this.result.done) throw new UserError(`sim: the episode of seed ${this.current.seed} is over; call reset(seed)`);
+    if (joints.length !== 2 || !Number.isFinite(joints[0]) || !Number.isFinite(joints[1])) {
+      throw new UserError(`sim: stepTo needs 2 finite joint angles, got [${Array.from(joints).join(', ')}]`);
+    }
+    for (let i = 0; i < 2; i++) {
+      this.qd[i] = (joints[i] - this.q[i]) / this.options.dt;
+      this.q[i] = joints[i];
+    }
+    this.stepCount++;
+    this.elapsedNs += this.dtNs;
+    this.result = this.evaluate();
+    return this.result;
+  }
+
   /** The scripted expert's joint velocities for the current state (analytic IK, then a P-controller; see kinematics.ts). */
   expertAction(out?: Float32Array): Float32Array {
     const t = this.current.target;

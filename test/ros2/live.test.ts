@@ -18,6 +18,8 @@ interface Received {
   actions: { t: number; v: number[] }[];
   diagnostics: { t: number; level: number; message: string }[];
   features: { t: number; cameras: string[]; n: number }[];
+  /** Actions on the parameter file's topic when another one is expected (drive's actionsTopic). */
+  elsewhere: number;
 }
 
 function params(kit: DemoKit, ns: string, nodeNames: string[]): string {
@@ -39,8 +41,8 @@ function params(kit: DemoKit, ns: string, nodeNames: string[]): string {
   return file;
 }
 
-function startNode(mode: string, file: string, name: string): ChildProcess {
-  const child = spawn(process.execPath, [BIN, 'ros', '--node', mode, '--ros-args', '--params-file', file, '-r', `__node:=${name}`], {
+function startNode(mode: string, file: string, name: string, extra: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [BIN, 'ros', '--node', mode, '--ros-args', '--params-file', file, '-r', `__node:=${name}`, ...extra], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -73,16 +75,18 @@ describe('ROS 2 live', function () {
     ns: string,
     tester: string,
     scenario: (ctl: { frontOn: boolean; rec: Received; call: <T>(srv: string, name: string, req: object) => Promise<T> }) => Promise<void>,
+    actionsTopic = `${ns}/actions`,
   ): Promise<Received> {
     const node = rcl.createNode(tester);
-    const rec: Received = { actions: [], diagnostics: [], features: [] };
+    const rec: Received = { actions: [], diagnostics: [], features: [], elsewhere: 0 };
     const t0 = performance.now();
     const now = () => performance.now() - t0;
     node.createSubscription(
       'std_msgs/msg/Float64MultiArray' as never,
-      `${ns}/actions`,
+      actionsTopic,
       (m: unknown) => void rec.actions.push({ t: now(), v: Array.from((m as { data: ArrayLike<number> }).data) }),
     );
+    if (actionsTopic !== `${ns}/actions`) node.createSubscription('std_msgs/msg/Float64MultiArray' as never, `${ns}/actions`, () => void rec.elsewhere++);
     node.createSubscription('diagnostic_msgs/msg/DiagnosticArray' as never, '/diagnostics', (m: unknown) => {
       const s = (m as { status: { level: number; message: string; name: string }[] }).status[0];
       if (s && s.name.includes('pipeline')) rec.diagnostics.push({ t: now(), level: Number(s.level), message: s.message });
@@ -229,4 +233,33 @@ describe('ROS 2 live', function () {
 
   it('one node: actions within limits, S2Features, watchdog on a stalled camera, enable, lifecycle, SIGINT', () => scenario('combined'));
   it('two nodes (features → policy head): the same behaviour', () => scenario('split'));
+
+  it('-p after --params-file wins: the rate and the action topic given with -p are the ones used', async () => {
+    const ns = '/t_precedence';
+    const name = 's2_policy_precedence';
+    // The file says 20 Hz on <ns>/actions; the command line says 10 Hz on /x.
+    const file = params(kit, ns, [name]);
+    const child = startNode('combined', file, name, ['-p', 'control.rate_hz:=10.0', '-p', 'control.action_topic:=/x']);
+    try {
+      const rec = await drive(
+        ns,
+        'tester_precedence',
+        async (ctl) => {
+          for (let i = 0; i < 600 && ctl.rec.actions.length < 5; i++) await sleep(50);
+          const from = ctl.rec.actions.length;
+          const t0 = performance.now();
+          await sleep(3000);
+          const hz = ((ctl.rec.actions.length - from) * 1000) / (performance.now() - t0);
+          console.log(`    -p control.rate_hz:=10.0: ${hz.toFixed(2)} actions/s on /x, ${ctl.rec.elsewhere} on the file's ${ns}/actions`);
+          assert.ok(hz > 9 && hz < 11, `${hz.toFixed(2)} actions/s on /x`);
+        },
+        '/x',
+      );
+      assert.equal(rec.elsewhere, 0, "nothing on the parameter file's topic");
+    } finally {
+      const e = exited(child);
+      child.kill('SIGINT');
+      assert.equal((await e).code, 0);
+    }
+  });
 });
