@@ -10,9 +10,10 @@ gate; keeping that one product (backbone@…/fc2 of block 0) in float32 repairs 
 
     python3 scripts/int8_test_models.py --out-dir test/fixtures/int8
 
-writes there (through `node bin/s2-policy.js compile` and scripts/quantize_int8.py; needs `npm run build` and
-pip install onnx onnxruntime numpy) the compiled outlier model quantized by the search, outlier_s2.int8.onnx, which
-the TypeScript tests read for its s2.quantization metadata. scripts/test_quantize_gate.py imports `build_vit`.
+writes there the outlier backbone, vit_outlier.onnx, and (through `node bin/s2-policy.js compile --img-sizes 32,64`
+and scripts/quantize_int8.py with its defaults; needs `npm run build` and pip install onnx onnxruntime numpy) its
+compiled S² model quantized by the search, outlier_s2.int8.onnx, which the TypeScript tests read for its
+s2.quantization metadata and check against the fp32 model they compile themselves. scripts/test_quantize_gate.py imports `build_vit`.
 """
 import argparse
 import os
@@ -125,7 +126,7 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        bb = os.path.join(tmp, "vit_outlier.onnx")
+        bb = os.path.join(a.out_dir, "vit_outlier.onnx")
         onnx.save(build_vit(True), bb)
         s2 = os.path.join(tmp, "outlier_s2.onnx")
         compile_s2(bb, s2)
