@@ -128,13 +128,13 @@ describe('INT8 record (s2.quantization)', function () {
     ],
     [
       'a cosine out of range',
-      (s) => JSON.stringify({ ...JSON.parse(s), measured: { ...JSON.parse(s).measured, p_cosine: 7 } }),
+      (s) => JSON.stringify({ ...JSON.parse(s), measured: { ...(JSON.parse(s) as QuantizationInfo).measured, p_cosine: 7 } }),
       /s2\.quantization: measured\.p_cosine: /,
     ],
     ['excluded not a list', (s) => JSON.stringify({ ...JSON.parse(s), excluded: 'fc2' }), /s2\.quantization: excluded: /],
     [
       'figures below its own gate',
-      (s) => JSON.stringify({ ...JSON.parse(s), measured: { ...JSON.parse(s).measured, p_cosine: 0.9 } }),
+      (s) => JSON.stringify({ ...JSON.parse(s), measured: { ...(JSON.parse(s) as QuantizationInfo).measured, p_cosine: 0.9 } }),
       /s2\.quantization: measured\.p_cosine 0\.9 is below its own gate 0\.99/,
     ],
   ];
