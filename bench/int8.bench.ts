@@ -4,8 +4,8 @@
 // its accuracy gate on the held-out frames), against fp32: median time of one base image, and the token cosine of
 // INT8 to fp32 features on the held-out frames (mean, 1st percentile and minimum over tokens). Run with
 // `npm run bench:int8 [-- --model file.onnx]` (needs python3 with onnxruntime). BENCH_PRESET picks another preset,
-// BENCH_CALIB / BENCH_EVAL the frame counts, BENCH_METHOD the calibration, BENCH_PRODUCTS the variants of
-// scripts/quantize_int8.py --products to compare (default weights,all).
+// BENCH_CALIB / BENCH_EVAL the frame counts, BENCH_METHOD the calibration, BENCH_VARIANTS the variants of
+// scripts/quantize_int8.py --mode:--products to compare (default static:weights,static:all,dynamic:weights).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +29,12 @@ const CALIB = Number(process.env.BENCH_CALIB ?? 32);
 const EVAL = Number(process.env.BENCH_EVAL ?? 12);
 const RUNS = Number(process.env.BENCH_RUNS ?? 9);
 const METHOD = process.env.BENCH_METHOD ?? 'percentile';
-const PRODUCTS = (process.env.BENCH_PRODUCTS ?? 'weights,all').split(',');
+const VARIANTS = (process.env.BENCH_VARIANTS ?? 'static:weights,static:all,dynamic:weights').split(',').map((v) => {
+  const [mode, products] = v.split(':');
+  if (!['static', 'dynamic'].includes(mode) || !['weights', 'all'].includes(products))
+    throw new Error(`BENCH_VARIANTS: '${v}' is not static|dynamic:weights|all`);
+  return { mode, products, name: `${mode}, ${products} products` };
+});
 const SIZES = [224, 448];
 const script = fileURLToPath(new URL('../../scripts/quantize_int8.py', import.meta.url));
 
@@ -51,19 +56,19 @@ writeNpy(join(dir, 'calib.npy'), calib);
 writeNpy(join(dir, 'heldout.npy'), evalFrames);
 
 console.log(
-  `INT8 benchmark: ${NAME}, S² [${SIZES.join(', ')}] compiled, ${CALIB} calibration and ${EVAL} held-out simulation frames, ${METHOD} calibration, products: ${PRODUCTS.join(' and ')}`,
+  `INT8 benchmark: ${NAME}, S² [${SIZES.join(', ')}] compiled, ${CALIB} calibration and ${EVAL} held-out simulation frames, ${METHOD} calibration, variants: ${VARIANTS.map((v) => v.name).join('; ')}`,
 );
 const int8Files: string[] = [];
 const variants: string[] = [];
-for (const products of PRODUCTS) {
+for (const { mode, products, name } of VARIANTS) {
   const t0 = performance.now();
-  const out = join(dir, `s2_int8_${products}.onnx`);
+  const out = join(dir, `s2_int8_${mode}_${products}.onnx`);
   const q = spawnSync(
     'python3',
     [
       script,
       ...['--model', fp32File, '--calibration', join(dir, 'calib.npy'), '--frames', join(dir, 'heldout.npy'), '--out', out],
-      ...['--method', METHOD, '--products', products],
+      ...['--mode', mode, '--method', METHOD, '--products', products],
     ],
     {
       encoding: 'utf8',
@@ -74,7 +79,7 @@ for (const products of PRODUCTS) {
   for (const line of q.stdout.trim().split('\n')) console.log(`  ${line}`);
   if (q.status === 1) {
     // The gate refused every choice: nothing to time for this variant.
-    console.log(`  ${products} products: ${q.stderr.trim()} (${seconds} s)`);
+    console.log(`  ${name}: ${q.stderr.trim()} (${seconds} s)`);
     continue;
   }
   if (q.status !== 0) {
@@ -83,7 +88,7 @@ for (const products of PRODUCTS) {
   }
   console.log(`  (${seconds} s)`);
   int8Files.push(out);
-  variants.push(products);
+  variants.push(name);
 }
 
 const fp32 = await CompiledS2.load(fp32File);
@@ -134,12 +139,12 @@ for (let i = 0; i < 2 + RUNS; i++) {
 for (const m of models) await m.release();
 const fp32Ms = median(times[0]);
 console.log(`  fp32 S² median ${fp32Ms.toFixed(1)} ms (fastest ${Math.min(...times[0]).toFixed(1)} ms)`);
-variants.forEach((products, k) => {
+variants.forEach((name, k) => {
   const ms = median(times[k + 1]);
   const speedup = fp32Ms / ms;
   const c = cosines[k];
   console.log(
-    `  INT8 (${products} products) S² median ${ms.toFixed(1)} ms (fastest ${Math.min(...times[k + 1]).toFixed(1)} ms): ${speedup.toFixed(2)}× faster (target ≥ 1.8×); ` +
+    `  INT8 (${name}) S² median ${ms.toFixed(1)} ms (fastest ${Math.min(...times[k + 1]).toFixed(1)} ms): ${speedup.toFixed(2)}× faster (target ≥ 1.8×); ` +
       `token cosine to fp32 over ${c.tokens} tokens mean ${c.mean.toFixed(4)}, p1 ${c.p1.toFixed(4)}, min ${c.min.toFixed(4)} (target p1 ≥ 0.99): ` +
       `speed ${speedup >= 1.8 ? 'met' : 'not met'}, p1 ${c.p1 >= 0.99 ? 'met' : 'not met'}`,
   );

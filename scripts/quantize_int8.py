@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Static INT8 quantization of a compiled S² model (s2-policy compile) with onnxruntime's own tools, behind an accuracy gate.
+"""INT8 quantization of a compiled S² model (s2-policy compile) with onnxruntime's own tools, behind an accuracy gate.
 
-Recipe: onnxruntime.quantization.quant_pre_process (shape inference), then quantize_static in QDQ format with
-per-channel INT8 weights and UINT8 activations, calibrated on base images N x C x H x W (.npy, normalised as the
-model expects: the frames the node feeds it). Only the backbone's weight products are quantized: Conv and
-MatMul/Gemm nodes inside the inlined backbone whose second input is a constant. The S² resampling products
+Recipe (--mode static, the default): onnxruntime.quantization.quant_pre_process (shape inference), then
+quantize_static in QDQ format with per-channel INT8 weights and UINT8 activations, calibrated on base images
+N x C x H x W (.npy, normalised as the model expects: the frames the node feeds it). --mode dynamic: quantize_dynamic,
+per-channel INT8 weights of MatMul/Gemm and UINT8 activations whose range is taken per run (no calibration;
+onnxruntime fuses each product into DynamicQuantizeMatMul, which ran faster on CPU for a ViT-Tiny). Only the
+backbone's weight products are quantized: Conv (static only) and MatMul/Gemm nodes inside the inlined backbone whose
+second input is a constant. The S² resampling products
 (resize, pooling), LayerNorm, Softmax and GELU stay float32, and so do attention's activation x activation
 products unless --products all.
 
@@ -40,7 +43,7 @@ import tempfile
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,7 +57,10 @@ NORMALIZATIONS = {
 # Seeds of rendered frames: calibration and held-out frames come from different episodes.
 CALIB_SEED = 1000
 HELDOUT_SEED = 5000
-METHOD_TEXT = "onnxruntime.quantization.quantize_static, QDQ, int8 per-channel weights, uint8 activations"
+METHOD_TEXT = {
+    "static": "onnxruntime.quantization.quantize_static, QDQ, int8 per-channel weights, uint8 activations",
+    "dynamic": "onnxruntime.quantization.quantize_dynamic, int8 per-channel weights, uint8 activations ranged per run",
+}
 
 
 class Refused(Exception):
@@ -91,14 +97,14 @@ class Frames(CalibrationDataReader):
         self.set_range(0, len(self.batches))
 
 
-def backbone_nodes(model, products):
-    """Names of the inlined backbone's Conv / MatMul / Gemm nodes: those with a constant weight input, or with
-    products 'all' also activation x activation products (attention's QK^T and AV)."""
+def backbone_nodes(model, products, ops=("Conv", "MatMul", "Gemm")):
+    """Names of the inlined backbone's `ops` nodes: those with a constant weight input, or with products 'all' also
+    activation x activation products (attention's QK^T and AV)."""
     inits = {i.name for i in model.graph.initializer}
     consts = {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
     names = []
     for n in model.graph.node:
-        if not n.name.startswith("backbone@") or n.op_type not in ("Conv", "MatMul", "Gemm") or len(n.input) < 2:
+        if not n.name.startswith("backbone@") or n.op_type not in ops or len(n.input) < 2:
             continue
         if products == "all" or n.input[1] in inits or n.input[1] in consts:
             names.append(n.name)
@@ -216,6 +222,7 @@ def main():
     ap.add_argument("--percentile", type=float, default=1.0, help="gate: percentile of the token cosines held to --min-cosine (default 1)")
     ap.add_argument("--no-search", action="store_true", help="quantize every weight product or refuse; no search of products to keep in float32")
     ap.add_argument("--sensitivity-frames", type=int, default=4, help="calibration frames each product's sensitivity is measured on (default 4)")
+    ap.add_argument("--mode", choices=["static", "dynamic"], default="static", help="static (calibrated QDQ, default) or dynamic (activation ranges per run)")
     ap.add_argument("--method", choices=sorted(METHODS), default="percentile", help="activation range calibration (default percentile 99.999)")
     ap.add_argument("--batch", type=int, default=2, help="frames per calibration run")
     ap.add_argument("--products", choices=["weights", "all"], default="weights", help="quantize weight products only (default) or also attention's activation products")
@@ -244,9 +251,11 @@ def main():
         fail(f"{a.model}: not a compiled S² model (run s2-policy compile first)")
     info = json.loads(meta["s2.compiled"])
     want = [info["channels"], *info["inputSize"]]
-    nodes = backbone_nodes(model, a.products)
+    # Dynamic quantization of Conv (ConvInteger) is slower than float32 on CPU: MatMul/Gemm only.
+    ops = ("Conv", "MatMul", "Gemm") if a.mode == "static" else ("MatMul", "Gemm")
+    nodes = backbone_nodes(model, a.products, ops)
     if not nodes:
-        fail(f"{a.model}: no Conv/MatMul/Gemm weights inside the backbone to quantize")
+        fail(f"{a.model}: no {'/'.join(ops)} weights inside the backbone to quantize")
     del model
 
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".quantize_int8.") as tmp:
@@ -280,6 +289,11 @@ def main():
             counter[0] += 1
             q = os.path.join(tmp, f"q{counter[0]}.onnx")
             # The calibrators print progress to stdout; this tool prints its own lines.
+            chosen = [n for n in nodes if n not in exclude]
+            if a.mode == "dynamic":
+                quantize_dynamic(pre, q, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=list(ops), nodes_to_quantize=chosen,
+                                 extra_options={"MatMulConstBOnly": a.products == "weights"})
+                return q
             with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
                 quantize_static(
                     pre,
@@ -290,7 +304,7 @@ def main():
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
                     op_types_to_quantize=["Conv", "MatMul", "Gemm"],
-                    nodes_to_quantize=[n for n in nodes if n not in exclude],
+                    nodes_to_quantize=chosen,
                     calibrate_method=METHODS[a.method],
                     # One batch at a time: the histogram calibrators otherwise keep every intermediate tensor of every
                     # frame (a ViT-S/16 with two scales ran out of 23 GB at 32 frames).
@@ -336,8 +350,9 @@ def main():
         out = onnx.load(q)
         del out.metadata_props[:]
         meta["s2.quantization"] = json.dumps({
-            "method": METHOD_TEXT,
-            "calibration": {"method": a.method, "frames": int(calib.shape[0])},
+            "mode": a.mode,
+            "method": METHOD_TEXT[a.mode],
+            "calibration": {"method": a.method, "frames": int(calib.shape[0])} if a.mode == "static" else {"method": "none", "frames": 0},
             "products": a.products,
             "quantized": len(nodes) - len(excluded),
             "excluded": excluded,
@@ -353,8 +368,9 @@ def main():
         os.chmod(tmp_out, 0o644)
         os.replace(tmp_out, a.out)
     kept = f", {len(excluded)} kept in float32 ({', '.join(excluded)})" if excluded else ""
-    print(f"wrote {a.out}: {len(nodes) - len(excluded)} of {what} quantized{kept} (QDQ, int8 per-channel weights, uint8 activations, "
-          f"{a.method} calibration on {calib.shape[0]} frames); token cosine to fp32 {gate.text(m)}")
+    how = (f"QDQ, int8 per-channel weights, uint8 activations, {a.method} calibration on {calib.shape[0]} frames" if a.mode == "static"
+           else "dynamic, int8 per-channel weights, uint8 activations ranged per run")
+    print(f"wrote {a.out}: {len(nodes) - len(excluded)} of {what} quantized{kept} ({how}); token cosine to fp32 {gate.text(m)}")
 
 
 if __name__ == "__main__":

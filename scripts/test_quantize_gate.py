@@ -92,7 +92,7 @@ def main():
         check("benign model: exit 0", r.returncode == 0, r.stderr.strip())
         if r.returncode == 0:
             q, _ = quantization_of(out)
-            check("benign model: all products quantized, no search", q["excluded"] == [] and q["quantized"] == 13 and q["search"] == "not needed"
+            check("benign model: all products quantized, no search", q["excluded"] == [] and q["quantized"] == 13 and q["search"] == "not needed" and q["mode"] == "static"
                   and q["measured"]["p_cosine"] >= 0.99 and q["measured"]["frames"] == 12 and q["calibration"]["frames"] == 32, json.dumps(q))
 
         # 4. A gate nothing can meet: the search runs out and refuses, writing nothing.
@@ -102,6 +102,20 @@ def main():
         check("unreachable gate: refused after the search, one line, nothing written",
               r.returncode == 1 and len(lines) == 1 and "no choice of products" in lines[0] and "p0 " in lines[0]
               and not os.path.exists(out) and not leftovers(tmp), f"exit {r.returncode}, {r.stderr!r}")
+
+        # 5. Dynamic quantization (activation ranges per run) meets the same outlier and the same repair.
+        out = os.path.join(tmp, "outlier.dynamic.onnx")
+        r = quantize(models["outlier"], out, "--mode", "dynamic", *given)
+        ok = r.returncode == 0
+        q = quantization_of(out)[0] if ok else {}
+        ops = {n.op_type for n in onnx.load(out).graph.node} if ok else set()
+        check("outlier model, dynamic mode: repaired by keeping block0/fc2 in float32, recorded as dynamic",
+              ok and q["mode"] == "dynamic" and any(n.endswith("block0/fc2/matmul") for n in q["excluded"]) and q["measured"]["p_cosine"] >= 0.99
+              and q["calibration"]["frames"] == 0 and ("DynamicQuantizeLinear" in ops or "MatMulInteger" in ops), f"{r.stderr.strip()} {json.dumps(q)} {ops}")
+        out = os.path.join(tmp, "outlier.dynamic.refused.onnx")
+        r = quantize(models["outlier"], out, "--mode", "dynamic", "--no-search", *given)
+        check("outlier model, dynamic mode, search disabled: refused, nothing written",
+              r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and not os.path.exists(out), repr(r.stderr))
 
     failed = results.count(False)
     print(f"{len(results) - failed} passed, {failed} failed")

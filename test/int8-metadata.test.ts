@@ -104,7 +104,7 @@ describe('INT8 record (s2.quantization)', function () {
     assert.equal(lines.length, 1);
     assert.match(
       lines[0],
-      /^quantized {2}INT8 12 of 13 weight products \(1 kept in float32: backbone@32x32\/block0\/fc2\/matmul\); token cosine to fp32 p1 0\.99\d\d \(gate ≥ 0\.99\), mean 0\.99\d\d, rel\. error 0\.\d{4} on 12 held-out frames; percentile calibration on 32 frames$/,
+      /^quantized {2}INT8 \(static\) 12 of 13 weight products \(1 kept in float32: backbone@32x32\/block0\/fc2\/matmul\); token cosine to fp32 p1 0\.99\d\d \(gate ≥ 0\.99\), mean 0\.99\d\d, rel\. error 0\.\d{4} on 12 held-out frames; percentile calibration on 32 frames$/,
     );
     assert.ok(!r.stdout.includes(`metadata   ${QUANTIZATION_KEY}`), 'the record is not repeated as raw metadata');
   });
@@ -112,7 +112,8 @@ describe('INT8 record (s2.quantization)', function () {
   it('gives a line that names what stayed float32, or none', () => {
     const q = recordOf();
     assert.match(quantizationLine(q), /1 kept in float32: backbone@32x32\/block0\/fc2\/matmul/);
-    assert.match(quantizationLine({ ...q, quantized: 13, excluded: [] }), /^INT8 13 of 13 weight products \(none kept in float32\)/);
+    assert.match(quantizationLine({ ...q, quantized: 13, excluded: [] }), /^INT8 \(static\) 13 of 13 weight products \(none kept in float32\)/);
+    assert.match(quantizationLine({ ...q, mode: 'dynamic' }), /; activation ranges per run$/);
   });
 
   it('is absent from a float model', () => {
@@ -131,6 +132,7 @@ describe('INT8 record (s2.quantization)', function () {
       (s) => JSON.stringify({ ...JSON.parse(s), measured: { ...(JSON.parse(s) as QuantizationInfo).measured, p_cosine: 7 } }),
       /s2\.quantization: measured\.p_cosine: /,
     ],
+    ['an unknown mode', (s) => JSON.stringify({ ...JSON.parse(s), mode: 'int4' }), /s2\.quantization: mode: /],
     ['excluded not a list', (s) => JSON.stringify({ ...JSON.parse(s), excluded: 'fc2' }), /s2\.quantization: excluded: /],
     [
       'figures below its own gate',

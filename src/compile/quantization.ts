@@ -11,6 +11,8 @@ const unit = z.number().min(-1).max(1);
 const count = z.number().int().nonnegative();
 
 const schema = z.object({
+  /** static: calibrated QDQ; dynamic: activation ranges taken per run. */
+  mode: z.enum(['static', 'dynamic']),
   method: z.string(),
   calibration: z.object({ method: z.string(), frames: count }),
   products: z.string(),
@@ -71,8 +73,8 @@ export function quantizationLine(q: QuantizationInfo): string {
   const m = q.measured;
   const p = `p${q.gate.percentile}`;
   return (
-    `INT8 ${q.quantized} of ${total} ${q.products === 'weights' ? 'weight ' : ''}products (${kept}); ` +
+    `INT8 (${q.mode}) ${q.quantized} of ${total} ${q.products === 'weights' ? 'weight ' : ''}products (${kept}); ` +
     `token cosine to fp32 ${p} ${fixed4(m.p_cosine)} (gate ≥ ${q.gate.min_cosine}), mean ${fixed4(m.mean_cosine)}, rel. error ${fixed4(m.rel_error)} ` +
-    `on ${m.frames} held-out frames; ${q.calibration.method} calibration on ${q.calibration.frames} frames`
+    `on ${m.frames} held-out frames; ${q.mode === 'static' ? `${q.calibration.method} calibration on ${q.calibration.frames} frames` : 'activation ranges per run'}`
   );
 }
