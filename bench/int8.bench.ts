@@ -5,7 +5,8 @@
 // INT8 to fp32 features on the held-out frames (mean, 1st percentile and minimum over tokens). Run with
 // `npm run bench:int8 [-- --model file.onnx]` (needs python3 with onnxruntime). BENCH_PRESET picks another preset,
 // BENCH_CALIB / BENCH_EVAL the frame counts, BENCH_METHOD the calibration, BENCH_VARIANTS the variants of
-// scripts/quantize_int8.py --mode:--products to compare (default static:weights,static:all,dynamic:weights).
+// scripts/quantize_int8.py --mode:--products to compare (default static:weights,static:all,dynamic:weights),
+// BENCH_THREADS onnxruntime's intra-op threads (default: its own, all cores; 1 is steadier on a shared machine).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +29,7 @@ const PRESET = (process.env.BENCH_PRESET ?? 'vit-s16-bench') as PresetName;
 const CALIB = Number(process.env.BENCH_CALIB ?? 32);
 const EVAL = Number(process.env.BENCH_EVAL ?? 12);
 const RUNS = Number(process.env.BENCH_RUNS ?? 9);
+const THREADS = process.env.BENCH_THREADS === undefined ? undefined : Number(process.env.BENCH_THREADS);
 const METHOD = process.env.BENCH_METHOD ?? 'percentile';
 const VARIANTS = (process.env.BENCH_VARIANTS ?? 'static:weights,static:all,dynamic:weights').split(',').map((v) => {
   const [mode, products] = v.split(':');
@@ -56,7 +58,7 @@ writeNpy(join(dir, 'calib.npy'), calib);
 writeNpy(join(dir, 'heldout.npy'), evalFrames);
 
 console.log(
-  `INT8 benchmark: ${NAME}, S² [${SIZES.join(', ')}] compiled, ${CALIB} calibration and ${EVAL} held-out simulation frames, ${METHOD} calibration, variants: ${VARIANTS.map((v) => v.name).join('; ')}`,
+  `INT8 benchmark: ${NAME}, S² [${SIZES.join(', ')}] compiled, ${THREADS ?? 'default'} threads, ${CALIB} calibration and ${EVAL} held-out simulation frames, ${METHOD} calibration, variants: ${VARIANTS.map((v) => v.name).join('; ')}`,
 );
 const int8Files: string[] = [];
 const variants: string[] = [];
@@ -91,8 +93,8 @@ for (const { mode, products, name } of VARIANTS) {
   variants.push(name);
 }
 
-const fp32 = await CompiledS2.load(fp32File);
-const int8 = await Promise.all(int8Files.map((f) => CompiledS2.load(f)));
+const fp32 = await CompiledS2.load(fp32File, { threads: THREADS });
+const int8 = await Promise.all(int8Files.map((f) => CompiledS2.load(f, { threads: THREADS })));
 const per = 3 * 224 * 224;
 const frame = (i: number): Tensor => ({ dims: [1, 3, 224, 224], data: evalFrames.data.slice(i * per, (i + 1) * per) });
 

@@ -204,7 +204,7 @@ def main():
     ap.add_argument("--frames", help="float32 N x 3 x 224 x 224 .npy (default: rendered by s2-policy sim frames)")
     ap.add_argument("--count", type=int, default=1024, help="frames to render when --frames is not given")
     ap.add_argument("--frame-seed", type=int, default=700000, help="simulation seed of the rendered frames")
-    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--depth", type=int, default=6)
