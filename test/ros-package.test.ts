@@ -145,7 +145,7 @@ describe('ROS 2 package (static)', () => {
     const jv = actionMessage({ ...cmd, measured }, stamp, { interface: 'joint_trajectory', commandType: 'velocity', jointNames: ['a', 'b'], periodMs: 50 });
     assert.ok('points' in jv);
     const p = Array.from(jv.points[0].positions);
-    assert.ok(Math.abs(p[0] - (1 + 0.1 * 0.1)) < 1e-7 && Math.abs(p[1] - (2 - 0.2 * 0.1)) < 1e-7, `positions ${p}`);
+    assert.ok(Math.abs(p[0] - (1 + 0.1 * 0.1)) < 1e-7 && Math.abs(p[1] - (2 - 0.2 * 0.1)) < 1e-7, `positions ${p.join(', ')}`);
     assert.equal(jv.points[0].velocities.length, 0);
     assert.throws(
       () => actionMessage(cmd, stamp, { interface: 'joint_trajectory', commandType: 'velocity', jointNames: ['a', 'b'], periodMs: 50 }),
