@@ -1,6 +1,7 @@
 // `s2-policy inspect`: a model's inputs, outputs, metadata and detected layout, and what S² would do with it.
 import { pair } from '../config/size.js';
 import type { CompiledInfo } from '../compile/compile.js';
+import { quantizationLine } from '../compile/quantization.js';
 import { inspectModel, type IoDescription, type S2Description } from '../run/inspect.js';
 import type { Command } from './command.js';
 import { int, parseFlags, required, sizeList, str } from './args.js';
@@ -82,8 +83,10 @@ export const inspectCommand: Command = {
     const fixed = r.fixedSize;
     console.log(`input size ${fixed ? `fixed ${fixed[0]}×${fixed[1]}` : `dynamic${r.nativeSize ? ` (metadata s2.image_size ${r.nativeSize})` : ''}`}`);
     for (const [k, v] of Object.entries(r.metadata)) console.log(`metadata   ${k} = ${v}`);
-    if (r.compiled) describeCompiled(r.compiled);
-    else if (r.s2) describeS2(r.s2);
+    if (r.compiled) {
+      describeCompiled(r.compiled);
+      if (r.quantization) console.log(`quantized  ${quantizationLine(r.quantization)}`);
+    } else if (r.s2) describeS2(r.s2);
     else if (r.layout) {
       const { crop, layout: l } = r.layout;
       console.log(

@@ -5,18 +5,21 @@ import { multiscaleForward } from '../s2/multiscale.js';
 import type { S2Options } from '../s2/plan.js';
 import type { Tensor } from '../s2/tensor.js';
 import { compiledInfo, type CompiledInfo } from './compile.js';
+import { quantizationInfo, type QuantizationInfo } from './quantization.js';
 
 export class CompiledS2 {
   private constructor(
     readonly model: OnnxBackbone,
     readonly info: CompiledInfo,
+    /** The INT8 description (scripts/quantize_int8.py), undefined for a float model. */
+    readonly quantization: QuantizationInfo | undefined,
   ) {}
 
   /** Wraps a loaded model; throws a one-line error when it is not a compiled S² model. */
   static of(model: OnnxBackbone): CompiledS2 {
     const info = compiledInfo(model.metadata, model.file);
     if (!info) throw new ModelError(`${model.file}: not a compiled S² model (no ${'s2.compiled'} metadata)`);
-    return new CompiledS2(model, info);
+    return new CompiledS2(model, info, quantizationInfo(model.metadata, model.file));
   }
 
   static async load(file: string, options: BackboneOptions = {}): Promise<CompiledS2> {

@@ -4,6 +4,7 @@ import { OnnxBackbone, type BackboneOptions } from '../backbone/onnx-backbone.js
 import type { Layout } from '../backbone/layout.js';
 import { resolveS2Options } from '../backbone/resolve.js';
 import { COMPILED_KEY, compiledInfo, type CompiledInfo } from '../compile/compile.js';
+import { QUANTIZATION_KEY, quantizationInfo, type QuantizationInfo } from '../compile/quantization.js';
 import { UserError } from '../errors.js';
 import { countCalls, S2OptionError, type S2Options, type S2Plan } from '../s2/plan.js';
 
@@ -46,9 +47,11 @@ export interface ModelReport {
   fixedBatch?: number;
   fixedSize?: [number, number];
   nativeSize?: number;
-  /** Metadata, without the compiled description (that is `compiled`). */
+  /** Metadata, without the compiled and INT8 descriptions (those are `compiled` and `quantization`). */
   metadata: Record<string, string>;
   compiled?: CompiledInfo;
+  /** An INT8 compiled model's description: what was quantized and the accuracy gate's figures. */
+  quantization?: QuantizationInfo;
   /** Without S² options: the layout of one crop of `crop`, when the size is known. */
   layout?: { crop: [number, number]; layout: Layout };
   s2?: S2Description;
@@ -58,7 +61,7 @@ export interface ModelReport {
 export async function inspectModel(o: InspectOptions): Promise<ModelReport> {
   const backbone = await OnnxBackbone.load(o.model, o.backbone ?? {});
   try {
-    const metadata = Object.fromEntries(Object.entries(backbone.metadata).filter(([k]) => k !== COMPILED_KEY));
+    const metadata = Object.fromEntries(Object.entries(backbone.metadata).filter(([k]) => k !== COMPILED_KEY && k !== QUANTIZATION_KEY));
     const report: ModelReport = {
       model: o.model,
       inputs: backbone.inputs,
@@ -75,7 +78,7 @@ export async function inspectModel(o: InspectOptions): Promise<ModelReport> {
       const given = Object.entries(o.s2).find(([, v]) => v !== undefined);
       // The option's name is spelled as the user wrote it by the caller (renameS2Options).
       if (given) throw new S2OptionError(`inspect: ${o.model} is a compiled S² model (its S² options are built in); drop ${given[0]}`);
-      return { ...report, compiled };
+      return { ...report, compiled, quantization: quantizationInfo(backbone.metadata, o.model) };
     }
     let size = o.inputSize ?? (backbone.nativeSize !== undefined ? [backbone.nativeSize, backbone.nativeSize] : undefined);
     if (o.s2.scales === undefined && o.s2.imgSizes === undefined) {
