@@ -26,6 +26,7 @@ import math
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -171,12 +172,18 @@ def build_model(torch, nn, grid, feat_dim, state_dim, chunk, action_dim, a, feat
             ys = (torch.arange(h, dtype=torch.float32) + 0.5) / h * 2 - 1
             pos = torch.stack([xs.repeat(h), ys.repeat_interleave(w)], 1)  # [L, 2], x across, y down
             self.register_buffer("pos", pos)
+            # A learned inverse temperature of the softmax, from --temperature: a sharper start makes each keypoint
+            # follow one salient place, where a near-uniform softmax gives every frame the same keypoints.
+            self.log_beta = nn.Parameter(torch.tensor(math.log(a.temperature)))
             self.out_dim = 2 * a.keypoints
 
-        def forward(self, x):
+        def probs(self, x):
             m = (x.view(-1, self.c, self.h, self.w) - self.mean) * self.inv_std
-            s = self.score(F.relu(self.conv(m))).flatten(2)  # [B, K, L]
-            return torch.softmax(s, -1) @ self.pos  # [B, K, 2]
+            s = self.score(F.relu(self.conv(m))).flatten(2) * self.log_beta.exp()  # [B, K, L]
+            return torch.softmax(s, -1)
+
+        def forward(self, x):
+            return self.probs(x) @ self.pos  # [B, K, 2]
 
     class FlatEncoder(nn.Module):
         """Features standardised by the statistics file (observation.features) in the node; here a linear projection."""
@@ -279,6 +286,35 @@ def build_model(torch, nn, grid, feat_dim, state_dim, chunk, action_dim, a, feat
             y = self.ctrl(torch.cat([g if goal is None else goal, state], 1))
             return y.reshape(-1, chunk, action_dim), g, e
 
+    class GoalMapHead(nn.Module):
+        """Perception as a choice of place: one softmax over the map's cells, a learned smooth map from a cell's position
+        to the goal it stands for (G, an MLP: camera and inverse kinematics in one), the goal its expectation; trained
+        by the expected L1 Σ_l p_l·|G(l) − goal|, which moves probability towards the cells whose G is the recorded
+        goal rather than the mean position between candidates. Then (goal, state) → chunk as `goal`."""
+
+        def __init__(self, enc):
+            super().__init__()
+            self.enc = enc
+            self.place = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, state_dim))
+            self.ctrl = mlp(2 * state_dim, chunk * action_dim)
+
+        def places(self):
+            return self.place(self.enc.pos)  # [L, S]
+
+        def forward(self, features, state):
+            p = self.enc.probs(features)[:, 0]  # [B, L]
+            g = p @ self.places()
+            y = self.ctrl(torch.cat([g, state], 1))
+            return y.reshape(-1, chunk, action_dim), g, (p @ self.enc.pos).unsqueeze(1)
+
+        def decode_goal(self, g, state):
+            return self.ctrl(torch.cat([g, state], 1)).reshape(-1, chunk, action_dim)
+
+    if a.arch == "goalmap":
+        if grid is None:
+            raise UserError("--arch goalmap needs S² maps (features pooled as tokens from a ConvNet)")
+        a.keypoints = 1
+        return GoalMapHead(SpatialEncoder())
     enc = SpatialEncoder() if grid is not None else FlatEncoder()
     return {"mlp": MlpHead, "transformer": TransformerHead, "goal": GoalHead}[a.arch](enc)
 
@@ -307,7 +343,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="folder from 's2-policy extract' or 's2-policy sim collect'")
     p.add_argument("--out", required=True, help="the model (.onnx); its statistics go beside it as <model>.stats.json")
-    p.add_argument("--arch", default="mlp", choices=["mlp", "transformer", "goal"])
+    p.add_argument("--arch", default="mlp", choices=["mlp", "transformer", "goal", "goalmap"])
     p.add_argument("--chunk", type=int, default=2, help="actions per prediction (default 2)")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--patience", type=int, default=10)
@@ -319,6 +355,7 @@ def parse_args(argv):
     p.add_argument("--keypoints", type=int, default=8, help="keypoint maps K (token maps)")
     p.add_argument("--conv", type=int, default=16, help="channels of the 3×3 convolution (token maps)")
     p.add_argument("--hidden", type=int, default=256, help="MLP width")
+    p.add_argument("--temperature", type=float, default=1.0, help="initial inverse temperature of the spatial softmax (learned)")
     p.add_argument("--d-model", type=int, default=64)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--layers", type=int, default=2)
@@ -332,6 +369,8 @@ def parse_args(argv):
             raise UserError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(a, name)}")
     if a.d_model % a.heads:
         raise UserError(f"--d-model {a.d_model} must be a multiple of --heads {a.heads}")
+    if not a.temperature > 0:
+        raise UserError(f"--temperature must be > 0, got {a.temperature}")
     if not (0 <= a.holdout < 1):
         raise UserError(f"--holdout must be in [0, 1), got {a.holdout}")
     if not a.out.endswith(".onnx"):
@@ -372,7 +411,7 @@ def main(argv) -> int:
     train_rows = np.flatnonzero(~held)
     if len(train_rows) == 0:
         raise UserError("--holdout leaves no training rows")
-    if a.arch == "goal" and a.goal_weight == 0:
+    if a.arch in ("goal", "goalmap") and a.goal_weight == 0:
         a.goal_weight = 1.0
     goal_dim = S if a.goal_weight > 0 else 0
     if a.goal_weight > 0 and S == 0:
@@ -420,6 +459,20 @@ def main(argv) -> int:
         rws = np.concatenate([r for _, r in batch_groups])
         which = torch.from_numpy(np.concatenate([np.full(len(r), i) for i, (_, r) in enumerate(batch_groups)]))
         rt = torch.from_numpy(rws)
+        if a.arch == "goalmap":
+            # One perception per frame (its goal is its episode's), the controller on every row.
+            p = model.enc.probs(x_all[frames])[:, 0]  # [F, L]
+            G = model.places()  # [L, S]
+            ghat = (p @ G)[which]
+            out = model.decode_goal(ghat, q[rt])
+            loss = (out - y[rt]).abs().mean()
+            if not train:
+                return loss, loss, out, ghat
+            gf = g[rt][np.r_[0, np.cumsum([len(r) for _, r in batch_groups])[:-1]]]  # each frame's goal
+            expected = (p * (G[None] - gf[:, None]).abs().sum(-1)).sum(-1).mean() / S
+            noisy = g[rt] + a.goal_noise * torch.randn_like(g[rt])
+            total = (model.decode_goal(noisy, q[rt]) - y[rt]).abs().mean() + a.goal_weight * expected
+            return loss, total, out, ghat
         # Each frame encoded once; its rows share the encoding.
         e = model.enc(x_all[frames])[which]
         out, goal, _ = model.decode(e, q[rt])
@@ -430,31 +483,37 @@ def main(argv) -> int:
             noisy = g[rt] + a.goal_noise * torch.randn_like(g[rt])
             ctrl_out, _, _ = model.decode(e.detach(), q[rt], goal=noisy)
             total = (ctrl_out - y[rt]).abs().mean() + a.goal_weight * (goal - g[rt]).abs().mean()
+            return loss, total, out, goal
         else:
             total = loss + (a.goal_weight * (goal - g[rt]).abs().mean() if goal_dim else 0)
-        return loss, total, out
+        return loss, total, out, goal
 
     def evaluate(gs):
+        """Held-out action L1 and, with a goal, the goal's L1 (standardised units)."""
         model.eval()
-        se = n = 0
+        se = ge = n = 0
         with torch.no_grad():
             for i in range(0, len(gs), 64):
-                loss, _, _ = run(gs[i : i + 64], False)
-                k = sum(len(r) for _, r in gs[i : i + 64])
+                part = gs[i : i + 64]
+                loss, _, _, goal = run(part, False)
+                k = sum(len(r) for _, r in part)
                 se += loss.item() * k
+                if goal_dim:
+                    rt = torch.from_numpy(np.concatenate([r for _, r in part]))
+                    ge += (goal - g[rt]).abs().mean().item() * k
                 n += k
         model.train()
-        return se / max(1, n)
+        return se / max(1, n), ge / max(1, n)
 
     mean_l1 = float(y[torch.from_numpy(np.flatnonzero(held))].abs().mean()) if held.any() else float("nan")
-    best = (math.inf, 0, None)
+    best = (math.inf, 0, None, math.inf)
     for epoch in range(1, a.epochs + 1):
         perm = rng.permutation(len(train_groups))
         tl = tn = 0
         for s in range(steps_per_epoch):
             bg = [train_groups[i] for i in perm[s * a.batch : (s + 1) * a.batch]]
             # The encoder sees each frame once, the rows share it: rows of one frame are one sample's worth of time.
-            loss, total, _ = run(bg, True)
+            loss, total, _, _ = run(bg, True)
             opt.zero_grad()
             total.backward()
             opt.step()
@@ -462,17 +521,25 @@ def main(argv) -> int:
             tl += loss.item()
             tn += 1
         train_l1 = tl / tn
-        held_l1 = evaluate(held_groups) if held.any() else train_l1
-        better = held_l1 < best[0]
+        held_l1, held_goal = evaluate(held_groups) if held.any() else (train_l1, float("nan"))
+        # goal: the epoch whose perception is best on held-out episodes (the controller learns from recorded goals,
+        # and a perception still wrong everywhere scores a lower action L1 than a half-right one).
+        score = held_goal if a.arch in ("goal", "goalmap") and held.any() else held_l1
+        better = score < best[0]
         if better:
-            best = (held_l1, epoch, {k: v.clone() for k, v in model.state_dict().items()})
-        print(f"epoch {epoch}/{a.epochs}: training L1 {train_l1:.4f}, held-out {held_l1:.4f}{' (best)' if better else ''} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+            best = (score, epoch, {k: v.clone() for k, v in model.state_dict().items()}, held_l1)
+        goal_text = f", goal {held_goal:.4f}" if goal_dim else ""
+        print(
+            f"epoch {epoch}/{a.epochs}: training L1 {train_l1:.4f}, held-out {held_l1:.4f}{goal_text}{' (best)' if better else ''} ({time.time() - t0:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
         if epoch - best[1] >= a.patience:
             break
     model.load_state_dict(best[2])
     model.eval()
     print(
-        f"kept epoch {best[1]} of {epoch}: held-out L1 {best[0]:.4f} on {int(held.sum())} rows of {len(held_groups)} frames "
+        f"kept epoch {best[1]} of {epoch}: held-out L1 {best[3]:.4f}{f', goal {best[0]:.4f}' if a.arch in ('goal', 'goalmap') and held.any() else ''} on {int(held.sum())} rows of {len(held_groups)} frames "
         f"(the mean chunk: {mean_l1:.4f}; standardised units), {time.time() - t0:.0f} s"
     )
 
@@ -490,6 +557,7 @@ def main(argv) -> int:
     if S == 0:
         inner = wrapped
         wrapped = type("NoState", (nn.Module,), {"__init__": lambda self: (nn.Module.__init__(self), setattr(self, "w", inner))[0], "forward": lambda self, f: self.w(f, torch.zeros(f.shape[0], 0))})()
+    warnings.filterwarnings("ignore", message="You are using the legacy TorchScript")  # this exporter needs no onnxscript
     torch.onnx.export(wrapped, args, tmp, input_names=names_in, output_names=names_out, dynamic_axes=dyn, opset_version=17, dynamo=False)
     stats = {"action": {"mean": a_mean.tolist(), "std": a_std.tolist()}}
     if S > 0:
