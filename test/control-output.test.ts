@@ -113,7 +113,7 @@ describe('control output for ros2_control controllers', () => {
     return { sent, metrics: p.metrics, disabledFrom };
   }
 
-  it('joint_trajectory + velocity: positions only, the measured state advanced by v·T, stamped zero', async () => {
+  it('joint_trajectory + velocity: positions only, the measured state advanced by v·(T + its age), stamped zero', async () => {
     const c = config({ action_interface: 'joint_trajectory', command_type: 'velocity' });
     // The arm moves on its own here, so a point from anything but the newest measured state would be off.
     const q = (t: number) => [1 + t / 1000, -2 + t / 2000];
@@ -126,12 +126,14 @@ describe('control output for ros2_control controllers', () => {
       const pt = msg.points[0];
       assert.equal(pt.velocities.length, 0);
       assert.deepEqual(pt.time_from_start, { sec: 0, nanosec: 100_000_000 });
-      // Joint states every 10 ms, the tick at t sees the one of t − 10 (or t, by the order on the clock).
+      // Joint states every 10 ms, the tick at t sees the one of t − 10 (or t, by the order on the clock), and
+      // integrates over T = 0.1 s plus that state's age.
       const ok = [t, t - 10].some((s) => {
         const m = q(s);
-        return pt.positions.every((x, i) => Math.abs(x - (m[i] + V[i] * 0.1)) < 1e-5);
+        const span = 0.1 + (t - s) / 1000;
+        return pt.positions.every((x, i) => Math.abs(x - (m[i] + V[i] * span)) < 1e-5);
       });
-      assert.ok(ok, `point ${Array.from(pt.positions).join(', ')} at ${t} ms is not q + v·0.1 of a joint state just before`);
+      assert.ok(ok, `point ${Array.from(pt.positions).join(', ')} at ${t} ms is not q + v·(0.1 + age) of a joint state just before`);
     }
   });
 

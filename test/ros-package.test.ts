@@ -145,7 +145,20 @@ describe('ROS 2 package (static)', () => {
     const jv = actionMessage({ ...cmd, measured }, stamp, { interface: 'joint_trajectory', commandType: 'velocity', jointNames: ['a', 'b'], periodMs: 50 });
     assert.ok('points' in jv);
     const p = Array.from(jv.points[0].positions);
-    assert.ok(Math.abs(p[0] - (1 + 0.1 * 0.1)) < 1e-7 && Math.abs(p[1] - (2 - 0.2 * 0.1)) < 1e-7, `positions ${p}`);
+    assert.ok(Math.abs(p[0] - (1 + 0.1 * 0.1)) < 1e-7 && Math.abs(p[1] - (2 - 0.2 * 0.1)) < 1e-7, `positions ${p.join(', ')}`);
+    // A state received 20 ms before the tick: the arm has moved on since, so the span is T + 20 ms; an age over one
+    // period counts as one period.
+    const aged = (ms: number) => {
+      const m = actionMessage({ ...cmd, measured, measuredAgeMs: ms }, stamp, {
+        interface: 'joint_trajectory',
+        commandType: 'velocity',
+        jointNames: ['a', 'b'],
+        periodMs: 50,
+      });
+      return 'points' in m ? Array.from(m.points[0].positions) : [];
+    };
+    assert.ok(Math.abs(aged(20)[0] - (1 + 0.1 * 0.12)) < 1e-7, `positions ${aged(20).join(', ')}`);
+    assert.ok(Math.abs(aged(500)[1] - (2 - 0.2 * 0.15)) < 1e-7, `positions ${aged(500).join(', ')}`);
     assert.equal(jv.points[0].velocities.length, 0);
     assert.throws(
       () => actionMessage(cmd, stamp, { interface: 'joint_trajectory', commandType: 'velocity', jointNames: ['a', 'b'], periodMs: 50 }),

@@ -17,6 +17,8 @@ export interface ActionCommand {
    * where the message needs them: a joint trajectory carrying a velocity command (see messages.ts).
    */
   measured?: Float64Array;
+  /** How long before the tick `measured` was received, ms: the arm has moved on by about v times this since. */
+  measuredAgeMs?: number;
 }
 
 export interface ControllerOptions {

@@ -44,9 +44,9 @@ export interface ActionMessageOptions {
  * time_from_start of a streamed one-point trajectory, in control periods. A JointTrajectoryController starts each
  * message from the state it measures when it first samples it and moves linearly to the point, and the next message
  * (one period later) replaces it. Two periods: a message that comes a little late finds the arm still moving rather
- * than standing at the point; the arm under-delivers a velocity by about lag/(2 periods) instead of lag/(1 period)
- * (lag: the age of the measured state the point was integrated from); and when messages stop, the arm comes to rest
- * at the last point, at most two periods later.
+ * than standing at the point; the delay the node cannot see (transport, the controller's sampling) costs a velocity
+ * lag/(2 periods) instead of lag/(1 period); and when messages stop, the arm comes to rest at the last point, at
+ * most two periods later.
  */
 export const TRAJECTORY_HORIZON_PERIODS = 2;
 
@@ -65,17 +65,21 @@ const START_ON_RECEIPT: Time = { sec: 0, nanosec: 0 };
 
 /**
  * The positions of the one point of a streamed trajectory: a position command as it is, a velocity command
- * integrated from the measured positions over the point's time_from_start (q + v·T). A default
+ * integrated from the measured positions over the point's time_from_start and the state's age (q + v·(T + age)). A default
  * JointTrajectoryController refuses a last point with a non-zero velocity, and with a velocity command interface
  * and its default gains it would not move the arm at all, so velocities are sent as positions.
  */
-export function trajectoryPositions(cmd: ActionCommand, commandType: CommandType, horizonMs: number): Float64Array {
+export function trajectoryPositions(cmd: ActionCommand, commandType: CommandType, horizonMs: number, periodMs = horizonMs): Float64Array {
   if (commandType === 'position') return Float64Array.from(cmd.values);
   const q = cmd.measured;
   if (!q || q.length !== cmd.values.length) {
     throw new Error(`joint_trajectory: a velocity command needs the ${cmd.values.length} measured joint positions, got ${q?.length ?? 'none'}`);
   }
-  const t = horizonMs / 1000;
+  // The controller starts the point from where the arm is when it samples it, which is where it was measured plus
+  // what it moved since (about v times the state's age): integrating over T + age delivers v instead of
+  // v·(1 − age/T). The age is bounded by one period, so that an old state cannot turn into a jump.
+  const age = Math.min(Math.max(cmd.measuredAgeMs ?? 0, 0), periodMs);
+  const t = (horizonMs + age) / 1000;
   return Float64Array.from(cmd.values, (v, i) => q[i] + v * t);
 }
 
@@ -100,7 +104,7 @@ export function actionMessage(cmd: ActionCommand, stamp: Time, o: ActionMessageO
         joint_names: [...names],
         points: [
           {
-            positions: trajectoryPositions(cmd, o.commandType, horizonMs),
+            positions: trajectoryPositions(cmd, o.commandType, horizonMs, o.periodMs),
             velocities: empty,
             accelerations: empty,
             effort: empty,

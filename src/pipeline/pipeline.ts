@@ -269,12 +269,13 @@ export class PolicyPipeline {
   private withMeasured(cmd: ActionCommand): ActionCommand | undefined {
     const index = this.measuredIndex;
     if (!index) return cmd;
-    const q = this.freshState(this.scheduler.now());
-    if (!q) {
+    const now = this.scheduler.now();
+    const q = this.freshState(now);
+    if (!q || !this.state) {
       this.metrics.drop('control:state_stale');
       return undefined;
     }
-    return { ...cmd, measured: Float64Array.from(index, (k) => q[k]) };
+    return { ...cmd, measured: Float64Array.from(index, (k) => q[k]), measuredAgeMs: now - this.state.at };
   }
 
   /** The safe action now, ready to send (deactivation, shutdown, disable), or undefined when there is none. */
