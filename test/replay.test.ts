@@ -41,13 +41,17 @@ describe('replay and extract (MCAP end to end)', function () {
     const diags: { t: number; level: number }[] = [];
     let features = 0;
     // The demo commands joint velocities through a JointTrajectory: each point is the joint state the pipeline last
-    // received (the newest one recorded before the tick) advanced by the velocity over the point's time_from_start,
-    // so the commanded velocity is (position − that joint state) / time_from_start.
+    // received (the newest one recorded before the tick) advanced by the velocity over the point's time_from_start
+    // plus that state's age at the tick (at most one period), so the commanded velocity is
+    // (position − that joint state) / (time_from_start + age).
     let measured: number[] | undefined;
+    let measuredAt = 0;
     for await (const m of r.messages()) {
       const t = Number(m.logTime - start) / 1e9;
-      if (m.topic === '/joint_states') measured = Array.from((m.message as { position: ArrayLike<number> }).position);
-      else if (m.topic === '/s2_policy/joint_trajectory') {
+      if (m.topic === '/joint_states') {
+        measured = Array.from((m.message as { position: ArrayLike<number> }).position);
+        measuredAt = t;
+      } else if (m.topic === '/s2_policy/joint_trajectory') {
         const jt = m.message as JointTrajectoryMsg;
         assert.deepEqual(jt.joint_names, ['joint1', 'joint2']);
         const p = jt.points[0];
@@ -59,7 +63,8 @@ describe('replay and extract (MCAP end to end)', function () {
         assert.ok(measured, `a joint state before the action at ${t} s`);
         const q = measured;
         // The pipeline keeps joint states in float32: 1e-7 rad, 1e-6 rad/s after dividing by 0.1 s.
-        actions.push({ t, v: Array.from(p.positions, (x, i) => (Math.abs(x - q[i]) < 1e-6 ? 0 : (x - q[i]) / horizon)) });
+        const span = horizon + Math.min(Math.max(t - measuredAt, 0), 0.05);
+        actions.push({ t, v: Array.from(p.positions, (x, i) => (Math.abs(x - q[i]) < 1e-6 ? 0 : (x - q[i]) / span)) });
       } else if (m.topic === '/s2_policy/features') {
         const f = m.message as S2FeaturesMsg;
         assert.deepEqual(f.camera_names, ['wrist', 'front']);

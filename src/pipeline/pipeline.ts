@@ -494,6 +494,15 @@ export class PolicyPipeline {
   connectFeatures(inputs: { features: Observable<FeatureResult>; joints?: Observable<JointStateMsg> }): PipelineOutputs {
     const m = this.metrics;
     const processed$ = inputs.features.pipe(
+      // Features whose frames are already older than the watchdog period when they arrive (late over a link, held
+      // in a queue) are stale: counted, never acted on. The watchdog counts from arrival, so without this a late
+      // feature set would move the arm for another watchdog period. The stamp is the camera's; with the camera on
+      // the head's machine the age needs no clock shared between machines.
+      filter((r) => {
+        if (r.at - r.stampMs <= this.config.watchdog.stale_after_ms) return true;
+        m.drop('features:too_old');
+        return false;
+      }),
       tap(() => {
         m.counts.groupsProcessed++;
         this.outstanding++;

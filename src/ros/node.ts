@@ -261,7 +261,7 @@ export class S2PolicyNode {
         this.node.createSubscription(
           's2_policy/msg/S2Features' as never,
           this.resolve(config.features.topic),
-          { qos: sensorQos, enableTypedArray: true },
+          { qos: featuresQos(), enableTypedArray: true },
           (msg: unknown) => {
             const m = msg as S2FeaturesMsg;
             m.header.stamp = stampOf(m.header.stamp);
@@ -399,6 +399,10 @@ export class S2PolicyNode {
   }
 
   async release(): Promise<void> {
+    // A model call still running when its session is released aborts the process (seen on SIGINT of a busy features
+    // node): the call in flight finishes first, for at most half a second.
+    const busy = this.pipeline?.idle();
+    if (busy) await Promise.race([busy, new Promise((r) => setTimeout(r, 500))]);
     const runtime = this.runtime;
     this.runtime = undefined;
     this.pipeline = undefined;
@@ -455,6 +459,23 @@ function withPathsOf(current: Config, next: Config): Config {
     if (from && to) to[e.field] = from[e.field];
   }
   return out as unknown as Config;
+}
+
+/**
+ * The policy head's subscription to S2Features: best effort, keep last 1. A feature set is worth acting on only while
+ * it is new: the watchdog counts freshness from arrival, so a sample repaired or queued behind newer ones (reliable
+ * delivery after a link comes back, a deeper history while the head is busy) would reach the policy late yet count
+ * as fresh. A lost sample is replaced by the next one a camera period later, and the watchdog covers a longer gap.
+ * The publisher offers reliable (a recorder may ask for it); matched with this reader, delivery is best effort.
+ */
+function featuresQos(): rclnodejs.QoS {
+  const { HistoryPolicy, ReliabilityPolicy, DurabilityPolicy } = rclnodejs.QoS;
+  return new rclnodejs.QoS(
+    HistoryPolicy.RMW_QOS_POLICY_HISTORY_KEEP_LAST,
+    1,
+    ReliabilityPolicy.RMW_QOS_POLICY_RELIABILITY_BEST_EFFORT,
+    DurabilityPolicy.RMW_QOS_POLICY_DURABILITY_VOLATILE,
+  );
 }
 
 /** The subscription QoS of a camera (cameras.qos). */

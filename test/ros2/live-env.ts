@@ -7,7 +7,8 @@ import { loadRclnodejs, sourcedRosDistro } from '../../src/ros/detect.js';
 type Rcl = typeof import('rclnodejs');
 let announced = false;
 
-function skip(ctx: Mocha.Context, why: string): never {
+/** Skips the suite, printing the reason once per run. */
+export function skip(ctx: Mocha.Context, why: string): never {
   if (!announced) console.log(`skipped: ${why}`);
   announced = true;
   ctx.skip();
