@@ -3,7 +3,9 @@
 // line per run (success, Wilson 95% interval, training time, demonstrations, where failed episodes ended) and writes
 // it to DIR/result.json; `--cache DIR` keeps the recorded demonstrations for later fits. `--head diagnose --out DIR`
 // reports where the fitted model's keypoints fall against the target on held-out scenes (diagnosis only).
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
+// `--head onnx --policy FILE.onnx` runs a head trained elsewhere (fit --head bc, scripts/train_head.py; its
+// FILE.stats.json beside it) in the same closed loop.
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../src/io/atomic.js';
@@ -15,7 +17,7 @@ import { evaluateBcHead, keypointsOnTarget, scoreResults, traceFailures } from '
 import { OrtSession } from '../src/backbone/ort-session.js';
 import { PROBE_SEED } from '../src/sim/probe.js';
 import { TabletopSim } from '../src/sim/tabletop.js';
-import { ensureDemoModels, runClosedLoop, simConfig, simFrameFeatures, type ClosedLoopProgress } from '../src/sim/closed-loop.js';
+import { ensureDemoBackbone, ensureDemoModels, runClosedLoop, simConfig, simFrameFeatures, type ClosedLoopProgress } from '../src/sim/closed-loop.js';
 import { DEMO_SIZES } from '../src/sim/closed-loop.js';
 
 const { values: a } = parseArgs({
@@ -37,6 +39,7 @@ const { values: a } = parseArgs({
     'fit-seed': { type: 'string', default: '17' },
     'goal-weight': { type: 'string', default: '0' },
     cache: { type: 'string' },
+    policy: { type: 'string' },
   },
 });
 const out = resolve(a.out ?? `out/bc-sim/${a.head}`);
@@ -157,8 +160,40 @@ async function diagnose(): Promise<Record<string, unknown>> {
   }
 }
 
+/** A head trained elsewhere, copied into `out` as the simulation's configuration expects it, in the closed loop. */
+async function given(): Promise<Record<string, unknown>> {
+  const model = a.policy;
+  if (model === undefined || !existsSync(model)) throw new Error(`bc-sim: --head onnx needs --policy FILE.onnx (got ${String(model)})`);
+  copyFileSync(model, join(out, 'policy.onnx'));
+  copyFileSync(model.replace(/\.onnx$/, '') + '.stats.json', join(out, 'policy.stats.json'));
+  const config = simConfig(out, { sizes: DEMO_SIZES, pool: 'tokens' });
+  await ensureDemoBackbone(config.backbone.model);
+  const runtime = await buildRuntime(config, 'onnx head config', { features: true, policy: true, by: 'bc-sim' });
+  try {
+    const t1 = performance.now();
+    const results = await runClosedLoop(runtime.config, runtime.extractor as FeatureExtractor, runtime.head as PolicyHead, n('episodes'), n('seed'), progress);
+    const s = scoreResults(results);
+    return {
+      head: 'onnx',
+      policy: resolve(model),
+      success: `${s.successes}/${s.episodes}`,
+      rate: s.success,
+      interval: s.interval,
+      meanDistance: s.meanDistance,
+      evalSeconds: (performance.now() - t1) / 1000,
+      seeds: results.map((r) => r.seed),
+      successes: results.map((r) => r.success),
+      finalDistances: results.map((r) => r.finalDistance),
+      failures: traceFailures(results),
+    };
+  } finally {
+    await runtime.release();
+  }
+}
+
 let result: Record<string, unknown>;
 if (a.head === 'diagnose') result = await diagnose();
+else if (a.head === 'onnx') result = await given();
 else if (a.head === 'detector' || a.head === 'linear') result = await baseline(a.head);
 else {
   const cache = a.cache !== undefined ? resolve(a.cache) : undefined;

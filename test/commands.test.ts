@@ -283,12 +283,12 @@ describe('compile: the input size of a backbone without one', function () {
 });
 
 describe('s2-policy --help', () => {
-  it('lists every command, sim models included, and fit as fitting linear, keypoint or detector heads', () => {
+  it('lists every command, sim models included, and fit as fitting linear, keypoint, detector or behaviour-cloning heads', () => {
     const r = cli(['--help']);
     assert.equal(r.status, 0);
     for (const c of COMMANDS) assert.match(r.stdout, new RegExp(`^ {2}${c.name} +\\S`, 'm'), c.name);
     assert.match(r.stdout, /^ {2}sim models +the demo models/m);
-    assert.match(r.stdout, /^ {2}fit +a policy head \(linear ridge probe, keypoint or detector\)/m);
+    assert.match(r.stdout, /^ {2}fit +a policy head \(linear ridge probe, keypoint, detector or behaviour cloning\)/m);
     assert.doesNotMatch(r.stdout, /a linear policy head/);
   });
 });

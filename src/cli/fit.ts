@@ -1,4 +1,4 @@
-// `s2-policy fit`: a policy head (linear ridge probe, keypoint or detector) from a folder of demonstrations.
+// `s2-policy fit`: a policy head (linear ridge probe, keypoint, detector or behaviour cloning) from a folder of demonstrations.
 import { UserError } from '../errors.js';
 import { policyPaths } from '../policy/fit.js';
 import { fitHead, HEAD_KINDS, type HeadKind } from '../run/fit.js';
@@ -6,10 +6,13 @@ import type { Command } from './command.js';
 import { int, numberList, parseFlags, required, str, type Flags } from './args.js';
 import { claimOutputs } from './output.js';
 
-const FIT_HELP = `usage: s2-policy fit --data DIR --out policy.onnx [--head linear|keypoint|detector] [--chunk T] [--lambdas 0.1,1,10] [--epochs N] [--force]
+const FIT_HELP = `usage: s2-policy fit --data DIR --out policy.onnx [--head linear|keypoint|detector|bc] [--chunk T] [--lambdas 0.1,1,10] [--epochs N] [--seed S] [--force]
        [--rate-hz 20] [--frame-period-ms P] [--processing-ms M]
        DIR holds features.npy, actions.npy and optionally state.npy and episodes.npy (from 'sim collect' or 'extract');
-       --head detector: features.npy, keypoints.npy, episodes.npy and controller/{keypoints,state,actions}.npy ('sim collect --head detector').
+       --head detector: features.npy, keypoints.npy, episodes.npy and controller/{keypoints,state,actions}.npy ('sim collect --head detector');
+       --head bc: behaviour cloning from demonstrations alone (no labels) on S² maps pooled as tokens from a ConvNet
+       ('sim collect --head bc', or 'extract' with features.pool: tokens), optionally frame_of.npy; --epochs (default 30), --seed (default 17);
+       its model outputs 'actions' and 'keypoints' (set policy.output: actions).
        The default chunk covers the slowest camera's period plus processing time at the control rate.`;
 
 function positiveNumber(flags: Flags, name: string): number | undefined {
@@ -23,7 +26,7 @@ function positiveNumber(flags: Flags, name: string): number | undefined {
 
 export const fitCommand: Command = {
   name: 'fit',
-  summary: 'a policy head (linear ridge probe, keypoint or detector) from demonstrations (sim collect or extract)',
+  summary: 'a policy head (linear ridge probe, keypoint, detector or behaviour cloning) from demonstrations (sim collect or extract)',
   help: FIT_HELP,
   writes: '--out',
   run: async (argv) => {
@@ -37,6 +40,7 @@ export const fitCommand: Command = {
       'frame-period-ms': { type: 'string' },
       'processing-ms': { type: 'string' },
       epochs: { type: 'string' },
+      seed: { type: 'string' },
       force: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     });
@@ -47,7 +51,7 @@ export const fitCommand: Command = {
     const data = required(flags, 'data', 'fit');
     const out = required(flags, 'out', 'fit');
     const head = str(flags, 'head') ?? 'linear';
-    if (!HEAD_KINDS.includes(head as HeadKind)) throw new UserError(`fit: --head must be linear, keypoint or detector, got '${head}'`);
+    if (!HEAD_KINDS.includes(head as HeadKind)) throw new UserError(`fit: --head must be ${HEAD_KINDS.join(', ')}, got '${head}'`);
     const paths = policyPaths(out);
     claimOutputs(
       'fit',
@@ -66,6 +70,8 @@ export const fitCommand: Command = {
       chunk: int(flags, 'chunk'),
       lambdas: lambdas === undefined ? undefined : numberList(lambdas, 'lambdas'),
       epochs: int(flags, 'epochs'),
+      seed: int(flags, 'seed', 0),
+      log: (l) => console.error(`fit: ${l}`),
       rateHz: positiveNumber(flags, 'rate-hz'),
       framePeriodMs: positiveNumber(flags, 'frame-period-ms'),
       processingMs: positiveNumber(flags, 'processing-ms'),
@@ -85,6 +91,15 @@ export const fitCommand: Command = {
     } else if (r.head === 'keypoint') {
       console.log(`keypoint head: training MSE ${r.trainMse.toFixed(4)} (normalised units) in ${r.seconds.toFixed(1)} s`);
       console.log(`wrote ${r.files.model} and ${r.files.stats}: ${shape}`);
+    } else if (r.head === 'bc') {
+      console.log(
+        `bc head: ${r.rows} rows (${r.frames} frames, ${r.episodes} episode${r.episodes === 1 ? '' : 's'}); epoch ${r.bestEpoch} of ${r.epochsRun} kept: training MSE ${r.trainMse.toFixed(4)}, ${
+          r.heldOutRows > 0
+            ? `held-out ${r.heldOutMse.toFixed(4)} on ${r.heldOutRows} rows (the mean chunk: ${r.heldOutMeanMse.toFixed(4)})`
+            : 'nothing held out (fewer than 10 episodes: the epoch of lowest training error is kept)'
+        }, ${r.seconds.toFixed(1)} s (standardised units)`,
+      );
+      console.log(`wrote ${r.files.model} and ${r.files.stats}: ${shape} (outputs actions, keypoints)`);
     } else {
       const d = r.detector;
       console.log(

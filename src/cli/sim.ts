@@ -11,8 +11,10 @@ import { int, parseFlags, required, sizeList, str } from './args.js';
 import { claimOutputs } from './output.js';
 import { progressPrinter } from './progress.js';
 
-const COLLECT_HELP = `usage: s2-policy sim collect --out DIR [--episodes N] [--seed S] [--img-sizes 240x320,480x640] [--head linear|detector] [--frames N] [--force]
-       --head detector: 3 frames from each of --frames episodes (S² map, keypoint labels) + controller rows from every episode`;
+const COLLECT_HELP = `usage: s2-policy sim collect --out DIR [--episodes N] [--seed S] [--img-sizes 240x320,480x640] [--head linear|detector|bc] [--frames N] [--frame-every K] [--force]
+       --head detector: 3 frames from each of --frames episodes (S² map, keypoint labels) + controller rows from every episode
+       --head bc: what a real arm's demonstrations hold (every step's joint state and command, the camera's S² map pooled
+       as tokens every --frame-every steps (default 1), frame_of.npy naming each step's latest map); no labels`;
 const FRAMES_HELP = `usage: s2-policy sim frames --out frames.npy [--count 32] [--size 224 | HxW] [--seed S] [--normalization imagenet|clip|none] [--force]
        camera frames of expert episodes as a float32 N×3×H×W batch, ingested and normalised as the node feeds the backbone
        (calibration or held-out frames for scripts/quantize_int8.py and benchmarks)`;
@@ -31,6 +33,7 @@ export const simCollectCommand: Command = {
       'img-sizes': { type: 'string' },
       head: { type: 'string' },
       frames: { type: 'string' },
+      'frame-every': { type: 'string' },
       force: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     });
@@ -40,7 +43,8 @@ export const simCollectCommand: Command = {
     }
     const out = required(flags, 'out', 'sim collect');
     const head = str(flags, 'head') ?? 'linear';
-    if (head !== 'linear' && head !== 'detector') throw new UserError(`sim collect: --head must be linear or detector, got '${head}'`);
+    if (head !== 'linear' && head !== 'detector' && head !== 'bc') throw new UserError(`sim collect: --head must be linear, detector or bc, got '${head}'`);
+    if (head !== 'bc' && str(flags, 'frame-every') !== undefined) throw new UserError('sim collect: --frame-every is for --head bc');
     claimOutputs('sim collect', [{ path: out, what: '--out', kind: 'folder' }], Boolean(flags.force));
     const sizesText = str(flags, 'img-sizes');
     const sizes =
@@ -56,10 +60,13 @@ export const simCollectCommand: Command = {
       seed: int(flags, 'seed', 0),
       sizes,
       frames: int(flags, 'frames'),
+      frameEvery: int(flags, 'frame-every'),
       onProgress: (stage, done, total) => bars[stage](done, total),
       log: (l) => console.error(`sim collect: ${l}`),
     });
     if (r.head === 'linear') console.log(`wrote ${r.rows} steps of ${r.episodes} expert episodes (${r.featureDim} features each) to ${out}`);
+    else if (r.head === 'bc')
+      console.log(`wrote ${r.rows} steps and ${r.frames} S² maps (${r.featureDim} features each) of ${r.episodes} expert episodes to ${out}`);
     else
       console.log(
         `wrote ${r.frames} frames (${r.featureDim} features each, keypoint labels) and ${r.controllerRows} controller rows of ${r.episodes} expert episodes to ${out}`,

@@ -24,25 +24,24 @@ export const BC_FILES = {
  * index.json with the map's grid and `extra` (who wrote it, seeds, …).
  */
 export async function writeBcFolder(dir: string, d: BcData, extra: Record<string, unknown> = {}): Promise<void> {
-  await withAtomicDir(
-    dir,
-    (tmp) => {
-      writeArray(join(tmp, BC_FILES.features), [d.frames, d.channels * d.height * d.width], d.features);
-      writeArray(join(tmp, BC_FILES.state), [d.rows, d.stateDim], d.state);
-      writeArray(join(tmp, BC_FILES.actions), [d.rows, d.actionDim], d.actions);
-      writeArray(join(tmp, BC_FILES.episodes), [d.rows], Float32Array.from(d.episodes));
-      if (d.frameOf) writeArray(join(tmp, BC_FILES.frameOf), [d.rows], Float32Array.from(d.frameOf));
-      const index = { ...extra, rows: d.rows, frames: d.frames, pool: 'tokens', channels: d.channels, grid_height: d.height, grid_width: d.width };
-      writeFileAtomic(join(tmp, BC_FILES.index), JSON.stringify(index, null, 2));
-    },
-    'the bc demonstrations folder',
-  );
+  await withAtomicDir(dir, (tmp) => writeBcFiles(tmp, d, extra), 'the bc demonstrations folder');
+}
+
+/** The files of writeBcFolder, into an existing folder (one that an atomic writer renames into place). */
+export function writeBcFiles(dir: string, d: BcData, extra: Record<string, unknown> = {}): void {
+  writeArray(join(dir, BC_FILES.features), [d.frames, d.channels * d.height * d.width], d.features);
+  writeArray(join(dir, BC_FILES.state), [d.rows, d.stateDim], d.state);
+  writeArray(join(dir, BC_FILES.actions), [d.rows, d.actionDim], d.actions);
+  writeArray(join(dir, BC_FILES.episodes), [d.rows], Float32Array.from(d.episodes));
+  if (d.frameOf) writeArray(join(dir, BC_FILES.frameOf), [d.rows], Float32Array.from(d.frameOf));
+  const index = { ...extra, rows: d.rows, frames: d.frames, pool: 'tokens', channels: d.channels, grid_height: d.height, grid_width: d.width };
+  writeFileAtomic(join(dir, BC_FILES.index), JSON.stringify(index, null, 2));
 }
 
 /** What index.json may say about the map (extract: features.pooling and s2.grid/channels; the sim recorders: pool, grid_height, grid_width, channels). */
 interface MapIndex {
   pool?: string;
-  features?: { pooling?: string };
+  features?: { pooling?: string; cameras?: string[] };
   grid_height?: number;
   grid_width?: number;
   channels?: number;
@@ -71,9 +70,14 @@ export function mapShape(dir: string, featureDim: number): { channels: number; h
   if (!Number.isInteger(height) || !Number.isInteger(width) || height! < 1 || width! < 1)
     throw new UserError(`${file}: s2.grid (or grid_height and grid_width) must give the map's height and width`);
   const L = height! * width!;
-  const channels = index.channels ?? index.s2?.channels ?? featureDim / L;
+  // extract concatenates the cameras' maps (each C × H × W, channel-major): as one map, they stack on channels.
+  const cameras = index.features?.cameras?.length ?? 1;
+  const perCamera = index.channels ?? index.s2?.channels;
+  const channels = perCamera !== undefined ? perCamera * cameras : featureDim / L;
   if (!Number.isInteger(channels) || channels * L !== featureDim)
-    throw new UserError(`${join(dir, 'features.npy')}: ${featureDim} values per row are not ${channels} channels × the ${height}×${width} grid of ${file}`);
+    throw new UserError(
+      `${join(dir, 'features.npy')}: ${featureDim} values per row are not ${channels} channels${cameras > 1 ? ` (${cameras} cameras)` : ''} × the ${height}×${width} grid of ${file}`,
+    );
   return { channels, height: height!, width: width! };
 }
 

@@ -1,5 +1,5 @@
 // Fitting a policy head from a folder of demonstrations (written by `sim collect` or `extract`): the linear ridge
-// probe, the keypoint head or the detector head, written as ONNX with its statistics beside it.
+// probe, the keypoint head, the detector head or the behaviour-cloning head, written as ONNX with its statistics beside it.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
@@ -7,11 +7,13 @@ import { readNpy, readNpyArray } from '../io/npy.js';
 import { fitController, fitDetector, writeDetectorPolicy } from '../policy/detector.js';
 import { coveringChunk, fitPolicy, policyPaths, shortestEpisode, stackChunks, writePolicy, type LambdaScore } from '../policy/fit.js';
 import { fitKeypointHead, writeKeypointPolicy } from '../policy/keypoint.js';
+import { fitBc, writeBcPolicy } from '../policy/bc.js';
+import { readBcFolder } from './fit-bc.js';
 import type { Tensor } from '../s2/tensor.js';
 import { DEMO_RECIPE } from '../sim/closed-loop.js';
 
-export type HeadKind = 'linear' | 'keypoint' | 'detector';
-export const HEAD_KINDS: readonly HeadKind[] = ['linear', 'keypoint', 'detector'];
+export type HeadKind = 'linear' | 'keypoint' | 'detector' | 'bc';
+export const HEAD_KINDS: readonly HeadKind[] = ['linear', 'keypoint', 'detector', 'bc'];
 
 /** Processing time assumed when the data does not say (extract does not time the backbone on the target machine). */
 export const DEFAULT_PROCESSING_MS = 50;
@@ -33,6 +35,10 @@ export interface FitOptions {
   processingMs?: number;
   /** Told the chosen default chunk before the (possibly long) fit starts. */
   onChunk?: (c: ChunkChoice) => void;
+  /** bc head: the seed of its initialisation and shuffling (default 17). */
+  seed?: number;
+  /** bc head: one line per epoch. */
+  log?: (line: string) => void;
 }
 
 /** How the default chunk length was chosen. */
@@ -72,7 +78,23 @@ export interface DetectorFitResult extends FitCommon {
   controller: { rows: number; trainMse: number; seconds: number };
 }
 
-export type FitResult = LinearFitResult | KeypointFitResult | DetectorFitResult;
+export interface BcFitResult extends FitCommon {
+  head: 'bc';
+  rows: number;
+  frames: number;
+  episodes: number;
+  /** Standardised action-chunk MSE at the kept epoch: training, held-out, and the held-out mean chunk's. */
+  trainMse: number;
+  heldOutMse: number;
+  heldOutMeanMse: number;
+  heldOutEpisodes: number;
+  heldOutRows: number;
+  bestEpoch: number;
+  epochsRun: number;
+  seconds: number;
+}
+
+export type FitResult = LinearFitResult | KeypointFitResult | DetectorFitResult | BcFitResult;
 
 interface DataIndex {
   /** Slowest camera's frame period, ms (sim collect writes it; extract's stamps give it otherwise). */
@@ -119,28 +141,17 @@ export function stampPeriodMs(dir: string): number | undefined {
 /** Fits the head named by `o.head` (linear by default) on the folder `o.data` and writes it to `o.out`. */
 export async function fitHead(o: FitOptions): Promise<FitResult> {
   const head = o.head ?? 'linear';
-  if (!HEAD_KINDS.includes(head)) throw new UserError(`fit: head must be linear, keypoint or detector, got '${String(head)}'`);
+  if (!HEAD_KINDS.includes(head)) throw new UserError(`fit: head must be ${HEAD_KINDS.join(', ')}, got '${String(head)}'`);
   const paths = policyPaths(o.out);
   const index = readIndex(o.data);
   if (head === 'detector') return fitDetectorHead(o.data, index, o.epochs, paths);
   const dir = o.data;
+  if (head === 'bc') return fitBcHead(o, index, paths);
   const features = readNpy(join(dir, 'features.npy'));
   const actions = readNpy(join(dir, 'actions.npy'));
   const state = existsSync(join(dir, 'state.npy')) ? readNpy(join(dir, 'state.npy')) : undefined;
   const episodes = existsSync(join(dir, 'episodes.npy')) ? Int32Array.from(readNpy(join(dir, 'episodes.npy')).data) : new Int32Array(features.dims[0]);
-  let chunk = o.chunk;
-  if (chunk === undefined) {
-    const rateHz = o.rateHz ?? DEFAULT_RATE_HZ;
-    const periodMs = o.framePeriodMs ?? index.frame_period_ms ?? stampPeriodMs(dir) ?? 1000 / rateHz;
-    const processingMs = o.processingMs ?? index.processing_ms ?? DEFAULT_PROCESSING_MS;
-    chunk = coveringChunk(periodMs, processingMs, rateHz);
-    o.onChunk?.({ chunk, periodMs, processingMs, rateHz });
-    const shortest = shortestEpisode(episodes);
-    if (chunk > shortest.rows)
-      throw new UserError(
-        `fit: the covering chunk ${chunk} is longer than the shortest episode (episode ${shortest.id}, ${shortest.rows} rows); pass a shorter --chunk`,
-      );
-  }
+  const chunk = chooseChunk(o, index, episodes);
   if (head === 'keypoint') return fitKeypoint(index, { features, state, actions, episodes }, chunk, o.epochs, paths);
   const fit = fitPolicy({ features, state, actions, episodes }, { chunk, lambdas: o.lambdas });
   const files = writePolicy(paths, fit);
@@ -155,6 +166,54 @@ export async function fitHead(o: FitOptions): Promise<FitResult> {
     scores: fit.scores,
     selection: { note: fit.selection.note, meanMse: fit.selection.meanMse },
     warnings: fit.warnings,
+  };
+}
+
+/** `o.chunk`, or the shortest chunk covering a frame period plus processing (told to o.onChunk), checked against the shortest episode. */
+function chooseChunk(o: FitOptions, index: DataIndex, episodes: Int32Array): number {
+  if (o.chunk !== undefined) return o.chunk;
+  const rateHz = o.rateHz ?? DEFAULT_RATE_HZ;
+  const periodMs = o.framePeriodMs ?? index.frame_period_ms ?? stampPeriodMs(o.data) ?? 1000 / rateHz;
+  const processingMs = o.processingMs ?? index.processing_ms ?? DEFAULT_PROCESSING_MS;
+  const chunk = coveringChunk(periodMs, processingMs, rateHz);
+  o.onChunk?.({ chunk, periodMs, processingMs, rateHz });
+  const shortest = shortestEpisode(episodes);
+  if (chunk > shortest.rows)
+    throw new UserError(
+      `fit: the covering chunk ${chunk} is longer than the shortest episode (episode ${shortest.id}, ${shortest.rows} rows); pass a shorter --chunk`,
+    );
+  return chunk;
+}
+
+/**
+ * The behaviour-cloning head (src/policy/bc.ts) on a folder of S² maps pooled as `tokens` from a bchw backbone:
+ * `sim collect --head bc`, or `extract` with `features.pool: tokens`.
+ */
+function fitBcHead(o: FitOptions, index: DataIndex, paths: { model: string; stats: string }): BcFitResult {
+  const d = readBcFolder(o.data);
+  const chunk = chooseChunk(o, index, d.episodes);
+  const shortest = shortestEpisode(d.episodes);
+  if (chunk > shortest.rows) throw new UserError(`fit: --chunk ${chunk} is longer than the shortest episode (episode ${shortest.id}, ${shortest.rows} rows)`);
+  const fit = fitBc(d, { chunk, epochs: o.epochs, seed: o.seed, log: o.log });
+  const files = writeBcPolicy(paths, fit.params);
+  return {
+    head: 'bc',
+    files,
+    featureDim: d.channels * d.height * d.width,
+    stateDim: d.stateDim,
+    chunk,
+    actionDim: d.actionDim,
+    rows: d.rows,
+    frames: d.frames,
+    episodes: new Set(d.episodes).size,
+    trainMse: fit.trainMse,
+    heldOutMse: fit.heldOutMse,
+    heldOutMeanMse: fit.heldOutMeanMse,
+    heldOutEpisodes: fit.heldOutEpisodes,
+    heldOutRows: fit.heldOutRows,
+    bestEpoch: fit.bestEpoch,
+    epochsRun: fit.epochsRun,
+    seconds: fit.seconds,
   };
 }
 

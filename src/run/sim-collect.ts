@@ -1,6 +1,6 @@
 // Demonstrations in the built-in simulation, written as the .npy files `fit` reads: expert episodes with their
-// pooled S² features, state and actions (linear and keypoint heads), or the detector head's frames, keypoint labels
-// and controller rows.
+// pooled S² features, state and actions (linear and keypoint heads), the detector head's frames, keypoint labels
+// and controller rows, or the behaviour-cloning head's unlabelled demonstrations (S² maps, joint states, commands).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
@@ -11,18 +11,22 @@ import { buildRuntime } from '../runtime/build.js';
 import { collectDemos, collectPerception, DEMO_RECIPE, DEMO_SIZES, ensureDemoBackbone, simConfig } from '../sim/closed-loop.js';
 import { controllerRows } from '../sim/controller-rows.js';
 import { TabletopSim } from '../sim/tabletop.js';
+import { collectBcDemos } from '../sim/bc-eval.js';
+import { writeBcFiles } from './fit-bc.js';
 
 export interface SimCollectOptions {
   /** Output folder, replaced whole when the collection is complete. */
   out: string;
-  /** 'linear' (every step's features pooled grid:16; also what the keypoint head fits) or 'detector'. */
-  head?: 'linear' | 'detector';
+  /** 'linear' (every step's features pooled grid:16; also what the keypoint head fits), 'detector' or 'bc'. */
+  head?: 'linear' | 'detector' | 'bc';
   episodes?: number;
   seed?: number;
   /** S² sizes as [height, width] per scale (default DEMO_SIZES). */
   sizes?: [number, number][];
   /** Detector: episodes (the first ones) whose frames are recorded; default min(episodes, the demo recipe's). */
   frames?: number;
+  /** bc: a frame's S² map every this many control steps (default 1); the steps between see the latest one. */
+  frameEvery?: number;
   /** Progress per stage: `done` of `total` episodes. */
   onProgress?: (stage: 'episodes' | 'frames', done: number, total: number) => void;
   /** Stages that give no count (the detector's controller rows). */
@@ -47,16 +51,27 @@ export interface DetectorCollectResult {
   controllerRows: number;
 }
 
-export type SimCollectResult = LinearCollectResult | DetectorCollectResult;
+export interface BcCollectResult {
+  head: 'bc';
+  out: string;
+  episodes: number;
+  rows: number;
+  frames: number;
+  /** Features per frame (channels × grid). */
+  featureDim: number;
+}
+
+export type SimCollectResult = LinearCollectResult | DetectorCollectResult | BcCollectResult;
 
 /** Collects expert demonstrations into `o.out` (a fresh folder put in place only when complete). */
 export async function simCollect(o: SimCollectOptions): Promise<SimCollectResult> {
   const head = o.head ?? 'linear';
-  if (head !== 'linear' && head !== 'detector') throw new UserError(`sim collect: head must be linear or detector, got '${String(head)}'`);
+  if (head !== 'linear' && head !== 'detector' && head !== 'bc') throw new UserError(`sim collect: head must be linear, detector or bc, got '${String(head)}'`);
   const sizes = o.sizes ?? DEMO_SIZES;
   const episodes = o.episodes ?? 24;
   const seed = o.seed ?? 1000;
   if (head === 'detector') return collectDetector(o.out, sizes, episodes, o.frames ?? Math.min(episodes, DEMO_RECIPE.perceptionEpisodes), seed, o);
+  if (head === 'bc') return collectBc(o.out, sizes, episodes, seed, o.frameEvery ?? 1, o);
   return withAtomicDir(
     o.out,
     async (tmp) => {
@@ -89,6 +104,48 @@ export async function simCollect(o: SimCollectOptions): Promise<SimCollectResult
         };
         writeFileAtomic(join(tmp, 'index.json'), JSON.stringify(index, null, 2));
         return { head: 'linear', out: o.out, episodes, rows: d.rows, featureDim: d.featureDim };
+      } finally {
+        await runtime.release();
+      }
+    },
+    '--out',
+  );
+}
+
+/** Unlabelled demonstrations for the bc head, as readBcFolder reads them (scripts/train_head.py too). */
+async function collectBc(
+  out: string,
+  sizes: [number, number][],
+  episodes: number,
+  seed: number,
+  frameEvery: number,
+  o: SimCollectOptions,
+): Promise<BcCollectResult> {
+  return withAtomicDir(
+    out,
+    async (tmp) => {
+      const config = simConfig(tmp, { sizes, pool: 'tokens' });
+      await ensureDemoBackbone(config.backbone.model);
+      const runtime = await buildRuntime(config, 'sim collect config', { features: true, policy: false, by: 'sim collect' });
+      const extractor = runtime.extractor as FeatureExtractor;
+      try {
+        o.onProgress?.('episodes', 0, episodes);
+        const frameMs: number[] = [];
+        const d = await collectBcDemos(extractor, episodes, seed, frameEvery, {}, (e) => o.onProgress?.('episodes', e + 1, episodes), frameMs);
+        // The median: the first frames also warm the backbone's session up.
+        frameMs.sort((a, b) => a - b);
+        writeBcFiles(tmp, d, {
+          generator: 's2-policy sim collect --head bc',
+          episodes,
+          seed,
+          sizes,
+          backbone: 'k-means filters pretrained on simulated frames (src/sim/pretrain.ts)',
+          frame_every: frameEvery,
+          // The closed loop sees a frame every control step (50 ms): the chunk fit chooses is for that camera.
+          frame_period_ms: 1000 * new TabletopSim().options.dt,
+          processing_ms: Number(frameMs[Math.floor(frameMs.length / 2)].toFixed(2)),
+        });
+        return { head: 'bc', out, episodes, rows: d.rows, frames: d.frames, featureDim: d.channels * d.height * d.width };
       } finally {
         await runtime.release();
       }

@@ -36,6 +36,8 @@ export async function collectBcDemos(
   frameEvery = 1,
   simOptions: TabletopSimOptions = {},
   onEpisode?: (episode: number, frames: number) => void,
+  /** Filled with the milliseconds each frame's S² features took (ingestion, backbone, pooling). */
+  frameMs?: number[],
 ): Promise<BcData> {
   const layout = extractor.layout;
   if (layout.pooling !== 'tokens' || layout.outputShape !== 'bchw')
@@ -64,7 +66,10 @@ export async function collectBcDemos(
     for (let k = 0; !sim.status.done; k++) {
       if (k % frameEvery === 0) {
         if (f >= frames) throw new Error('sim: the recorded episodes are longer than their dry run');
-        features.set(await simFrameFeatures(extractor, sim.render({ out: buf })), f * per);
+        const image = sim.render({ out: buf });
+        const t0 = performance.now();
+        features.set(await simFrameFeatures(extractor, image), f * per);
+        frameMs?.push(performance.now() - t0);
         f++;
       }
       const q = sim.joints;
