@@ -13,12 +13,26 @@ import type { FeatureExtractor } from '../src/pipeline/extractor.js';
 import type { BcData } from '../src/policy/bc.js';
 import type { PolicyHead } from '../src/policy/head.js';
 import { buildRuntime } from '../src/runtime/build.js';
-import { evaluateBcHead, keypointsOnTarget, scoreResults, traceFailures } from '../src/sim/bc-eval.js';
+import { evaluateBcHead, keypointsOnTarget, scoreResults, traceFailures, type ClosedLoopScore } from '../src/sim/bc-eval.js';
 import { OrtSession } from '../src/backbone/ort-session.js';
 import { PROBE_SEED } from '../src/sim/probe.js';
 import { TabletopSim } from '../src/sim/tabletop.js';
 import { ensureDemoBackbone, ensureDemoModels, runClosedLoop, simConfig, simFrameFeatures, type ClosedLoopProgress } from '../src/sim/closed-loop.js';
 import { DEMO_SIZES } from '../src/sim/closed-loop.js';
+
+/** A closed-loop score as every run's result reports it: the rate, its interval, each episode, where failures ended. */
+function outcome(s: ClosedLoopScore): Record<string, unknown> {
+  return {
+    success: `${s.successes}/${s.episodes}`,
+    rate: s.success,
+    interval: s.interval,
+    meanDistance: s.meanDistance,
+    seeds: s.results.map((x) => x.seed),
+    successes: s.results.map((x) => x.success),
+    finalDistances: s.results.map((x) => x.finalDistance),
+    failures: traceFailures(s.results),
+  };
+}
 
 const { values: a } = parseArgs({
   options: {
@@ -102,21 +116,13 @@ async function baseline(head: 'detector' | 'linear'): Promise<Record<string, unk
   try {
     const t1 = performance.now();
     const results = await runClosedLoop(models.config, runtime.extractor as FeatureExtractor, runtime.head as PolicyHead, n('episodes'), n('seed'), progress);
-    const s = scoreResults(results);
     return {
       head,
       demos,
-      success: `${s.successes}/${s.episodes}`,
-      rate: s.success,
-      interval: s.interval,
-      meanDistance: s.meanDistance,
       trainSeconds: models.trainSeconds || trainSeconds,
       summary: models.summary,
       evalSeconds: (performance.now() - t1) / 1000,
-      seeds: results.map((r) => r.seed),
-      successes: results.map((r) => r.success),
-      finalDistances: results.map((r) => r.finalDistance),
-      failures: traceFailures(results),
+      ...outcome(scoreResults(results)),
     };
   } finally {
     await runtime.release();
@@ -172,19 +178,11 @@ async function given(): Promise<Record<string, unknown>> {
   try {
     const t1 = performance.now();
     const results = await runClosedLoop(runtime.config, runtime.extractor as FeatureExtractor, runtime.head as PolicyHead, n('episodes'), n('seed'), progress);
-    const s = scoreResults(results);
     return {
       head: 'onnx',
       policy: resolve(model),
-      success: `${s.successes}/${s.episodes}`,
-      rate: s.success,
-      interval: s.interval,
-      meanDistance: s.meanDistance,
       evalSeconds: (performance.now() - t1) / 1000,
-      seeds: results.map((r) => r.seed),
-      successes: results.map((r) => r.success),
-      finalDistances: results.map((r) => r.finalDistance),
-      failures: traceFailures(results),
+      ...outcome(scoreResults(results)),
     };
   } finally {
     await runtime.release();
@@ -225,7 +223,6 @@ else {
     },
     log,
   });
-  const s = r.closedLoop;
   result = {
     head: 'bc',
     options: a,
@@ -235,15 +232,8 @@ else {
     collectSeconds: r.collectSeconds,
     trainSeconds: r.fit.seconds,
     fit: { ...r.fit, history: r.fit.history },
-    success: `${s.successes}/${s.episodes}`,
-    rate: s.success,
-    interval: s.interval,
-    meanDistance: s.meanDistance,
     evalSeconds: r.evalSeconds,
-    seeds: s.results.map((x) => x.seed),
-    successes: s.results.map((x) => x.success),
-    finalDistances: s.results.map((x) => x.finalDistance),
-    failures: traceFailures(s.results),
+    ...outcome(r.closedLoop),
   };
 }
 result.totalSeconds = (performance.now() - t0) / 1000;

@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { FeatureExtractor } from '../src/pipeline/extractor.js';
 import { PolicyHead } from '../src/policy/head.js';
-import { ensureDemoModels, runClosedLoop } from '../src/sim/closed-loop.js';
-import { wilson } from '../src/run/eval.js';
+import { ensureDemoModels, runClosedLoop, wilson } from '../src/sim/closed-loop.js';
 import { cli, tempDir } from './helpers/util.js';
 import { LEGEND_WIDTH } from '../src/sim/plot.js';
 

@@ -468,7 +468,7 @@ function withPathsOf(current: Config, next: Config): Config {
  * as fresh. A lost sample is replaced by the next one a camera period later, and the watchdog covers a longer gap.
  * The publisher offers reliable (a recorder may ask for it); matched with this reader, delivery is best effort.
  */
-function featuresQos(): rclnodejs.QoS {
+export function featuresQos(): rclnodejs.QoS {
   const { HistoryPolicy, ReliabilityPolicy, DurabilityPolicy } = rclnodejs.QoS;
   return new rclnodejs.QoS(
     HistoryPolicy.RMW_QOS_POLICY_HISTORY_KEEP_LAST,

@@ -8,22 +8,11 @@ import { writeFileAtomic } from '../io/atomic.js';
 import type { FeatureExtractor } from '../pipeline/extractor.js';
 import type { PolicyHead } from '../policy/head.js';
 import { buildRuntime } from '../runtime/build.js';
-import { DEMO_PRETRAIN, DEMO_RECIPE, DEMO_SIZES, ensureDemoModels, runClosedLoop, type EpisodeResult } from '../sim/closed-loop.js';
+import { DEMO_PRETRAIN, DEMO_RECIPE, DEMO_SIZES, ensureDemoModels, runClosedLoop, wilson, type EpisodeResult } from '../sim/closed-loop.js';
 import { SIM_DEFAULTS } from '../sim/options.js';
 import { keypointAccuracy, type KeypointAccuracy } from '../sim/probe.js';
 import { evalChart } from './eval-chart.js';
 import { summaryTable } from './start.js';
-
-/** Wilson score interval for a binomial proportion, 95%. */
-export function wilson(successes: number, n: number): [number, number] {
-  if (n === 0) return [0, 1];
-  const z = 1.959964;
-  const p = successes / n;
-  const d = 1 + (z * z) / n;
-  const c = (p + (z * z) / (2 * n)) / d;
-  const h = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / d;
-  return [Math.max(0, c - h), Math.min(1, c + h)];
-}
 
 export interface EvalVariant {
   /** As --variants names it: '1x', '1x,2x', '1x,2x,3x'. */

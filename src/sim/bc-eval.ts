@@ -8,21 +8,10 @@ import { fitBc, writeBcPolicy, type BcData, type BcFit, type BcOptions } from '.
 import type { PolicyHead } from '../policy/head.js';
 import { buildRuntime } from '../runtime/build.js';
 import { UserError } from '../errors.js';
-import { ensureDemoBackbone, runClosedLoop, simConfig, simFrameFeatures, type ClosedLoopProgress, type EpisodeResult } from './closed-loop.js';
+import { ensureDemoBackbone, runClosedLoop, simConfig, simFrameFeatures, wilson, type ClosedLoopProgress, type EpisodeResult } from './closed-loop.js';
 import { runExpertEpisode } from './expert.js';
 import type { TabletopSimOptions } from './options.js';
 import { TabletopSim } from './tabletop.js';
-
-/** Wilson score interval for a binomial proportion, 95%. */
-export function wilson95(successes: number, n: number): [number, number] {
-  if (n === 0) return [0, 1];
-  const z = 1.959964;
-  const p = successes / n;
-  const d = 1 + (z * z) / n;
-  const c = (p + (z * z) / (2 * n)) / d;
-  const h = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / d;
-  return [Math.max(0, c - h), Math.min(1, c + h)];
-}
 
 /**
  * Records `episodes` expert demonstrations (seeds from `seed`): every control step's joint state and the command
@@ -117,7 +106,7 @@ export function scoreResults(results: EpisodeResult[]): ClosedLoopScore {
     episodes: results.length,
     successes: ok,
     success: ok / Math.max(1, results.length),
-    interval: wilson95(ok, results.length),
+    interval: wilson(ok, results.length),
     meanDistance: results.reduce((a, r) => a + r.finalDistance, 0) / Math.max(1, results.length),
     results,
   };

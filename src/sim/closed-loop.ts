@@ -22,6 +22,17 @@ import { timeToMs, type ImageMsg } from '../msgs/types.js';
 import { TabletopSim } from './tabletop.js';
 import type { EpisodePath } from './plot.js';
 
+/** Wilson score interval for a binomial proportion, 95%. */
+export function wilson(successes: number, n: number): [number, number] {
+  if (n === 0) return [0, 1];
+  const z = 1.959964;
+  const p = successes / n;
+  const d = 1 + (z * z) / n;
+  const c = (p + (z * z) / (2 * n)) / d;
+  const h = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / d;
+  return [Math.max(0, c - h), Math.min(1, c + h)];
+}
+
 export const SIM_CAMERA = 'overhead';
 export const SIM_CAMERA_TOPIC = '/overhead_camera/image_raw';
 /** Bumped whenever the demo models or their recipe change, so cached models are rebuilt. */

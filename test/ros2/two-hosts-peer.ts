@@ -3,6 +3,8 @@
 // robot host). The arm also reports, as JSON lines on stdout, every action, every S2Features message and every
 // pipeline diagnostic it sees, with the wall-clock time it saw them, so that the test can check them.
 import rclnodejs from 'rclnodejs';
+import { msToTime } from '../../src/pipeline/messages.js';
+import { featuresQos } from '../../src/ros/node.js';
 import { TabletopSim } from '../../src/sim/tabletop.js';
 
 type Pub = { publish(m: object): void };
@@ -11,22 +13,6 @@ type Pub = { publish(m: object): void };
 const wall = () => performance.timeOrigin + performance.now();
 const emit = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
-function stamp(ms: number): { sec: number; nanosec: number } {
-  const sec = Math.floor(ms / 1000);
-  return { sec, nanosec: Math.round((ms - sec * 1000) * 1e6) % 1_000_000_000 };
-}
-
-/** The best-effort, keep-last-1 profile the policy head subscribes to features with (what the head sees). */
-function latestOnly(): rclnodejs.QoS {
-  const { HistoryPolicy, ReliabilityPolicy, DurabilityPolicy } = rclnodejs.QoS;
-  return new rclnodejs.QoS(
-    HistoryPolicy.RMW_QOS_POLICY_HISTORY_KEEP_LAST,
-    1,
-    ReliabilityPolicy.RMW_QOS_POLICY_RELIABILITY_BEST_EFFORT,
-    DurabilityPolicy.RMW_QOS_POLICY_DURABILITY_VOLATILE,
-  );
-}
-
 /** Renders the simulated scene at `rateHz`, the arm driven by the expert, each frame stamped with the wall clock. */
 function camera(node: rclnodejs.Node, topic: string, rateHz: number, seed: number): void {
   const sim = new TabletopSim({ seed });
@@ -34,7 +20,7 @@ function camera(node: rclnodejs.Node, topic: string, rateHz: number, seed: numbe
   let episode = 0;
   setInterval(() => {
     const frame = sim.render();
-    frame.header.stamp = stamp(wall());
+    frame.header.stamp = msToTime(wall());
     pub.publish(frame);
     if (sim.step(sim.expertAction()).done) sim.reset(seed + ++episode);
   }, 1000 / rateHz);
@@ -55,7 +41,7 @@ function arm(node: rclnodejs.Node, ns: string, rateHz: number, seed: number, fea
   });
   // Serialized, so the size on the wire is known and 1.2 MB maps are not deserialised here. The CDR payload starts
   // with the 4-byte encapsulation header, then header.stamp (int32 sec, uint32 nanosec), little-endian here.
-  node.createSubscription('s2_policy/msg/S2Features' as never, featuresTopic, { qos: latestOnly(), isRaw: true }, (raw: unknown) => {
+  node.createSubscription('s2_policy/msg/S2Features' as never, featuresTopic, { qos: featuresQos(), isRaw: true }, (raw: unknown) => {
     const b = raw as Buffer;
     const ms = b.readInt32LE(4) * 1000 + b.readUInt32LE(8) / 1e6;
     emit({ k: 'features', t: wall(), stamp: ms, bytes: b.byteLength });
@@ -71,7 +57,7 @@ function arm(node: rclnodejs.Node, ns: string, rateHz: number, seed: number, fea
       action = new Float32Array(2);
     }
     const js = sim.jointState();
-    js.header.stamp = stamp(wall());
+    js.header.stamp = msToTime(wall());
     joints.publish(js);
   }, 1000 / rateHz);
   // The QoS the features topic's subscribers asked for, as the graph reports it (the policy head's among them).
