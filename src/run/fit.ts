@@ -147,6 +147,10 @@ export async function fitHead(o: FitOptions): Promise<FitResult> {
   if (head === 'detector') return fitDetectorHead(o.data, index, o.epochs, paths);
   const dir = o.data;
   if (head === 'bc') return fitBcHead(o, index, paths);
+  if (existsSync(join(dir, 'frame_of.npy')))
+    throw new UserError(
+      `${join(dir, 'frame_of.npy')}: rows share camera frames (extract --rows actions), which only --head bc reads; extract with --rows frames for --head ${head}`,
+    );
   const features = readNpy(join(dir, 'features.npy'));
   const actions = readNpy(join(dir, 'actions.npy'));
   const state = existsSync(join(dir, 'state.npy')) ? readNpy(join(dir, 'state.npy')) : undefined;
