@@ -1,8 +1,11 @@
 // The built-in simulation as a ROS 2 node: publishes the overhead camera, joint states and /clock, and executes the
 // policy node's actions (std_msgs/Float64MultiArray joint velocities), so the whole system runs with `ros2 launch`.
 // With arm_joint_states_topic set, the arm is a ros2_control arm instead: the simulation reads its pose from that
-// topic (joint_state_broadcaster's /joint_states) and leaves executing the actions to the arm's controller.
+// topic (joint_state_broadcaster's /joint_states) and leaves executing the actions to the arm's controller. With
+// expert_topic set, the scripted expert drives the arm as a teleoperator would, publishing each command it executes
+// on that topic, so that `ros2 bag record` records demonstrations: camera, joint states and commands.
 import rclnodejs from 'rclnodejs';
+import { UserError } from '../errors.js';
 import { JOINT_NAMES, TabletopSim, type StepResult } from '../sim/tabletop.js';
 
 export interface SimNodeOptions {
@@ -20,6 +23,10 @@ const DEFAULTS = {
   arm_joint_states_topic: '',
   /** The arm's JointTrajectoryController topic, used to bring the arm to each episode's start pose. */
   arm_trajectory_topic: '/arm_controller/joint_trajectory',
+  /** '': the policy's actions drive the arm; a topic: the scripted expert does, publishing its commands there. */
+  expert_topic: '',
+  /** A camera frame every this many control periods (1: every period, the control rate). */
+  camera_every: 1,
 };
 
 type Pub = { publish(m: object): void };
@@ -46,6 +53,10 @@ export async function runSimNode(options: SimNodeOptions = {}): Promise<number> 
   const actionTopic = param<string>('action_topic', STRING);
   const armTopic = param<string>('arm_joint_states_topic', STRING);
   const armTrajectoryTopic = param<string>('arm_trajectory_topic', STRING);
+  const expertTopic = param<string>('expert_topic', STRING);
+  const cameraEvery = param<number>('camera_every', INTEGER);
+  if (!Number.isInteger(cameraEvery) || cameraEvery < 1) throw new UserError(`camera_every: must be an integer ≥ 1, got ${cameraEvery}`);
+  if (expertTopic !== '' && armTopic !== '') throw new UserError('expert_topic: the expert drives the simulated arm; leave arm_joint_states_topic empty');
 
   const sim = new TabletopSim({ seed });
   const qos = { qos: rclnodejs.QoS.profileSensorData };
@@ -61,15 +72,39 @@ export async function runSimNode(options: SimNodeOptions = {}): Promise<number> 
   /** Before an episode runs: true once the arm is at the episode's start pose. */
   let ready: (elapsedMs: number) => boolean = () => true;
   let onReset: () => void;
+  /** Sent after each period's frame (the expert's command). */
+  let afterFrame: () => void = () => undefined;
   if (armTopic === '') {
     const joints = node.createPublisher('sensor_msgs/msg/JointState' as never, jointTopic, qos) as unknown as Pub;
-    let action = new Float32Array(2);
-    node.createSubscription('std_msgs/msg/Float64MultiArray' as never, actionTopic, (m: unknown) => {
-      const d = (m as { data: ArrayLike<number> }).data;
-      if (d.length === 2 && Number.isFinite(d[0]) && Number.isFinite(d[1])) action = Float32Array.of(d[0], d[1]);
-    });
+    let action: Float32Array = new Float32Array(2);
+    if (expertTopic === '') {
+      node.createSubscription('std_msgs/msg/Float64MultiArray' as never, actionTopic, (m: unknown) => {
+        const d = (m as { data: ArrayLike<number> }).data;
+        if (d.length === 2 && Number.isFinite(d[0]) && Number.isFinite(d[1])) action = Float32Array.of(d[0], d[1]);
+      });
+      publishState = () => joints.publish(sim.jointState());
+    } else {
+      // The expert sees the state just published and commands from it; the command moves the arm at the next
+      // period, as a policy's would: a recording holds state k, frame k, then command k, in that order.
+      const commands = node.createPublisher('std_msgs/msg/Float64MultiArray' as never, expertTopic) as unknown as Pub;
+      publishState = () => {
+        joints.publish(sim.jointState());
+        action = sim.expertAction();
+        afterFrame = () => commands.publish({ layout: { dim: [], data_offset: 0 }, data: Array.from(action) });
+      };
+      // Before the first episode: every recorded topic has a subscriber (the recorder), so no demonstration starts
+      // unrecorded.
+      const topics = [cameraTopic, jointTopic, expertTopic];
+      let recorderNoticed = false;
+      ready = () => {
+        if (recorderNoticed) return true;
+        if (!topics.every((t) => node.countSubscribers(t) > 0)) return false;
+        recorderNoticed = true;
+        log.info(`${topics.join(', ')} have subscribers: starting`);
+        return true;
+      };
+    }
     advance = () => sim.step(action);
-    publishState = () => joints.publish(sim.jointState());
     onReset = () => (action = new Float32Array(2));
   } else {
     // The arm's joint_state_broadcaster publishes the joint states the policy reads; the simulation only renders
@@ -110,7 +145,8 @@ export async function runSimNode(options: SimNodeOptions = {}): Promise<number> 
   const publish = () => {
     clock.publish({ clock: sim.time });
     publishState();
-    camera.publish(sim.render());
+    if (sim.status.steps % cameraEvery === 0) camera.publish(sim.render());
+    afterFrame();
   };
   rclnodejs.spin(node);
   return new Promise<number>((resolve) => {
