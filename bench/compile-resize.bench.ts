@@ -1,8 +1,12 @@
 // The compiled resize + chessboard split alone, in the forms that were measured for it: the banded tiles the
 // compiler emits (emitCrops), the dense matrix products and 6-axis transpose it emitted before, onnxruntime's cubic
-// Resize, and 4 taps per output as Gather + Mul + ReduceSum. Prints per form the median time and the largest
-// difference from the JavaScript engine (scaleInput + splitChessboard) on one 1×3×224×224 image, per target size.
+// Resize, and 4 taps per output as Gather + Mul + ReduceSum. Prints per form the median wall time of a run, the
+// kernel time from onnxruntime's profile (each node's median, summed: less disturbed by other load on the machine)
+// and the largest difference from the JavaScript engine (scaleInput + splitChessboard) on one 1×3×224×224 image.
 // Run with `npm run build && node dist/bench/compile-resize.bench.js`; BENCH_RUNS (default 30), BENCH_THREADS.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { bicubicMatrix, toFloat32 } from '../src/compile/matrices.js';
 import { emitCrops, scaleAxisMatrix } from '../src/compile/s2-graph.js';
@@ -57,8 +61,18 @@ const forms: Record<string, Form> = {
 };
 
 console.log(`compiled resize + split alone: ${RUNS} runs, medians, input 1×3×224×224, onnxruntime CPU, ${THREADS ?? 'default'} threads`);
-console.log('| to | crops | form | median ms | max abs. difference from the JS engine |');
-console.log('|---|---|---|---|---|');
+console.log('| to | crops | form | median ms | kernel ms | max abs. difference from the JS engine |');
+console.log('|---|---|---|---|---|---|');
+
+/** Each node's median kernel time in onnxruntime's profile file, summed, ms. */
+function kernelTime(file: string): number {
+  const perNode = new Map<string, number[]>();
+  for (const e of JSON.parse(readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number }[]) {
+    if (e.cat === 'Node' && e.name.endsWith('_kernel_time')) perNode.set(e.name, [...(perNode.get(e.name) ?? []), e.dur]);
+  }
+  return [...perNode.values()].reduce((a, us) => a + median(us), 0) / 1000;
+}
+
 for (const [size, crop] of [
   [448, 224],
   [672, 224],
@@ -69,11 +83,12 @@ for (const [size, crop] of [
   const s = plan.scales[0];
   const want = splitChessboard(scaleInput(input, plan, s), s.numSplit[0], s.numSplit[1]).data;
   const sessions = new Map<string, ort.InferenceSession>();
-  for (const [name, form] of Object.entries(forms)) {
+  const dir = mkdtempSync(join(tmpdir(), 's2-resize-bench-'));
+  for (const [k, [name, form]] of Object.entries(forms).entries()) {
     const g = new OnnxGraph('crops');
     g.op('Identity', [form(g, g.input('x', ['batch', C, 224, 224]), 224, s)], {}, 'crops');
     g.output('crops', ['n', C, crop, crop]);
-    const opts: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
+    const opts: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', enableProfiling: true, profileFilePrefix: join(dir, `form${k}`) };
     if (THREADS !== undefined) opts.intraOpNumThreads = THREADS;
     sessions.set(name, await ort.InferenceSession.create(g.serialize(), opts));
   }
@@ -94,10 +109,14 @@ for (const [size, crop] of [
         );
     }
   }
-  for (const [name, session] of sessions) {
-    console.log(
-      `| ${size} | ${s.numSplit[0]}×${s.numSplit[1]} | ${name} | ${median(times.get(name) ?? []).toFixed(3)} | ${(errors.get(name) ?? NaN).toExponential(1)} |`,
-    );
+  for (const [k, [name, session]] of [...sessions].entries()) {
+    session.endProfiling();
     await session.release();
+    const file = readdirSync(dir).find((f) => f.startsWith(`form${k}_`));
+    const kernel = file === undefined ? NaN : kernelTime(join(dir, file));
+    console.log(
+      `| ${size} | ${s.numSplit[0]}×${s.numSplit[1]} | ${name} | ${median(times.get(name) ?? []).toFixed(3)} | ${kernel.toFixed(3)} | ${(errors.get(name) ?? NaN).toExponential(1)} |`,
+    );
   }
+  rmSync(dir, { recursive: true, force: true });
 }
