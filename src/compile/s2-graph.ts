@@ -54,8 +54,9 @@ export interface CropSource {
  *           [Qw, tw, Lw]·[Qw, Lw, B·C·H] → [nw, cw, B, C, H], move cw last;
  *   height: gather the row windows (whole cw-long rows), move the crop row i first, one batched product
  *           [nh, 1, qh, th, Lh]·[nh, nw·B·C, qh, Lh, cw] → [nh, nw, B, C, ch, cw].
- * Every transpose moves one axis, which onnxruntime does as a block copy; a general 6-axis transpose of the resized
- * image (the chessboard split of the dense form) or a gather along the last axis measured several times slower.
+ * Every transpose moves one axis of a tensor smaller than the crops, which onnxruntime copies in blocks; transposes
+ * that reorder the innermost axis otherwise, and gathers along the last axis, measured several times slower. (The
+ * dense form also copied the whole resized image once more to split it.)
  */
 export function emitCrops(g: OnnxGraph, src: CropSource, mh: Matrix, mw: Matrix, s: ScalePlan, prefix: string): string {
   const { C } = src;
