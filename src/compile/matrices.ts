@@ -1,5 +1,6 @@
 // Constant matrices that express the S² engine's resampling steps as products: bicubic resize (PyTorch's taps,
-// borders clamped), a second resize or zero padding to the split size, and area pooling limited to a valid extent.
+// borders clamped), a second resize or zero padding to the split size, and area pooling limited to a valid extent;
+// and the banded form of a resize matrix (tiles of output rows, each reading a short window of inputs).
 import { bicubicAxis } from '../s2/resize.js';
 import { areaBounds } from '../s2/pool.js';
 
@@ -57,6 +58,64 @@ export function areaMatrix(inSize: number, valid: number, outSize: number): Matr
     for (let i = lo; i < hi; i++) data[o * inSize + i] = 1 / (hi - lo);
   }
   return { rows: outSize, cols: inSize, data };
+}
+
+/**
+ * A matrix cut into tiles of `tile` consecutive rows, tile k reading only the `length` consecutive columns from
+ * `starts[k]`: the form in which a resize costs about `length` (a few taps plus tile/scale) multiply-adds per output
+ * instead of one per input column. Every non-zero of the matrix lies inside its tile's window.
+ */
+export interface TiledMatrix {
+  tile: number;
+  tiles: number;
+  length: number;
+  starts: number[];
+  /** [tiles, tile, length] row-major: tile k's rows restricted to its window, rounded to float32. */
+  weights: Float32Array;
+}
+
+/** Cuts `m` (rows divisible by `tile`) into tiles with one window length, the longest any tile needs. */
+export function tileRows(m: Matrix, tile: number): TiledMatrix {
+  if (tile < 1 || m.rows % tile !== 0) throw new Error(`cannot cut ${m.rows} rows into tiles of ${tile}`);
+  const tiles = m.rows / tile;
+  const lo: number[] = [];
+  let length = 1;
+  for (let k = 0; k < tiles; k++) {
+    let a = m.cols;
+    let b = -1;
+    for (let o = k * tile; o < (k + 1) * tile; o++) {
+      for (let c = 0; c < m.cols; c++) {
+        if (m.data[o * m.cols + c] === 0) continue;
+        a = Math.min(a, c);
+        b = Math.max(b, c);
+      }
+    }
+    // A tile of zero rows (padding) reads anything and multiplies it by zero.
+    lo.push(b < 0 ? 0 : a);
+    length = Math.max(length, b - a + 1);
+  }
+  // One length for all tiles (one batched product); windows near the end start earlier to stay inside the axis.
+  const starts = lo.map((a) => Math.min(a, m.cols - length));
+  const weights = new Float32Array(m.rows * length);
+  for (let k = 0; k < tiles; k++) {
+    for (let o = k * tile; o < (k + 1) * tile; o++) {
+      for (let l = 0; l < length; l++) weights[o * length + l] = m.data[o * m.cols + starts[k] + l];
+    }
+  }
+  return { tile, tiles, length, starts, weights };
+}
+
+/**
+ * The tile height for crops of `size`: the divisor of `size` nearest to `target` by ratio. Tiles never straddle
+ * two crops, so a scale's tiles stack into its crops without moving data; 32 measured fastest for 224-pixel crops
+ * (bench/compile-resize.bench.ts).
+ */
+export function tileSizeFor(size: number, target = 32): number {
+  let best = size;
+  for (let d = 1; d <= size; d++) {
+    if (size % d === 0 && Math.abs(Math.log(d / target)) < Math.abs(Math.log(best / target))) best = d;
+  }
+  return best;
 }
 
 export function isIdentity(m: Matrix): boolean {

@@ -1,11 +1,12 @@
-// The S² steps around the backbone as ONNX operators: per scale one resize (two constant matrix products that
-// also fold in the second resize or zero padding of any-shape splitting), the chessboard split (Reshape,
-// Transpose), one backbone call per crop size (a placeholder node the compiler replaces by the inlined backbone),
-// merge, area pooling (constant matrix products that also crop padded features), prefix averaging, concatenation.
+// The S² steps around the backbone as ONNX operators: per scale the resize and chessboard split in one banded
+// form (two batched products of short tap windows, which also fold in the second resize or zero padding of
+// any-shape splitting, and write the crops in the backbone's batch order), one backbone call per crop size (a
+// placeholder node the compiler replaces by the inlined backbone), merge, area pooling (constant matrix products
+// that also crop padded features), prefix averaging, concatenation.
 import type { Layout } from '../backbone/layout.js';
 import { OnnxGraph, type Dim } from '../onnx/builder.js';
 import type { S2Plan, ScalePlan } from '../s2/plan.js';
-import { areaMatrix, bicubicMatrix, isIdentity, multiply, padRows, toFloat32, type Matrix } from './matrices.js';
+import { areaMatrix, bicubicMatrix, isIdentity, multiply, padRows, tileRows, tileSizeFor, toFloat32, type Matrix } from './matrices.js';
 
 /** The op type of the node standing for one inlined backbone call. */
 export const BACKBONE_PLACEHOLDER = 'S2BackbonePlaceholder';
@@ -33,6 +34,66 @@ export function scaleAxisMatrix(inSize: number, size: number, splitSize: number,
   return splitMode === 'pad' ? padRows(first, splitSize) : multiply(bicubicMatrix(size, splitSize), first);
 }
 
+/** The image a scale's crops are cut from: [B, C, H, W], and (made once, on demand) its transpose [W, B, C, H]. */
+export interface CropSource {
+  x: string;
+  C: number;
+  H: number;
+  W: number;
+  transposed: () => string;
+}
+
+/**
+ * One scale's crops [nh·nw·B, C, ch, cw], crop (i, j) of image b at batch index (i·nw + j)·B + b as chessboard.ts
+ * orders them, from the axis matrices `mh` (sh×H) and `mw` (sw×W) that take the source to the split size.
+ *
+ * A dense product costs one multiply-add per input column for every output (448 per output for 224 → 448), where
+ * bicubic needs 4 taps; so each matrix is cut into tiles of output rows that read only a short window of inputs
+ * (tileRows), and the crops come out of the products in the backbone's layout:
+ *   width:  gather the windows of the transposed source [W, B, C, H] on its leading axis, one batched product
+ *           [Qw, tw, Lw]·[Qw, Lw, B·C·H] → [nw, cw, B, C, H], move cw last;
+ *   height: gather the row windows (whole cw-long rows), move the crop row i first, one batched product
+ *           [nh, 1, qh, th, Lh]·[nh, nw·B·C, qh, Lh, cw] → [nh, nw, B, C, ch, cw].
+ * Every transpose moves one axis of a tensor smaller than the crops, which onnxruntime copies in blocks; transposes
+ * that reorder the innermost axis otherwise, and gathers along the last axis, measured several times slower. (The
+ * dense form also copied the whole resized image once more to split it.)
+ */
+export function emitCrops(g: OnnxGraph, src: CropSource, mh: Matrix, mw: Matrix, s: ScalePlan, prefix: string): string {
+  const { C } = src;
+  const [nh, nw] = s.numSplit;
+  const [ch, cw] = s.cropSize;
+  if (isIdentity(mh) && isIdentity(mw)) {
+    // No resampling: the split alone, which keeps each cw-long row whole.
+    if (nh * nw === 1) return src.x;
+    const six = g.op('Reshape', [src.x, g.ints([-1, C, nh, ch, nw, cw])]);
+    return g.op('Reshape', [g.op('Transpose', [six], { perm: [2, 4, 0, 1, 3, 5] }), g.ints([-1, C, ch, cw])]);
+  }
+  const rw = tileRows(mw, tileSizeFor(cw));
+  const rh = tileRows(mh, tileSizeFor(ch));
+  const qh = ch / rh.tile;
+  const windows = (t: { tiles: number; length: number; starts: number[] }): number[] =>
+    Array.from({ length: t.tiles * t.length }, (_, k) => t.starts[Math.floor(k / t.length)] + (k % t.length));
+  const gather = (y: string, t: typeof rw, size: number, axis: number): string => {
+    const idx = windows(t);
+    // Windows that are the axis itself, in order, need no copy.
+    return idx.length === size && idx.every((v, k) => v === k) ? y : g.op('Gather', [y, g.ints(idx)], { axis });
+  };
+
+  let y = gather(src.transposed(), rw, src.W, 0); // [Qw·Lw, B, C, H]
+  y = g.op('Reshape', [y, g.ints([rw.tiles, rw.length, -1])]);
+  y = g.op('MatMul', [g.weight(`${prefix}_resize_w`, [rw.tiles, rw.tile, rw.length], rw.weights), y]); // [Qw, tw, B·C·H]
+  y = g.op('Reshape', [y, g.ints([nw, cw, -1, C, src.H])]);
+  y = g.op('Transpose', [y], { perm: [0, 2, 3, 4, 1] }); // [nw, B, C, H, cw]
+  y = gather(y, rh, src.H, 3); // [nw, B, C, Qh·Lh, cw]
+  if (nh > 1) {
+    y = g.op('Reshape', [y, g.ints([nw, -1, C, nh, qh * rh.length * cw])]);
+    y = g.op('Transpose', [y], { perm: [3, 0, 1, 2, 4] }); // [nh, nw, B, C, qh·Lh·cw]
+  }
+  y = g.op('Reshape', [y, g.ints([nh, -1, qh, rh.length, cw])]);
+  y = g.op('MatMul', [g.weight(`${prefix}_resize_h`, [nh, 1, qh, rh.tile, rh.length], rh.weights), y]); // [nh, nw·B·C, qh, th, cw]
+  return g.op('Reshape', [y, g.ints([-1, C, ch, cw])]);
+}
+
 /** The part of a merged feature grid that covers the unpadded image, with the same float expression as multiscale.ts. */
 function validExtent(plan: S2Plan, s: ScalePlan, fh: number, fw: number): [number, number] {
   if (plan.splitMode !== 'pad') return [fh, fw];
@@ -52,25 +113,16 @@ export function buildS2Graph(plan: S2Plan, layouts: Map<string, Layout>): S2Grap
     n: number;
   }
   const groups = new Map<string, Member[]>();
+  let transposed: string | undefined;
+  const source: CropSource = { x, C, H, W, transposed: () => (transposed ??= g.op('Transpose', [x], { perm: [3, 0, 1, 2] })) };
   plan.scales.forEach((s, i) => {
-    const [sh, sw] = s.splitSize;
-    const mh = scaleAxisMatrix(H, s.size[0], sh, plan.splitMode);
-    const mw = scaleAxisMatrix(W, s.size[1], sw, plan.splitMode);
-    let y = x;
-    // Width first, then height: the order resize.ts uses.
-    if (!isIdentity(mw)) y = g.op('MatMul', [y, g.weight(`s2_scale${i}_resize_w`, [W, sw], toFloat32(mw, true))]);
-    if (!isIdentity(mh)) y = g.op('MatMul', [g.weight(`s2_scale${i}_resize_h`, [sh, H], toFloat32(mh)), y]);
-    const [nh, nw] = s.numSplit;
+    const mh = scaleAxisMatrix(H, s.size[0], s.splitSize[0], plan.splitMode);
+    const mw = scaleAxisMatrix(W, s.size[1], s.splitSize[1], plan.splitMode);
+    const y = emitCrops(g, source, mh, mw, s, `s2_scale${i}`);
     const [ch, cw] = s.cropSize;
-    if (nh * nw > 1) {
-      // Crop (i, j) of image b goes to batch index (i·nw + j)·B + b, as chessboard.ts orders them.
-      const six = g.op('Reshape', [y, g.ints([-1, C, nh, ch, nw, cw])]);
-      const t = g.op('Transpose', [six], { perm: [2, 4, 0, 1, 3, 5] });
-      y = g.op('Reshape', [t, g.ints([-1, C, ch, cw])]);
-    }
     const key = `${ch}×${cw}`;
     const list = groups.get(key) ?? [];
-    list.push({ scale: i, crops: y, n: nh * nw });
+    list.push({ scale: i, crops: y, n: s.numSplit[0] * s.numSplit[1] });
     groups.set(key, list);
   });
 
