@@ -52,6 +52,8 @@ const { values: a } = parseArgs({
     chunk: { type: 'string', default: '2' },
     'fit-seed': { type: 'string', default: '17' },
     'goal-weight': { type: 'string', default: '0' },
+    recipe: { type: 'string', default: 'hindsight' },
+    goal: { type: 'string', default: 'rest' },
     cache: { type: 'string' },
     policy: { type: 'string' },
   },
@@ -209,6 +211,8 @@ else {
       if (cache && !data) saveData(cache, d);
     },
     onProgress: progress,
+    recipe: a.recipe === 'end-to-end' ? 'end-to-end' : 'hindsight',
+    hindsight: { chunk: n('chunk'), goal: a.goal === 'end' ? 'end' : 'rest', seed: n('fit-seed') },
     fit: {
       chunk: n('chunk'),
       keypoints: n('keypoints'),
@@ -231,7 +235,7 @@ else {
     frames: r.frames,
     collectSeconds: r.collectSeconds,
     trainSeconds: r.fit.seconds,
-    fit: { ...r.fit, history: r.fit.history },
+    fit: r.fit,
     evalSeconds: r.evalSeconds,
     ...outcome(r.closedLoop),
   };
