@@ -54,6 +54,7 @@ const { values: a } = parseArgs({
     'goal-weight': { type: 'string', default: '0' },
     recipe: { type: 'string', default: 'hindsight' },
     goal: { type: 'string', default: 'rest' },
+    'near-cells': { type: 'string' },
     cache: { type: 'string' },
     policy: { type: 'string' },
   },
@@ -212,7 +213,12 @@ else {
     },
     onProgress: progress,
     recipe: a.recipe === 'end-to-end' ? 'end-to-end' : 'hindsight',
-    hindsight: { chunk: n('chunk'), goal: a.goal === 'end' ? 'end' : 'rest', seed: n('fit-seed') },
+    hindsight: {
+      chunk: n('chunk'),
+      goal: a.goal === 'end' ? 'end' : 'rest',
+      seed: n('fit-seed'),
+      nearCells: a['near-cells'] === undefined ? undefined : n('near-cells'),
+    },
     fit: {
       chunk: n('chunk'),
       keypoints: n('keypoints'),
