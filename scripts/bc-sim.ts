@@ -1,8 +1,11 @@
 // Measures the behaviour-cloning head in the simulation beside the demo's detector head and the linear probe, on the
 // same closed-loop seeds: `node dist/scripts/bc-sim.js --head bc|detector|linear [options] --out DIR` prints one JSON
 // line per run (success, Wilson 95% interval, training time, demonstrations, where failed episodes ended) and writes
-// it to DIR/result.json; `--cache DIR` keeps the recorded demonstrations for later fits. `--head diagnose --out DIR`
-// reports where the fitted model's keypoints fall against the target on held-out scenes (diagnosis only).
+// it to DIR/result.json; `--cache DIR` keeps the recorded demonstrations for later fits. `--head bc` fits by
+// `--recipe hindsight` (the default: self-calibrated labels and the detector head's training; `--goal rest|end`,
+// `--near-cells`) or `--recipe end-to-end` (keypoint maps and an MLP on the actions: `--keypoints` … `--goal-weight`).
+// `--head diagnose --out DIR` reports where the fitted model's keypoints fall against the target on held-out scenes
+// (diagnosis only).
 // `--head onnx --policy FILE.onnx` runs a head trained elsewhere (fit --head bc, scripts/train_head.py; its
 // FILE.stats.json beside it) in the same closed loop.
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';

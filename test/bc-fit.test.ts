@@ -118,6 +118,10 @@ describe('fit --head bc on extract and sim collect output', function () {
       '3',
     ]);
     assert.equal(r.status, 0, r.stderr);
+    // The default recipe self-calibrates the arm from episodes of 3 frames or more: one short episode is not enough.
+    const h = cli(['fit', '--head', 'bc', '--data', dir, '--out', join(dir, 'hindsight.onnx')]);
+    assert.equal(h.status, 2, h.stderr);
+    assert.match(h.stderr, /^s2-policy: bc head: self-calibrating the arm needs at least 15 frames in episodes of 3 or more frames .*, found \d+; .*\n$/);
     // One recording: its last tenth of rows is held out for early stopping.
     assert.match(r.stdout, /^bc head: \d+ rows \(\d+ frames, 1 episode\); epoch \d of 2 kept: training MSE [\d.]+, held-out [\d.]+ on \d+ rows/m);
     const runtime = await buildRuntime(simConfig(dir, { sizes, pool: 'tokens' }), 'test', { features: true, policy: true, by: 'the test' });
@@ -142,5 +146,10 @@ describe('fit --head bc on extract and sim collect output', function () {
     const r = cli(['fit', '--head', 'bc', '--data', dir, '--out', join(dir, 'p.onnx')]);
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /^s2-policy: \S+index\.json: the bc head needs features pooled as tokens .*'grid:16'\n$/);
+    const q = cli(['fit', '--head', 'linear', '--recipe', 'hindsight', '--data', dir, '--out', join(dir, 'p.onnx')]);
+    assert.equal(q.status, 2, q.stderr);
+    assert.equal(q.stderr, 's2-policy: fit: --recipe is for --head bc, not --head linear\n');
+    const b = cli(['fit', '--head', 'bc', '--recipe', 'labels', '--data', dir, '--out', join(dir, 'p.onnx')]);
+    assert.equal(b.stderr, "s2-policy: fit: --recipe must be hindsight or end-to-end, got 'labels'\n");
   });
 });
