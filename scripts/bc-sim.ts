@@ -1,8 +1,11 @@
 // Measures the behaviour-cloning head in the simulation beside the demo's detector head and the linear probe, on the
 // same closed-loop seeds: `node dist/scripts/bc-sim.js --head bc|detector|linear [options] --out DIR` prints one JSON
 // line per run (success, Wilson 95% interval, training time, demonstrations, where failed episodes ended) and writes
-// it to DIR/result.json; `--cache DIR` keeps the recorded demonstrations for later fits. `--head diagnose --out DIR`
-// reports where the fitted model's keypoints fall against the target on held-out scenes (diagnosis only).
+// it to DIR/result.json; `--cache DIR` keeps the recorded demonstrations for later fits. `--head bc` fits by
+// `--recipe hindsight` (the default: self-calibrated labels and the detector head's training; `--goal rest|end`,
+// `--near-cells`) or `--recipe end-to-end` (keypoint maps and an MLP on the actions: `--keypoints` … `--goal-weight`).
+// `--head diagnose --out DIR` reports where the fitted model's keypoints fall against the target on held-out scenes
+// (diagnosis only).
 // `--head onnx --policy FILE.onnx` runs a head trained elsewhere (fit --head bc, scripts/train_head.py; its
 // FILE.stats.json beside it) in the same closed loop.
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
@@ -52,6 +55,9 @@ const { values: a } = parseArgs({
     chunk: { type: 'string', default: '2' },
     'fit-seed': { type: 'string', default: '17' },
     'goal-weight': { type: 'string', default: '0' },
+    recipe: { type: 'string', default: 'hindsight' },
+    goal: { type: 'string', default: 'rest' },
+    'near-cells': { type: 'string' },
     cache: { type: 'string' },
     policy: { type: 'string' },
   },
@@ -209,6 +215,13 @@ else {
       if (cache && !data) saveData(cache, d);
     },
     onProgress: progress,
+    recipe: a.recipe === 'end-to-end' ? 'end-to-end' : 'hindsight',
+    hindsight: {
+      chunk: n('chunk'),
+      goal: a.goal === 'end' ? 'end' : 'rest',
+      seed: n('fit-seed'),
+      nearCells: a['near-cells'] === undefined ? undefined : n('near-cells'),
+    },
     fit: {
       chunk: n('chunk'),
       keypoints: n('keypoints'),
@@ -231,7 +244,7 @@ else {
     frames: r.frames,
     collectSeconds: r.collectSeconds,
     trainSeconds: r.fit.seconds,
-    fit: { ...r.fit, history: r.fit.history },
+    fit: r.fit,
     evalSeconds: r.evalSeconds,
     ...outcome(r.closedLoop),
   };

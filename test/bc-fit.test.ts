@@ -36,7 +36,7 @@ describe('fit --head bc on extract and sim collect output', function () {
     const d = readBcFolder(data);
     assert.deepEqual([d.channels, d.height, d.width, d.stateDim, d.actionDim], [48, 8, 8, 2, 2]);
     const model = join(data, 'bc.onnx');
-    r = cli(['fit', '--head', 'bc', '--data', data, '--out', model, '--epochs', '3']);
+    r = cli(['fit', '--head', 'bc', '--recipe', 'end-to-end', '--data', data, '--out', model, '--epochs', '3']);
     assert.equal(r.status, 0, r.stderr);
     // The default chunk from the int64 stamps' period: the 30 fps camera's 33.3 ms, not the 50 ms of a missing period.
     assert.match(r.stdout, /^chunk 2: covers a frame period of 33\.3 ms plus 50\.0 ms/m);
@@ -100,8 +100,28 @@ describe('fit --head bc on extract and sim collect output', function () {
     const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(index.frame_every, 12);
     assert.equal(index.frame_period_ms, 50);
-    r = cli(['fit', '--head', 'bc', '--data', dir, '--out', join(dir, 'policy.onnx'), '--chunk', '2', '--epochs', '2', '--seed', '3']);
+    r = cli([
+      'fit',
+      '--head',
+      'bc',
+      '--recipe',
+      'end-to-end',
+      '--data',
+      dir,
+      '--out',
+      join(dir, 'policy.onnx'),
+      '--chunk',
+      '2',
+      '--epochs',
+      '2',
+      '--seed',
+      '3',
+    ]);
     assert.equal(r.status, 0, r.stderr);
+    // The default recipe self-calibrates the arm from episodes of 3 frames or more: one short episode is not enough.
+    const h = cli(['fit', '--head', 'bc', '--data', dir, '--out', join(dir, 'hindsight.onnx')]);
+    assert.equal(h.status, 2, h.stderr);
+    assert.match(h.stderr, /^s2-policy: bc head: self-calibrating the arm needs at least 15 frames in episodes of 3 or more frames .*, found \d+; .*\n$/);
     // One recording: its last tenth of rows is held out for early stopping.
     assert.match(r.stdout, /^bc head: \d+ rows \(\d+ frames, 1 episode\); epoch \d of 2 kept: training MSE [\d.]+, held-out [\d.]+ on \d+ rows/m);
     const runtime = await buildRuntime(simConfig(dir, { sizes, pool: 'tokens' }), 'test', { features: true, policy: true, by: 'the test' });
@@ -126,5 +146,10 @@ describe('fit --head bc on extract and sim collect output', function () {
     const r = cli(['fit', '--head', 'bc', '--data', dir, '--out', join(dir, 'p.onnx')]);
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /^s2-policy: \S+index\.json: the bc head needs features pooled as tokens .*'grid:16'\n$/);
+    const q = cli(['fit', '--head', 'linear', '--recipe', 'hindsight', '--data', dir, '--out', join(dir, 'p.onnx')]);
+    assert.equal(q.status, 2, q.stderr);
+    assert.equal(q.stderr, 's2-policy: fit: --recipe is for --head bc, not --head linear\n');
+    const b = cli(['fit', '--head', 'bc', '--recipe', 'labels', '--data', dir, '--out', join(dir, 'p.onnx')]);
+    assert.equal(b.stderr, "s2-policy: fit: --recipe must be hindsight or end-to-end, got 'labels'\n");
   });
 });

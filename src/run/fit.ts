@@ -8,6 +8,7 @@ import { fitController, fitDetector, writeDetectorPolicy } from '../policy/detec
 import { coveringChunk, fitPolicy, policyPaths, shortestEpisode, stackChunks, writePolicy, type LambdaScore } from '../policy/fit.js';
 import { fitKeypointHead, writeKeypointPolicy } from '../policy/keypoint.js';
 import { fitBc, writeBcPolicy } from '../policy/bc.js';
+import { fitHindsight, type ArmCalibration } from '../policy/hindsight.js';
 import { readBcFolder } from './fit-bc.js';
 import type { Tensor } from '../s2/tensor.js';
 import { DEMO_RECIPE } from '../sim/closed-loop.js';
@@ -37,6 +38,8 @@ export interface FitOptions {
   onChunk?: (c: ChunkChoice) => void;
   /** bc head: the seed of its initialisation and shuffling (default 17). */
   seed?: number;
+  /** bc head: 'hindsight' (self-calibrated keypoint labels and the detector head's training; the default) or 'end-to-end'. */
+  recipe?: BcRecipe;
   /** bc head: one line per epoch. */
   log?: (line: string) => void;
 }
@@ -78,8 +81,12 @@ export interface DetectorFitResult extends FitCommon {
   controller: { rows: number; trainMse: number; seconds: number };
 }
 
+export type BcRecipe = 'hindsight' | 'end-to-end';
+export const BC_RECIPES: readonly BcRecipe[] = ['hindsight', 'end-to-end'];
+
 export interface BcFitResult extends FitCommon {
   head: 'bc';
+  recipe: 'end-to-end';
   rows: number;
   frames: number;
   episodes: number;
@@ -94,7 +101,21 @@ export interface BcFitResult extends FitCommon {
   seconds: number;
 }
 
-export type FitResult = LinearFitResult | KeypointFitResult | DetectorFitResult | BcFitResult;
+/** The bc head's hindsight recipe (src/policy/hindsight.ts): a detector head fitted on self-supervised labels. */
+export interface BcHindsightFitResult extends FitCommon {
+  head: 'bc';
+  recipe: 'hindsight';
+  rows: number;
+  frames: number;
+  episodes: number;
+  calibration: ArmCalibration;
+  /** Frames the detector was fitted on, its held-out error against the labels (cells), its temperature. */
+  detector: { frames: number; medianCells: number; withinOne: number; temperature: number };
+  controller: { rows: number; trainMse: number };
+  seconds: number;
+}
+
+export type FitResult = LinearFitResult | KeypointFitResult | DetectorFitResult | BcFitResult | BcHindsightFitResult;
 
 interface DataIndex {
   /** Slowest camera's frame period, ms (sim collect writes it; extract's stamps give it otherwise). */
@@ -193,15 +214,35 @@ function chooseChunk(o: FitOptions, index: DataIndex, episodes: Int32Array): num
  * The behaviour-cloning head (src/policy/bc.ts) on a folder of S² maps pooled as `tokens` from a bchw backbone:
  * `sim collect --head bc`, or `extract` with `features.pool: tokens`.
  */
-function fitBcHead(o: FitOptions, index: DataIndex, paths: { model: string; stats: string }): BcFitResult {
+async function fitBcHead(o: FitOptions, index: DataIndex, paths: { model: string; stats: string }): Promise<BcFitResult | BcHindsightFitResult> {
+  const recipe = o.recipe ?? 'hindsight';
+  if (!BC_RECIPES.includes(recipe)) throw new UserError(`fit: --recipe must be ${BC_RECIPES.join(' or ')}, got '${String(recipe)}'`);
   const d = readBcFolder(o.data);
   const chunk = chooseChunk(o, index, d.episodes);
   const shortest = shortestEpisode(d.episodes);
   if (chunk > shortest.rows) throw new UserError(`fit: --chunk ${chunk} is longer than the shortest episode (episode ${shortest.id}, ${shortest.rows} rows)`);
+  const common = { files: paths, featureDim: d.channels * d.height * d.width, stateDim: d.stateDim, chunk, actionDim: d.actionDim };
+  const counts = { rows: d.rows, frames: d.frames, episodes: new Set(d.episodes).size };
+  if (recipe === 'hindsight') {
+    const h = await fitHindsight(d, { chunk, epochs: o.epochs, seed: o.seed, log: o.log });
+    const files = writeDetectorPolicy(paths, h.detector, h.controller);
+    return {
+      head: 'bc',
+      recipe,
+      ...common,
+      files,
+      ...counts,
+      calibration: h.calibration,
+      detector: { frames: h.frames, medianCells: h.heldOut.median, withinOne: h.heldOut.withinOne, temperature: h.detector.temperature },
+      controller: { rows: h.controllerRows, trainMse: h.controllerMse },
+      seconds: h.seconds,
+    };
+  }
   const fit = fitBc(d, { chunk, epochs: o.epochs, seed: o.seed, log: o.log });
   const files = writeBcPolicy(paths, fit.params);
   return {
     head: 'bc',
+    recipe,
     files,
     featureDim: d.channels * d.height * d.width,
     stateDim: d.stateDim,

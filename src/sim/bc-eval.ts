@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { need } from '../config/config.js';
 import type { FeatureExtractor } from '../pipeline/extractor.js';
 import { fitBc, writeBcPolicy, type BcData, type BcFit, type BcOptions } from '../policy/bc.js';
+import { writeDetectorPolicy } from '../policy/detector.js';
+import { fitHindsight, type HindsightFit, type HindsightOptions } from '../policy/hindsight.js';
 import type { PolicyHead } from '../policy/head.js';
 import { buildRuntime } from '../runtime/build.js';
 import { UserError } from '../errors.js';
@@ -125,8 +127,12 @@ export interface BcSimOptions {
   /** Closed-loop episodes (default 50) from evalSeed (default 0). */
   episodes?: number;
   evalSeed?: number;
-  /** The head's options; chunk defaults to 2, as the demo head's. */
+  /** 'end-to-end' (fitBc with `fit`) or 'hindsight' (fitHindsight with `hindsight`; the default). */
+  recipe?: 'hindsight' | 'end-to-end';
+  /** The end-to-end head's options; chunk defaults to 2, as the demo head's. */
   fit?: BcOptions;
+  /** The hindsight recipe's options; chunk defaults to 2. */
+  hindsight?: HindsightOptions;
   simOptions?: TabletopSimOptions;
   /** Demonstrations already recorded (e.g. by an earlier call), instead of recording them. */
   data?: BcData;
@@ -138,7 +144,8 @@ export interface BcSimOptions {
 }
 
 export interface BcSimResult {
-  fit: Omit<BcFit, 'params'>;
+  /** The end-to-end fit, or the hindsight recipe's (without the parameters). */
+  fit: Omit<BcFit, 'params'> | Omit<HindsightFit, 'detector' | 'controller'>;
   data: BcData;
   rows: number;
   frames: number;
@@ -173,12 +180,26 @@ export async function evaluateBcHead(o: BcSimOptions): Promise<BcSimResult> {
       o.onData?.(data);
       log(`${data.rows} steps, ${data.frames} frames of ${data.channels}×${data.height}×${data.width} S² features in ${collectSeconds.toFixed(0)} s`);
     }
-    const fit = fitBc(data, { ...fitOptions, log: fitOptions.log ?? log });
-    log(
-      `bc head: epoch ${fit.bestEpoch} of ${fit.epochsRun} kept, training MSE ${fit.trainMse.toFixed(4)}, held-out ${fit.heldOutMse.toFixed(4)} (the mean: ${fit.heldOutMeanMse.toFixed(4)}), ${fit.seconds.toFixed(0)} s`,
-    );
     const policy = need(config, 'policy', 'bc sim config', 'the bc evaluation');
-    writeBcPolicy({ model: policy.model, stats: join(o.dir, 'policy.stats.json') }, fit.params);
+    const files = { model: policy.model, stats: join(o.dir, 'policy.stats.json') };
+    let summary: BcSimResult['fit'];
+    if ((o.recipe ?? 'hindsight') === 'hindsight') {
+      const h = await fitHindsight(data, { chunk: 2, ...o.hindsight, log: o.hindsight?.log ?? log });
+      writeDetectorPolicy(files, h.detector, h.controller);
+      const { detector: _d, controller: _c, ...rest } = h;
+      void _d;
+      void _c;
+      summary = rest;
+    } else {
+      const fit = fitBc(data, { ...fitOptions, log: fitOptions.log ?? log });
+      log(
+        `bc head: epoch ${fit.bestEpoch} of ${fit.epochsRun} kept, training MSE ${fit.trainMse.toFixed(4)}, held-out ${fit.heldOutMse.toFixed(4)} (the mean: ${fit.heldOutMeanMse.toFixed(4)}), ${fit.seconds.toFixed(0)} s`,
+      );
+      writeBcPolicy(files, fit.params);
+      const { params: _params, ...rest } = fit;
+      void _params;
+      summary = rest;
+    }
     // Parsed again now that the statistics file exists beside the model (the configuration finds it there).
     const run = await buildRuntime(simConfig(o.dir, { sizes: o.sizes, pool: 'tokens' }), 'bc sim config', {
       features: false,
@@ -190,9 +211,7 @@ export async function evaluateBcHead(o: BcSimOptions): Promise<BcSimResult> {
       const episodes = o.episodes ?? 50;
       const results = await runClosedLoop(run.config, extractor, run.head as PolicyHead, episodes, o.evalSeed ?? 0, o.onProgress, simOptions);
       const evalSeconds = (performance.now() - t1) / 1000;
-      const { params: _params, ...rest } = fit;
-      void _params;
-      return { fit: rest, data, rows: data.rows, frames: data.frames, demos, collectSeconds, closedLoop: scoreResults(results), evalSeconds };
+      return { fit: summary, data, rows: data.rows, frames: data.frames, demos, collectSeconds, closedLoop: scoreResults(results), evalSeconds };
     } finally {
       await run.release();
     }
