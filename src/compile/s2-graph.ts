@@ -13,6 +13,16 @@ export const BACKBONE_PLACEHOLDER = 'S2BackbonePlaceholder';
 export const COMPILED_INPUT = 'image';
 export const COMPILED_OUTPUT = 'features';
 
+/**
+ * Where a compiled model's scales come from, named as the config's image.resize: 'reference' resizes every scale
+ * from the base image `image`; 'native' takes each scale's image at its size (`image_scale0`, …), as the ingester
+ * makes them from the camera frame.
+ */
+export type CompiledResize = 'reference' | 'native';
+
+/** The input holding scale i's images with resize 'native'. */
+export const scaleInputName = (i: number): string => `${COMPILED_INPUT}_scale${i}`;
+
 export interface BackboneCall {
   /** Crop size 'h×w'. */
   key: string;
@@ -39,11 +49,11 @@ function validExtent(plan: S2Plan, s: ScalePlan, fh: number, fw: number): [numbe
   return [Math.ceil((s.size[0] / s.splitSize[0]) * fh), Math.ceil((s.size[1] / s.splitSize[1]) * fw)];
 }
 
-export function buildS2Graph(plan: S2Plan, layouts: Map<string, Layout>): S2Graph {
+export function buildS2Graph(plan: S2Plan, layouts: Map<string, Layout>, resize: CompiledResize = 'reference'): S2Graph {
   const g = new OnnxGraph('s2');
   const [H, W] = plan.inputSize;
   const C = plan.channels;
-  const x = g.input(COMPILED_INPUT, ['batch', C, H, W]);
+  const x = resize === 'reference' ? g.input(COMPILED_INPUT, ['batch', C, H, W]) : '';
 
   // Resize and split every scale; crops of one size are stacked on the batch axis for a single backbone call.
   interface Member {
@@ -54,12 +64,15 @@ export function buildS2Graph(plan: S2Plan, layouts: Map<string, Layout>): S2Grap
   const groups = new Map<string, Member[]>();
   plan.scales.forEach((s, i) => {
     const [sh, sw] = s.splitSize;
-    const mh = scaleAxisMatrix(H, s.size[0], sh, plan.splitMode);
-    const mw = scaleAxisMatrix(W, s.size[1], sw, plan.splitMode);
-    let y = x;
+    // resize 'native': the image comes at the scale's size, so only the step to the split size is left (a bicubic
+    // matrix at equal sizes is the identity, as multiscale.ts copies a given image that is already split-sized).
+    const [inH, inW, src] = resize === 'native' ? [s.size[0], s.size[1], g.input(scaleInputName(i), ['batch', C, s.size[0], s.size[1]])] : [H, W, x];
+    const mh = scaleAxisMatrix(inH, s.size[0], sh, plan.splitMode);
+    const mw = scaleAxisMatrix(inW, s.size[1], sw, plan.splitMode);
+    let y = src;
     // Width first, then height: the order resize.ts uses.
-    if (!isIdentity(mw)) y = g.op('MatMul', [y, g.weight(`s2_scale${i}_resize_w`, [W, sw], toFloat32(mw, true))]);
-    if (!isIdentity(mh)) y = g.op('MatMul', [g.weight(`s2_scale${i}_resize_h`, [sh, H], toFloat32(mh)), y]);
+    if (!isIdentity(mw)) y = g.op('MatMul', [y, g.weight(`s2_scale${i}_resize_w`, [inW, sw], toFloat32(mw, true))]);
+    if (!isIdentity(mh)) y = g.op('MatMul', [g.weight(`s2_scale${i}_resize_h`, [sh, inH], toFloat32(mh)), y]);
     const [nh, nw] = s.numSplit;
     const [ch, cw] = s.cropSize;
     if (nh * nw > 1) {

@@ -43,6 +43,8 @@ export interface CameraInput {
   scales?: Tensor[];
 }
 
+const zeros = (dims: number[]): Tensor => ({ dims, data: new Float32Array(dims.reduce((a, b) => a * b, 1)) });
+
 function stack(tensors: Tensor[]): Tensor {
   const [, c, h, w] = tensors[0].dims;
   const per = c * h * w;
@@ -175,11 +177,13 @@ export class FeatureExtractor {
       if (config.s2.engine === 'compiled') {
         compiled = await compiledEngine(config, backbone, options, base, cameras);
         // Its self-check ran both engines: the warm-up below sizes the compiled engine's buffers.
-        out = await compiled.forward({ dims: [cameras, 3, base[0], base[1]], data: new Float32Array(cameras * 3 * base[0] * base[1]) });
+        out = await compiled.forward(
+          zeros([cameras, 3, base[0], base[1]]),
+          compiled.resize === 'native' ? plan.scales.map((s) => zeros([cameras, 3, ...s.size])) : undefined,
+        );
       } else {
         // One warm-up pass sizes every buffer and gives the layout of the output.
-        const zeros: Tensor = { dims: [cameras, 3, base[0], base[1]], data: new Float32Array(cameras * 3 * base[0] * base[1]) };
-        out = await multiscaleForward(backbone, zeros, options);
+        out = await multiscaleForward(backbone, zeros([cameras, 3, base[0], base[1]]), options);
       }
       const shape = options.outputShape ?? 'bnc';
       const prefix = options.numPrefixToken ?? 0;
@@ -208,7 +212,7 @@ export class FeatureExtractor {
     if (this.js) return multiscaleForward(this.js, base, this.options, this.timings, scales);
     const compiled = this.compiled as CompiledS2;
     const t = performance.now();
-    const out = await compiled.forward(base);
+    const out = await compiled.forward(base, scales);
     // Resize, split, merge and pooling run inside the one call: all of it counts as inference here.
     this.timings.resizeMs = 0;
     this.timings.inferenceMs = performance.now() - t;
@@ -246,14 +250,12 @@ export class FeatureExtractor {
 }
 
 /**
- * Compiles the backbone with the resolved S² options for `cameras` base images, loads the result, and checks it
- * against the JavaScript engine on a random input (max error ≤ 1e-4 × RMS); a mismatch is an error.
+ * Compiles the backbone with the resolved S² options for `cameras` base images (with image.resize 'native', for the
+ * ingester's per-scale images), loads the result, and checks it against the JavaScript engine on a random input of
+ * the same kind (max error ≤ 1e-4 × RMS); a mismatch is an error.
  */
 async function compiledEngine(config: Config, backbone: OnnxBackbone, options: S2Options, base: [number, number], cameras: number): Promise<CompiledS2> {
   const model = config.backbone.model;
-  if (config.image.resize === 'native') {
-    throw new UserError("s2.engine: 'compiled' makes every scale from the base image; image.resize 'native' needs s2.engine 'js'");
-  }
   if (config.s2.max_batch !== undefined)
     throw new UserError("s2.max_batch: not used by s2.engine 'compiled' (all crops of a size go in one pass); remove it or set s2.engine 'js'");
   if (backbone.fixedBatch !== undefined) {
@@ -261,7 +263,7 @@ async function compiledEngine(config: Config, backbone: OnnxBackbone, options: S
       `s2.engine: ${model} has a fixed batch of ${backbone.fixedBatch}, which 'compiled' cannot batch crops through; set s2.engine 'js' or re-export the backbone with a dynamic batch`,
     );
   }
-  const { bytes } = await compileLoaded(backbone, options, base);
+  const { bytes } = await compileLoaded(backbone, options, base, config.image.resize);
   const compiled = await CompiledS2.fromBytes(bytes, `${model} (compiled S²)`, {
     threads: config.backbone.threads,
     executionProviders: config.backbone.providers,
