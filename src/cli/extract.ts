@@ -7,7 +7,7 @@ import type { Command } from './command.js';
 import { configInputs, parseFlags, required, str } from './args.js';
 import { claimOutputs } from './output.js';
 import { progressPrinter } from './progress.js';
-import { itemList, warn } from './replay.js';
+import { itemList, note, warn } from './replay.js';
 
 const EXTRACT_HELP = `usage: s2-policy extract --bag IN --config cfg.yaml --out DIR [--actions-topic TOPIC] [--force]
        IN is a .mcap or .db3 file, a rosbag2 folder (mcap or sqlite3 storage) or its metadata.yaml`;
@@ -48,6 +48,7 @@ export const extractCommand: Command = {
       actionsTopic: str(flags, 'actions-topic'),
       progress: progressPrinter('extract'),
       onWarning: warn,
+      onNote: note,
     });
     console.log(`extracted ${s.frames} frame groups × ${s.featureDim} features into ${out}: ${s.files.join(', ')}`);
     console.log(`messages  ${s.accounting.total} in the recording: ${itemList(s.accounting.items)}`);
