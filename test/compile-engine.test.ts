@@ -77,14 +77,8 @@ describe('S² engine of the pipeline', () => {
     const refuse = async (c: Config, pattern: RegExp) => {
       await assert.rejects(FeatureExtractor.create(c), (e: Error) => e instanceof UserError && pattern.test(e.message) && !e.message.includes('\n'));
     };
-    await refuse(config(dir, 'vit-tiny', { image: { resize: 'native' } }), /^s2\.engine: 'compiled' .*image\.resize 'native' needs s2\.engine 'js'$/);
     await refuse(config(dir, 'vit-tiny', { s2: { max_batch: 4 } }), /^s2\.max_batch: .*s2\.engine 'js'/);
     await refuse(config(dir, 'vit-tiny-b1'), /^s2\.engine: .*fixed batch of 1.*s2\.engine 'js'/);
-    const compiledFile = join(dir, 'compiled.onnx');
-    writeFileSync(compiledFile, (await compileS2(modelPath('vit-tiny'), { scales: [1, 2] }, [32, 32])).bytes);
-    const withCompiled = config(dir, 'vit-tiny');
-    withCompiled.backbone.model = compiledFile;
-    await refuse(withCompiled, /^backbone\.model: .*compiled\.onnx is a compiled S² model; give the plain backbone/);
     // The same settings run with the JavaScript engine.
     const js = await FeatureExtractor.create(config(dir, 'vit-tiny-b1', { s2: { engine: 'js', max_batch: 4 } }));
     assert.equal(js.engine, 'js');

@@ -9,7 +9,7 @@ import { compileS2 } from '../src/compile/compile.js';
 import { CompiledS2, randomBatch } from '../src/compile/engine.js';
 import { readModelFile } from '../src/onnx/file.js';
 import { metadataOf } from '../src/onnx/model.js';
-import { quantizationInfo } from '../src/compile/quantization.js';
+import { quantizationInfo, quantizationWarning } from '../src/compile/quantization.js';
 import { createIngester } from '../src/image/ingest.js';
 import { presetNormalization } from '../src/image/normalize.js';
 import { writeNpy } from '../src/io/npy.js';
@@ -79,7 +79,8 @@ describe('INT8 recipe (scripts/quantize_int8.py)', function () {
     assert.ok(metadataOf(parts)['s2.compiled'] !== undefined);
     // What the Python tool records, the TypeScript reader takes: the gate met with every product quantized.
     const q = quantizationInfo(metadataOf(parts), out);
-    assert.ok(q && q.excluded.length === 0 && q.measured.p_cosine >= 0.99 && q.measured.frames === 12, JSON.stringify(q));
+    assert.ok(q?.measured && q.excluded.length === 0 && q.measured.p_cosine >= 0.99 && q.measured.frames === 12, JSON.stringify(q));
+    assert.equal(quantizationWarning(q, out), undefined);
 
     const fp32 = await CompiledS2.fromBytes(m.bytes, 'fp32');
     const int8 = await CompiledS2.load(out);

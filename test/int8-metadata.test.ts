@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileS2 } from '../src/compile/compile.js';
 import { CompiledS2 } from '../src/compile/engine.js';
-import { QUANTIZATION_KEY, quantizationInfo, quantizationLine, type QuantizationInfo } from '../src/compile/quantization.js';
+import { QUANTIZATION_KEY, quantizationInfo, quantizationLine, quantizationWarning, type QuantizationInfo } from '../src/compile/quantization.js';
 import { presetNormalization } from '../src/image/normalize.js';
 import { decodeModel, encodeModel, metadataOf, metadataProps } from '../src/onnx/model.js';
 import type { Tensor } from '../src/s2/tensor.js';
@@ -63,16 +63,19 @@ describe('INT8 record (s2.quantization)', function () {
       assert.equal(q.quantized, 12);
       assert.equal(q.search, 'sensitivity');
       assert.deepEqual(q.gate, { metric: 'token cosine to fp32', percentile: 1, min_cosine: 0.99 });
+      assert.ok(q.measured);
       assert.equal(q.measured.frames, 12);
       assert.equal(q.measured.tokens, 12 * 17);
       assert.ok(q.measured.p_cosine >= 0.99 && q.measured.p_cosine <= q.measured.mean_cosine, JSON.stringify(q.measured));
+      assert.equal(quantizationWarning(q, INT8), undefined, 'the gate is met: no warning');
     } finally {
       await m.release();
     }
   });
 
   it('states figures that onnxruntime-node reproduces on the same held-out frames, against the fp32 model compiled here', async () => {
-    const q = recordOf();
+    const { measured } = recordOf();
+    assert.ok(measured);
     const fp32Model = await compileS2(BACKBONE, { imgSizes: [32, 64] }, [32, 32]);
     const fp32 = await CompiledS2.fromBytes(fp32Model.bytes, 'fp32');
     const int8 = await CompiledS2.load(INT8);
@@ -86,9 +89,9 @@ describe('INT8 record (s2.quantization)', function () {
       // numpy's linear-interpolation percentile, p1 of 204 tokens.
       const pos = 0.01 * (cos.length - 1);
       const p1 = cos[Math.floor(pos)] + (pos - Math.floor(pos)) * (cos[Math.ceil(pos)] - cos[Math.floor(pos)]);
-      assert.equal(cos.length, q.measured.tokens);
-      assert.ok(Math.abs(mean - q.measured.mean_cosine) < 1e-4, `mean ${mean} vs recorded ${q.measured.mean_cosine}`);
-      assert.ok(Math.abs(p1 - q.measured.p_cosine) < 1e-3, `p1 ${p1} vs recorded ${q.measured.p_cosine}`);
+      assert.equal(cos.length, measured.tokens);
+      assert.ok(Math.abs(mean - measured.mean_cosine) < 1e-4, `mean ${mean} vs recorded ${measured.mean_cosine}`);
+      assert.ok(Math.abs(p1 - measured.p_cosine) < 1e-3, `p1 ${p1} vs recorded ${measured.p_cosine}`);
       // Really INT8: not the fp32 numbers.
       assert.ok(cos[0] < 0.99999, `lowest cosine ${cos[0]}`);
     } finally {
@@ -109,6 +112,15 @@ describe('INT8 record (s2.quantization)', function () {
     assert.ok(!r.stdout.includes(`metadata   ${QUANTIZATION_KEY}`), 'the record is not repeated as raw metadata');
   });
 
+  it('gives a line without figures for a record that has none', () => {
+    const q = recordOf();
+    assert.match(
+      quantizationLine({ ...q, gate: undefined, measured: undefined }),
+      /\(1 kept in float32: [^)]*\); no accuracy gate or figures recorded; percentile calibration/,
+    );
+    assert.match(quantizationLine({ ...q, measured: undefined }), /; no accuracy gate or figures recorded \(gate p1 ≥ 0\.99, never measured\);/);
+  });
+
   it('gives a line that names what stayed float32, or none', () => {
     const q = recordOf();
     assert.match(quantizationLine(q), /1 kept in float32: backbone@32x32\/block0\/fc2\/matmul/);
@@ -122,11 +134,7 @@ describe('INT8 record (s2.quantization)', function () {
 
   const malformed: [string, (s: string) => string, RegExp][] = [
     ['not JSON', () => '{"method": ', /^edited\.int8\.onnx: metadata s2\.quantization is not JSON \(/],
-    [
-      'a field missing (a record written before the gate)',
-      (s) => JSON.stringify({ ...JSON.parse(s), gate: undefined }),
-      /s2\.quantization: gate: .*re-run scripts\/quantize_int8\.py/,
-    ],
+    ['a field missing', (s) => JSON.stringify({ ...JSON.parse(s), calibration: undefined }), /s2\.quantization: calibration: /],
     [
       'a cosine out of range',
       (s) => JSON.stringify({ ...JSON.parse(s), measured: { ...(JSON.parse(s) as QuantizationInfo).measured, p_cosine: 7 } }),
@@ -134,11 +142,6 @@ describe('INT8 record (s2.quantization)', function () {
     ],
     ['an unknown mode', (s) => JSON.stringify({ ...JSON.parse(s), mode: 'int4' }), /s2\.quantization: mode: /],
     ['excluded not a list', (s) => JSON.stringify({ ...JSON.parse(s), excluded: 'fc2' }), /s2\.quantization: excluded: /],
-    [
-      'figures below its own gate',
-      (s) => JSON.stringify({ ...JSON.parse(s), measured: { ...(JSON.parse(s) as QuantizationInfo).measured, p_cosine: 0.9 } }),
-      /s2\.quantization: measured\.p_cosine 0\.9 is below its own gate 0\.99/,
-    ],
   ];
   for (const [what, edit, message] of malformed) {
     it(`is refused in one line when malformed: ${what}`, async () => {
@@ -155,6 +158,43 @@ describe('INT8 record (s2.quantization)', function () {
       assert.equal(err.length, 1, r.stderr);
       assert.match(err[0], /s2\.quantization/);
       assert.ok(!r.stderr.includes('    at '), 'no stack trace');
+    });
+  }
+  // Records that do not vouch for the model's accuracy: the model loads (the user chose it), and the warning says why.
+  const unvouched: [string, (s: string) => string, RegExp][] = [
+    [
+      'no gate (a record written before the gate existed)',
+      (s) => JSON.stringify({ ...JSON.parse(s), gate: undefined }),
+      /^edited\.int8\.onnx: metadata s2\.quantization has no accuracy gate: this INT8 model's features were never compared with fp32 \(re-run scripts\/quantize_int8\.py to measure them\)$/,
+    ],
+    [
+      'no measured figures',
+      (s) => JSON.stringify({ ...JSON.parse(s), measured: undefined }),
+      /^edited\.int8\.onnx: metadata s2\.quantization has no measured figures: /,
+    ],
+    [
+      'figures below its own gate',
+      (s) => JSON.stringify({ ...JSON.parse(s), measured: { ...(JSON.parse(s) as QuantizationInfo).measured, p_cosine: 0.9 } }),
+      /^edited\.int8\.onnx: metadata s2\.quantization: measured\.p_cosine 0\.9 is below its own gate 0\.99: this INT8 model's features differ from fp32 more than the gate allows/,
+    ],
+  ];
+  for (const [what, edit, message] of unvouched) {
+    it(`loads with a one-line warning when the record has ${what}; inspect prints it`, async () => {
+      const file = withRecord(edit);
+      const m = await CompiledS2.load(file);
+      try {
+        assert.ok(m.quantization);
+        const w = quantizationWarning(m.quantization, file);
+        assert.ok(w !== undefined && !w.includes('\n'));
+        assert.match(w.replace(file, 'edited.int8.onnx'), message);
+      } finally {
+        await m.release();
+      }
+      const r = cli(['inspect', '--model', file]);
+      assert.equal(r.status, 0, r.stderr);
+      const lines = r.stdout.split('\n').filter((l) => l.startsWith('warning '));
+      assert.equal(lines.length, 1, r.stdout);
+      assert.match(lines[0].replace(/^warning {4}/, '').replace(file, 'edited.int8.onnx'), message);
     });
   }
 });

@@ -108,7 +108,7 @@ export class OnnxBackbone implements Backbone {
     let inputName: string;
     let outputName: string;
     try {
-      inputName = pickInput(file, inputs, options.inputName);
+      inputName = pickInput(file, inputs, options.inputName ?? declaredInput(metadata, inputs));
       outputName = pickOutput(file, outputs, options.outputName);
     } catch (e) {
       await session.release();
@@ -188,13 +188,22 @@ export class OnnxBackbone implements Backbone {
     return { dims, data: out ?? new Float32Array(0) };
   }
 
-  private async run(x: Tensor): Promise<Tensor> {
+  private run(x: Tensor): Promise<Tensor> {
+    return this.runFeeds({ [this.inputName]: x });
+  }
+
+  /**
+   * One run with a tensor for each named input (a compiled S² model with one input per scale takes several), the
+   * feature output returned. Buffers that views span whole are handed to the inference thread.
+   */
+  async runFeeds(feeds: Record<string, Tensor>): Promise<Tensor> {
     let res: Awaited<ReturnType<OrtSession['run']>>;
     try {
-      res = await this.session.run({ [this.inputName]: { dims: x.dims, data: x.data } }, [this.outputName]);
+      res = await this.session.run(feeds, [this.outputName]);
     } catch (e) {
       const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-      throw new ModelError(`${this.file}: inference failed on input [${x.dims.join(', ')}] (${msg})`);
+      const given = Object.entries(feeds).map(([k, t]) => `[${t.dims.join(', ')}]${Object.keys(feeds).length > 1 ? ` ${k}` : ''}`);
+      throw new ModelError(`${this.file}: inference failed on input ${given.join(', ')} (${msg})`);
     }
     this.calls++;
     const out = res[this.outputName];
@@ -232,6 +241,22 @@ export class OnnxBackbone implements Backbone {
 
   async release(): Promise<void> {
     await this.session.release();
+  }
+}
+
+/**
+ * The image input a compiled S² model names in its description (metadata s2.compiled, field `input`): with one
+ * input per scale it has several image inputs, and the first scale's is the one to probe. Undefined otherwise.
+ */
+function declaredInput(metadata: Record<string, string>, inputs: IoInfo[]): string | undefined {
+  const text = metadata['s2.compiled'];
+  if (text === undefined) return undefined;
+  try {
+    const name = (JSON.parse(text) as { input?: unknown }).input;
+    return typeof name === 'string' && inputs.some((i) => i.name === name) ? name : undefined;
+  } catch {
+    // An unreadable description is reported by whoever reads it (compiledInfo), in one line naming the key.
+    return undefined;
   }
 }
 

@@ -7,7 +7,7 @@ import type { Command } from './command.js';
 import { configInputs, parseFlags, required, str } from './args.js';
 import { claimOutputs } from './output.js';
 import { progressPrinter } from './progress.js';
-import { itemList, warn } from './replay.js';
+import { itemList, note, warn } from './replay.js';
 
 const EXTRACT_HELP = `usage: s2-policy extract --bag IN [--bag IN2 …] --config cfg.yaml --out DIR [--actions-topic TOPIC] [--rows frames|actions] [--force]
        IN is a .mcap or .db3 file, a rosbag2 folder (mcap or sqlite3 storage) or its metadata.yaml;
@@ -58,6 +58,7 @@ export const extractCommand: Command = {
       actionsTopic: str(flags, 'actions-topic'),
       progress: progressPrinter('extract'),
       onWarning: warn,
+      onNote: note,
     });
     const from = s.episodes > 1 ? ` of ${s.episodes} recordings` : '';
     const rowsLine = rows === 'actions' ? ` and ${s.rows} action rows` : '';

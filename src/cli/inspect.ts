@@ -1,6 +1,7 @@
 // `s2-policy inspect`: a model's inputs, outputs, metadata and detected layout, and what S² would do with it.
 import { pair } from '../config/size.js';
-import type { CompiledInfo } from '../compile/compile.js';
+import { compiledResize, type CompiledInfo } from '../compile/compile.js';
+import { inputsText } from './compile.js';
 import { quantizationLine } from '../compile/quantization.js';
 import { inspectModel, type IoDescription, type S2Description } from '../run/inspect.js';
 import type { Command } from './command.js';
@@ -23,9 +24,12 @@ function scaleLines(p: ScaleLine): void {
 }
 
 function describeCompiled(c: CompiledInfo): void {
-  console.log(
-    `compiled   S² of ${c.backbone}: input ${c.input} [batch, ${c.channels}, ${c.inputSize[0]}, ${c.inputSize[1]}] -> ${c.output} [${c.outputDims.join(', ')}]`,
-  );
+  console.log(`compiled   S² of ${c.backbone}: input ${inputsText(c)} -> ${c.output} [${c.outputDims.join(', ')}]`);
+  if (compiledResize(c) === 'native') {
+    console.log(
+      `S² input   one image per scale (image.resize native), for base images of ${c.inputSize[0]}×${c.inputSize[1]}; each is only split (resized or padded to whole crops where the split size differs)`,
+    );
+  }
   console.log(`S² options ${JSON.stringify(c.options)}`);
   console.log(
     `S² layout  ${c.outputShape}, ${c.numPrefixToken} prefix tokens, max split size ${c.maxSplitSize}${c.splitMode ? `, split mode ${c.splitMode}` : ''}, pooled to scale ${c.resizeOutputToIdx}`,
@@ -86,6 +90,7 @@ export const inspectCommand: Command = {
     if (r.compiled) {
       describeCompiled(r.compiled);
       if (r.quantization) console.log(`quantized  ${quantizationLine(r.quantization)}`);
+      if (r.quantizationWarning) console.log(`warning    ${r.quantizationWarning}`);
     } else if (r.s2) describeS2(r.s2);
     else if (r.layout) {
       const { crop, layout: l } = r.layout;

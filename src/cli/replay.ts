@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { checkOutputLayout, isDb3FileName, isMcapFileName, parseRosDistro, parseStorageId, type OutputOptions } from '../bag/rosbag2-writer.js';
 import { replay, type MessageAccounting } from '../run/replay.js';
+import type { StartupNote } from '../pipeline/extractor.js';
 import type { MetricsSnapshot } from '../pipeline/metrics.js';
 import { loadConfig, withPolicyModel } from '../config/config.js';
 import { UserError } from '../errors.js';
@@ -47,6 +48,12 @@ export function outputOptions(flags: Flags): OutputOptions {
     o.compression = c;
   }
   return o;
+}
+
+/** Prints a start-up note of the runtime as a log line on stderr (warnings as `warn` prints them). */
+export function note(n: StartupNote): void {
+  if (n.level === 'warn') warn(n.text);
+  else console.error(`s2-policy: ${n.text}`);
 }
 
 /** Prints a recording's metadata disagreements as warnings. */
@@ -129,7 +136,18 @@ async function replayRun(argv: string[]): Promise<number> {
     ?.split(',')
     .map((t) => t.trim());
   const t0 = performance.now();
-  const s = await replay({ bag, config, source: configFile, out, output, rate, topics, withInputs: Boolean(flags['with-inputs']), onWarning: warn });
+  const s = await replay({
+    bag,
+    config,
+    source: configFile,
+    out,
+    output,
+    rate,
+    topics,
+    withInputs: Boolean(flags['with-inputs']),
+    onWarning: warn,
+    onNote: note,
+  });
   const wall = (performance.now() - t0) / 1000;
   const m = s.metrics;
   console.log(`replayed ${bag}: ${(s.durationMs / 1000).toFixed(2)} s of recording, ${s.messagesIn} input messages in ${wall.toFixed(1)} s`);

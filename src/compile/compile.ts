@@ -19,7 +19,7 @@ import {
   type NodeProto,
   type OperatorSetIdProto,
 } from '../onnx/model.js';
-import { BACKBONE_PLACEHOLDER, buildS2Graph, COMPILED_INPUT, COMPILED_OUTPUT } from './s2-graph.js';
+import { BACKBONE_PLACEHOLDER, buildS2Graph, COMPILED_INPUT, COMPILED_OUTPUT, scaleInputName, type CompiledResize } from './s2-graph.js';
 
 /** Metadata key holding the compiled S² description (JSON); its presence marks a compiled model. */
 export const COMPILED_KEY = 's2.compiled';
@@ -39,11 +39,24 @@ export interface CompiledInfo {
   outputShape: 'bnc' | 'bchw';
   numPrefixToken: number;
   resizeOutputToIdx: number;
+  /** The first input: `image`, or with resize 'native' `image_scale0`. */
   input: string;
   output: string;
   outputDims: Dim[];
   backboneCalls: number;
+  /** Where the scales come from (absent in models compiled before per-scale inputs existed: 'reference'). */
+  resize?: CompiledResize;
+  /** Every input with its dims (absent in older models: `input` [batch, channels, …inputSize]). */
+  inputs?: { name: string; dims: Dim[] }[];
 }
+
+/** The inputs a compiled model takes, for older descriptions too. */
+export function compiledInputs(info: CompiledInfo): { name: string; dims: Dim[] }[] {
+  return info.inputs ?? [{ name: info.input, dims: ['batch', info.channels, info.inputSize[0], info.inputSize[1]] }];
+}
+
+/** 'reference' (one base image input) or 'native' (one input per scale). */
+export const compiledResize = (info: CompiledInfo): CompiledResize => info.resize ?? 'reference';
 
 export interface CompiledModel {
   bytes: Uint8Array;
@@ -64,8 +77,16 @@ export function compiledInfo(metadata: Record<string, string>, file: string): Co
   }
 }
 
-/** Compiles a loaded backbone (its file is read again for the graph) for base images of inputSize. */
-export async function compileLoaded(backbone: OnnxBackbone, options: S2Options, inputSize: [number, number]): Promise<CompiledModel> {
+/**
+ * Compiles a loaded backbone (its file is read again for the graph) for base images of inputSize; with resize
+ * 'native' the model takes each scale's image (at the size the plan gives it for that base size) instead.
+ */
+export async function compileLoaded(
+  backbone: OnnxBackbone,
+  options: S2Options,
+  inputSize: [number, number],
+  resize: CompiledResize = 'reference',
+): Promise<CompiledModel> {
   const file = backbone.file;
   if (compiledInfo(backbone.metadata, file)) throw new ModelError(`${file}: is already a compiled S² model; compile the plain backbone`);
   if (options.maxBatch !== undefined) throw new ModelError('compile: maxBatch cannot be compiled (the graph runs all crops of one size in one pass)');
@@ -88,7 +109,7 @@ export async function compileLoaded(backbone: OnnxBackbone, options: S2Options, 
   if (opset < MIN_BACKBONE_OPSET)
     throw new ModelError(`${file}: the backbone uses opset ${opset}; compile needs opset ≥ ${MIN_BACKBONE_OPSET} (re-export at opset 17)`);
 
-  const s2 = buildS2Graph(plan, layouts);
+  const s2 = buildS2Graph(plan, layouts, resize);
   const ownModel = s2.graph.toModel();
   const own = ownModel.graph as GraphProto;
 
@@ -127,10 +148,15 @@ export async function compileLoaded(backbone: OnnxBackbone, options: S2Options, 
     outputShape: plan.outputShape,
     numPrefixToken: plan.numPrefixToken,
     resizeOutputToIdx: plan.resizeOutputToIdx,
-    input: COMPILED_INPUT,
+    input: resize === 'native' ? scaleInputName(0) : COMPILED_INPUT,
     output: COMPILED_OUTPUT,
     outputDims: s2.outputDims,
     backboneCalls: s2.calls.length,
+    resize,
+    inputs:
+      resize === 'native'
+        ? plan.scales.map((s, i) => ({ name: scaleInputName(i), dims: ['batch', channels, s.size[0], s.size[1]] }))
+        : [{ name: COMPILED_INPUT, dims: ['batch', channels, inputSize[0], inputSize[1]] }],
   };
   const opsetImport = [copyOf(ownModel.opsetImport[0], { version: BigInt(Math.max(17, opset)) }), ...model.opsetImport.filter((o) => !defaultDomain(o))];
   // value_info is dropped: shapes are re-inferred, and the backbone's batch dimension is not ours.
@@ -148,10 +174,16 @@ export async function compileLoaded(backbone: OnnxBackbone, options: S2Options, 
 }
 
 /** Loads the backbone, compiles it, and releases it. */
-export async function compileS2(file: string, options: S2Options, inputSize: [number, number], backboneOptions: BackboneOptions = {}): Promise<CompiledModel> {
+export async function compileS2(
+  file: string,
+  options: S2Options,
+  inputSize: [number, number],
+  backboneOptions: BackboneOptions = {},
+  resize: CompiledResize = 'reference',
+): Promise<CompiledModel> {
   const backbone = await OnnxBackbone.load(file, { ...backboneOptions, outputShape: options.outputShape, numPrefixToken: options.numPrefixToken });
   try {
-    return await compileLoaded(backbone, options, inputSize);
+    return await compileLoaded(backbone, options, inputSize, resize);
   } finally {
     await backbone.release();
   }

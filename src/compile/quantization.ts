@@ -1,6 +1,6 @@
 // The s2.quantization metadata that scripts/quantize_int8.py writes into an INT8 compiled S² model: what was
 // quantized, which products were kept in float32, the accuracy gate and the figures it measured — read, checked and
-// told in one line wherever a compiled model is loaded.
+// told in one line wherever a compiled model is loaded (with a warning line when the record does not vouch for it).
 import { z } from 'zod';
 import { ModelError } from '../backbone/onnx-backbone.js';
 
@@ -19,23 +19,27 @@ const schema = z.object({
   quantized: count,
   excluded: z.array(z.string()),
   search: z.string(),
-  gate: z.object({ metric: z.string(), percentile: z.number().min(0).max(100), min_cosine: unit }),
-  measured: z.object({
-    frames: count,
-    tokens: count,
-    mean_cosine: unit,
-    p_cosine: unit,
-    rel_error: z.number().nonnegative(),
-    source: z.string().optional(),
-  }),
+  // Optional: a record written before the gate existed still describes a runnable model (told with a warning).
+  gate: z.object({ metric: z.string(), percentile: z.number().min(0).max(100), min_cosine: unit }).optional(),
+  measured: z
+    .object({
+      frames: count,
+      tokens: count,
+      mean_cosine: unit,
+      p_cosine: unit,
+      rel_error: z.number().nonnegative(),
+      source: z.string().optional(),
+    })
+    .optional(),
 });
 
 export type QuantizationInfo = z.infer<typeof schema>;
 
 /**
  * The INT8 description of a model's metadata, or undefined for a model without one. A description this version
- * cannot read (not JSON, a field missing or out of range, one written before the gate existed) is a one-line error
- * naming the file, the key and the field.
+ * cannot read (not JSON, a field missing, of the wrong type or out of range) is a one-line error naming the file,
+ * the key and the field. One without the gate's figures, or whose figures miss its own gate, is read: such a model
+ * runs, and `quantizationWarning` says why its accuracy is not vouched for.
  */
 export function quantizationInfo(metadata: Record<string, string>, file: string): QuantizationInfo | undefined {
   const text = metadata[QUANTIZATION_KEY];
@@ -56,12 +60,24 @@ export function quantizationInfo(metadata: Record<string, string>, file: string)
   }
   const q = r.data;
   if (q.quantized === 0) throw new ModelError(`${file}: metadata ${QUANTIZATION_KEY}: quantized: 0 products (an INT8 model quantizes at least one)`);
-  if (q.measured.p_cosine < q.gate.min_cosine) {
-    throw new ModelError(
-      `${file}: metadata ${QUANTIZATION_KEY}: measured.p_cosine ${q.measured.p_cosine} is below its own gate ${q.gate.min_cosine} (scripts/quantize_int8.py never writes such a model)`,
-    );
-  }
   return q;
+}
+
+/**
+ * Why an INT8 record does not vouch for its model's accuracy, in one line, or undefined when it does: no gate or no
+ * measured figures (a record written before the gate existed), or figures below its own gate (scripts/quantize_int8.py
+ * never writes such a model; another tool or a hand edit did). Such a model still runs: loading it is the user's
+ * choice, and the line tells them what it rests on.
+ */
+export function quantizationWarning(q: QuantizationInfo, file: string): string | undefined {
+  const where = `${file}: metadata ${QUANTIZATION_KEY}`;
+  if (!q.gate || !q.measured) {
+    return `${where} has no ${q.gate ? 'measured figures' : 'accuracy gate'}: this INT8 model's features were never compared with fp32 (re-run scripts/quantize_int8.py to measure them)`;
+  }
+  if (q.measured.p_cosine < q.gate.min_cosine) {
+    return `${where}: measured.p_cosine ${q.measured.p_cosine} is below its own gate ${q.gate.min_cosine}: this INT8 model's features differ from fp32 more than the gate allows (scripts/quantize_int8.py never writes such a model)`;
+  }
+  return undefined;
 }
 
 const fixed4 = (v: number): string => v.toFixed(4);
@@ -71,10 +87,15 @@ export function quantizationLine(q: QuantizationInfo): string {
   const total = q.quantized + q.excluded.length;
   const kept = q.excluded.length === 0 ? 'none kept in float32' : `${q.excluded.length} kept in float32: ${q.excluded.join(', ')}`;
   const m = q.measured;
-  const p = `p${q.gate.percentile}`;
+  const g = q.gate;
+  const figures =
+    m && g
+      ? `token cosine to fp32 p${g.percentile} ${fixed4(m.p_cosine)} (gate ≥ ${g.min_cosine}), mean ${fixed4(m.mean_cosine)}, rel. error ${fixed4(m.rel_error)} on ${m.frames} held-out frames`
+      : m
+        ? `token cosine to fp32 mean ${fixed4(m.mean_cosine)}, p ${fixed4(m.p_cosine)}, rel. error ${fixed4(m.rel_error)} on ${m.frames} held-out frames (no gate recorded)`
+        : `no accuracy gate or figures recorded${g ? ` (gate p${g.percentile} ≥ ${g.min_cosine}, never measured)` : ''}`;
   return (
-    `INT8 (${q.mode}) ${q.quantized} of ${total} ${q.products === 'weights' ? 'weight ' : ''}products (${kept}); ` +
-    `token cosine to fp32 ${p} ${fixed4(m.p_cosine)} (gate ≥ ${q.gate.min_cosine}), mean ${fixed4(m.mean_cosine)}, rel. error ${fixed4(m.rel_error)} ` +
-    `on ${m.frames} held-out frames; ${q.mode === 'static' ? `${q.calibration.method} calibration on ${q.calibration.frames} frames` : 'activation ranges per run'}`
+    `INT8 (${q.mode}) ${q.quantized} of ${total} ${q.products === 'weights' ? 'weight ' : ''}products (${kept}); ${figures}; ` +
+    `${q.mode === 'static' ? `${q.calibration.method} calibration on ${q.calibration.frames} frames` : 'activation ranges per run'}`
   );
 }

@@ -14,6 +14,16 @@ export const BACKBONE_PLACEHOLDER = 'S2BackbonePlaceholder';
 export const COMPILED_INPUT = 'image';
 export const COMPILED_OUTPUT = 'features';
 
+/**
+ * Where a compiled model's scales come from, named as the config's image.resize: 'reference' resizes every scale
+ * from the base image `image`; 'native' takes each scale's image at its size (`image_scale0`, …), as the ingester
+ * makes them from the camera frame.
+ */
+export type CompiledResize = 'reference' | 'native';
+
+/** The input holding scale i's images with resize 'native'. */
+export const scaleInputName = (i: number): string => `${COMPILED_INPUT}_scale${i}`;
+
 export interface BackboneCall {
   /** Crop size 'h×w'. */
   key: string;
@@ -100,11 +110,11 @@ function validExtent(plan: S2Plan, s: ScalePlan, fh: number, fw: number): [numbe
   return [Math.ceil((s.size[0] / s.splitSize[0]) * fh), Math.ceil((s.size[1] / s.splitSize[1]) * fw)];
 }
 
-export function buildS2Graph(plan: S2Plan, layouts: Map<string, Layout>): S2Graph {
+export function buildS2Graph(plan: S2Plan, layouts: Map<string, Layout>, resize: CompiledResize = 'reference'): S2Graph {
   const g = new OnnxGraph('s2');
   const [H, W] = plan.inputSize;
   const C = plan.channels;
-  const x = g.input(COMPILED_INPUT, ['batch', C, H, W]);
+  const x = resize === 'reference' ? g.input(COMPILED_INPUT, ['batch', C, H, W]) : '';
 
   // Resize and split every scale; crops of one size are stacked on the batch axis for a single backbone call.
   interface Member {
@@ -116,9 +126,18 @@ export function buildS2Graph(plan: S2Plan, layouts: Map<string, Layout>): S2Grap
   let transposed: string | undefined;
   const source: CropSource = { x, C, H, W, transposed: () => (transposed ??= g.op('Transpose', [x], { perm: [3, 0, 1, 2] })) };
   plan.scales.forEach((s, i) => {
-    const mh = scaleAxisMatrix(H, s.size[0], s.splitSize[0], plan.splitMode);
-    const mw = scaleAxisMatrix(W, s.size[1], s.splitSize[1], plan.splitMode);
-    const y = emitCrops(g, source, mh, mw, s, `s2_scale${i}`);
+    // resize 'native': the image comes at the scale's size, so only the step to the split size is left (a bicubic
+    // matrix at equal sizes is the identity, as multiscale.ts copies a given image that is already split-sized).
+    let src = source;
+    if (resize === 'native') {
+      const [h, w] = s.size;
+      const xi = g.input(scaleInputName(i), ['batch', C, h, w]);
+      let t: string | undefined;
+      src = { x: xi, C, H: h, W: w, transposed: () => (t ??= g.op('Transpose', [xi], { perm: [3, 0, 1, 2] })) };
+    }
+    const mh = scaleAxisMatrix(src.H, s.size[0], s.splitSize[0], plan.splitMode);
+    const mw = scaleAxisMatrix(src.W, s.size[1], s.splitSize[1], plan.splitMode);
+    const y = emitCrops(g, src, mh, mw, s, `s2_scale${i}`);
     const [ch, cw] = s.cropSize;
     const key = `${ch}×${cw}`;
     const list = groups.get(key) ?? [];

@@ -229,7 +229,7 @@ const PROVIDERS = ['cpu', 'cuda', 'tensorrt'] as const;
 
 export const configSchema = z.strictObject({
   backbone: section('backbone', 'required', 'the ONNX vision backbone', {
-    model: required(path(), 'ONNX backbone file'),
+    model: required(path(), 'ONNX backbone file, or a compiled S² model (compile, INT8) built for these s2/image settings'),
     threads: optional(int({ min: 1 }), 'intra-op threads (unset: onnxruntime default)'),
     providers: withDefault(
       one('string_array', [], z.array(z.enum(PROVIDERS)).min(1), `list of ${PROVIDERS.join(' \\| ')}`, { show: (v) => `[${v.join(', ')}]` }),
@@ -251,7 +251,7 @@ export const configSchema = z.strictObject({
     engine: withDefault(
       oneOf(['compiled', 'js'] as const),
       'compiled',
-      'compiled: S² inside one ONNX model built at start-up and checked against js; js: the JavaScript engine',
+      'compiled: S² inside one ONNX model built at start-up (with either image.resize) and checked against js; js: the JavaScript engine',
     ),
   }),
   image: section('image', 'defaulted', 'from camera frames to the base tensor', {
@@ -260,7 +260,7 @@ export const configSchema = z.strictObject({
     resize: withDefault(
       oneOf(['reference', 'native'] as const),
       'reference',
-      'reference: S² interpolates every scale from the base tensor; native: sharp makes each scale from the frame',
+      'reference: S² interpolates every scale from the base tensor; native: sharp makes each scale from the frame (either engine)',
     ),
     normalization: withDefault(normalization(), 'imagenet', 'per-channel (x/255 − mean)/std'),
     max_pixels: withDefault(int({ min: 1, max: MAX_SIDE * MAX_SIDE }), 4096 * 4096, 'larger frames are rejected before decoding'),

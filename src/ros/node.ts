@@ -230,7 +230,7 @@ export class S2PolicyNode {
     this.pipeline = p.runtime.pipeline(scheduler);
     const l = p.runtime.extractor?.layout;
     const h = p.runtime.head?.shape;
-    for (const n of p.runtime.notes) this.log('warn', n);
+    for (const n of p.runtime.notes) this.log(n.level, n.text);
     this.log(
       'info',
       `configured (${this.mode}): ${l ? `${p.config.cameras.length} camera(s), S² sizes ${l.scaleSizes.map((x) => `${x[0]}x${x[1]}`).join(',')}, ${l.perCamera} features per camera` : 'features from S2Features'}${h ? `, chunk ${h.chunk}×${h.actionDim}` : ''}`,

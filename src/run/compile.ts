@@ -2,6 +2,7 @@
 // random batch before it is written atomically.
 import { OnnxBackbone, type BackboneOptions } from '../backbone/onnx-backbone.js';
 import { compileLoaded, type CompiledInfo } from '../compile/compile.js';
+import type { CompiledResize } from '../compile/s2-graph.js';
 import { CompiledS2, checkCompiled } from '../compile/engine.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -14,6 +15,8 @@ export interface CompileOptions {
   /** The base image the compiled model takes; by default as defaultInputSize says. */
   inputSize?: [number, number];
   backbone?: BackboneOptions;
+  /** 'native': one input per scale (the images the node's ingester makes with image.resize native). */
+  resize?: CompiledResize;
   /** Compare with the JavaScript engine on a random batch of 2 before writing (default true). */
   check?: boolean;
 }
@@ -61,7 +64,7 @@ export async function compileModel(o: CompileOptions): Promise<CompileResult> {
   try {
     const { size: inputSize, from } =
       o.inputSize !== undefined ? { size: o.inputSize, from: 'given' as const } : defaultInputSize(backbone.nativeSize, o.s2, o.model);
-    const compiled = await compileLoaded(backbone, o.s2, inputSize);
+    const compiled = await compileLoaded(backbone, o.s2, inputSize, o.resize);
     let relativeError: number | undefined;
     if (o.check ?? true) {
       const engine = await CompiledS2.fromBytes(compiled.bytes, o.out, { threads: o.backbone?.threads });

@@ -92,6 +92,7 @@ async function evalVariant(
     (l) => o.log(`${tag} ${l}`),
   );
   const runtime = await buildRuntime(models.config, `${v.name} demo config`, { features: true, policy: true, by: 'eval' });
+  for (const n of runtime.notes) o.log(`${tag} ${n.level === 'warn' ? 'warning: ' : ''}${n.text}`);
   const extractor = runtime.extractor as FeatureExtractor;
   const head = runtime.head as PolicyHead;
   try {

@@ -9,7 +9,7 @@ import { withAtomicDir, writeFileAtomic } from '../io/atomic.js';
 import { writeArray } from '../io/npy.js';
 import type { Float64MultiArrayMsg, JointStateMsg, JointTrajectoryMsg, TwistStampedMsg } from '../msgs/types.js';
 import { timeToNs } from '../msgs/types.js';
-import type { FeatureExtractor, CameraInput } from '../pipeline/extractor.js';
+import type { FeatureExtractor, CameraInput, StartupNote } from '../pipeline/extractor.js';
 import { jointStateVector } from '../pipeline/pipeline.js';
 import { buildRuntime } from '../runtime/build.js';
 import { syncCameras, type CameraFrame } from '../pipeline/operators.js';
@@ -35,6 +35,8 @@ export interface ExtractOptions {
   progress?: (done: number, total: number) => void;
   /** Disagreements between a folder's metadata.yaml and its files. */
   onWarning?: (message: string) => void;
+  /** The runtime's start-up notes (a given compiled model, an INT8 record), once the models are loaded. */
+  onNote?: (note: StartupNote) => void;
 }
 
 export interface ExtractSummary {
@@ -127,6 +129,7 @@ export async function extractFeatures(o: ExtractOptions): Promise<ExtractSummary
   }
   const all = total.reduce((a, b) => a + b, 0);
   const runtime = await buildRuntime(o.config, o.configFile, { features: true, policy: false, by: 'extract' });
+  for (const n of runtime.notes) o.onNote?.(n);
   const extractor = runtime.extractor as FeatureExtractor;
   const dropped: Record<string, number> = {};
   const drop = (reason: string, n = 1) => (dropped[reason] = (dropped[reason] ?? 0) + n);

@@ -2,7 +2,7 @@
 // compiled S² model (options built in), written as a float32 .npy.
 import { OnnxBackbone, type BackboneOptions } from '../backbone/onnx-backbone.js';
 import { resolveS2Options } from '../backbone/resolve.js';
-import { compiledInfo } from '../compile/compile.js';
+import { compiledInfo, compiledResize } from '../compile/compile.js';
 import { CompiledS2 } from '../compile/engine.js';
 import { UserError } from '../errors.js';
 import { parseTriple, type Normalization } from '../image/normalize.js';
@@ -75,6 +75,11 @@ export async function computeFeatures(o: FeaturesOptions): Promise<FeaturesResul
   try {
     const compiled = compiledInfo(backbone.metadata, o.model);
     if (compiled) {
+      if (compiledResize(compiled) === 'native') {
+        throw new UserError(
+          `features: ${o.model} takes one image per scale (compiled with --resize native); features feeds one base image: compile it without --resize native, or run it in the node with image.resize native`,
+        );
+      }
       const given = Object.entries(o.s2).find(([, v]) => v !== undefined);
       // The option's name is spelled as the user wrote it by the caller (renameS2Options): --max-split-size, s2.max_split_size.
       if (given) throw new S2OptionError(`features: ${o.model} is a compiled S² model (its S² options are built in); drop ${given[0]}`);

@@ -4,7 +4,7 @@ import { OnnxBackbone, type BackboneOptions } from '../backbone/onnx-backbone.js
 import type { Layout } from '../backbone/layout.js';
 import { resolveS2Options } from '../backbone/resolve.js';
 import { COMPILED_KEY, compiledInfo, type CompiledInfo } from '../compile/compile.js';
-import { QUANTIZATION_KEY, quantizationInfo, type QuantizationInfo } from '../compile/quantization.js';
+import { QUANTIZATION_KEY, quantizationInfo, quantizationWarning, type QuantizationInfo } from '../compile/quantization.js';
 import { UserError } from '../errors.js';
 import { countCalls, S2OptionError, type S2Options, type S2Plan } from '../s2/plan.js';
 
@@ -52,6 +52,8 @@ export interface ModelReport {
   compiled?: CompiledInfo;
   /** An INT8 compiled model's description: what was quantized and the accuracy gate's figures. */
   quantization?: QuantizationInfo;
+  /** Why the INT8 record does not vouch for the model's accuracy (quantizationWarning), when it does not. */
+  quantizationWarning?: string;
   /** Without S² options: the layout of one crop of `crop`, when the size is known. */
   layout?: { crop: [number, number]; layout: Layout };
   s2?: S2Description;
@@ -78,7 +80,8 @@ export async function inspectModel(o: InspectOptions): Promise<ModelReport> {
       const given = Object.entries(o.s2).find(([, v]) => v !== undefined);
       // The option's name is spelled as the user wrote it by the caller (renameS2Options).
       if (given) throw new S2OptionError(`inspect: ${o.model} is a compiled S² model (its S² options are built in); drop ${given[0]}`);
-      return { ...report, compiled, quantization: quantizationInfo(backbone.metadata, o.model) };
+      const quantization = quantizationInfo(backbone.metadata, o.model);
+      return { ...report, compiled, quantization, quantizationWarning: quantization && quantizationWarning(quantization, o.model) };
     }
     let size = o.inputSize ?? (backbone.nativeSize !== undefined ? [backbone.nativeSize, backbone.nativeSize] : undefined);
     if (o.s2.scales === undefined && o.s2.imgSizes === undefined) {

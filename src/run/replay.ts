@@ -2,7 +2,7 @@
 // and /diagnostics (and optionally the inputs) out, on the recording's clock.
 import { loadDecompressHandlers } from '@mcap/support';
 import { need, type Config } from '../config/config.js';
-import type { FeatureExtractor } from '../pipeline/extractor.js';
+import type { FeatureExtractor, StartupNote } from '../pipeline/extractor.js';
 import type { Runtime } from '../runtime/build.js';
 import { UserError } from '../errors.js';
 import { nsToTime, type CompressedImageMsg, type ImageMsg, type JointStateMsg } from '../msgs/types.js';
@@ -151,6 +151,8 @@ export interface ReplayOptions {
   output?: OutputOptions;
   /** Disagreements between a folder's metadata.yaml and its files. */
   onWarning?: (message: string) => void;
+  /** The runtime's start-up notes (a given compiled model, an INT8 record), once the models are loaded. */
+  onNote?: (note: StartupNote) => void;
 }
 
 export interface ReplaySummary {
@@ -183,6 +185,7 @@ async function replayFrom(reader: RecordingReader, o: ReplayOptions): Promise<Re
   let finished = false;
   try {
     runtime = await buildRuntime(o.config, o.source ?? 'config', { features: true, policy: true, by: 'replay' });
+    for (const n of runtime.notes) o.onNote?.(n);
     const extractor = runtime.extractor as FeatureExtractor;
     const pipeline = runtime.pipeline(schedulerFor({ rate: o.rate }, 0));
     const chunkWarning = chunkCoverage(o.config, runtime.head?.shape.chunk, await reader.topics(), reader.timeRange);

@@ -60,6 +60,7 @@ export async function runSimDemo(o: SimRunOptions): Promise<SimRunResult> {
   const models = await ensureDemoModels(join(o.out, 'models'), { sizes: DEMO_SIZES, episodes: o.demos }, o.log);
   o.onModels?.(models.summary, (performance.now() - t0) / 1000);
   const runtime = await buildRuntime(models.config, 'demo config', { features: true, policy: true, by: 'start' });
+  for (const n of runtime.notes) o.log?.(n.level === 'warn' ? `warning: ${n.text}` : n.text);
   const extractor = runtime.extractor as FeatureExtractor;
   const head = runtime.head as PolicyHead;
   try {

@@ -4,7 +4,7 @@
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import { need, type Config } from '../config/config.js';
 import { UserError } from '../errors.js';
-import { FeatureExtractor } from '../pipeline/extractor.js';
+import { FeatureExtractor, type StartupNote } from '../pipeline/extractor.js';
 import { PolicyPipeline } from '../pipeline/pipeline.js';
 import { PolicyHead, type PolicyShape } from '../policy/head.js';
 import { S2OptionError, renameS2Options } from '../s2/plan.js';
@@ -21,8 +21,8 @@ export interface Runtime {
   readonly config: Config;
   readonly extractor?: FeatureExtractor;
   readonly head?: PolicyHead;
-  /** Start-up notes worth a line in the log (not errors). */
-  readonly notes: string[];
+  /** Start-up notes worth a line in the log (not errors): every entry point prints them (logStartupNotes). */
+  readonly notes: StartupNote[];
   /** A pipeline over these models on `scheduler`'s clock; the models stay owned by the runtime. */
   pipeline(scheduler?: SchedulerLike): PolicyPipeline;
   release(): Promise<void>;
@@ -82,7 +82,7 @@ export function checkShapes(
 export async function buildRuntime(config: Config, source: string, needs: RuntimeNeeds): Promise<Runtime> {
   let extractor: FeatureExtractor | undefined;
   let head: PolicyHead | undefined;
-  const notes: string[] = [];
+  const notes: StartupNote[] = [];
   try {
     if (needs.policy) {
       need(config, 'policy', source, needs.by);
@@ -91,6 +91,7 @@ export async function buildRuntime(config: Config, source: string, needs: Runtim
     if (needs.features) {
       try {
         extractor = await FeatureExtractor.create(config);
+        notes.push(...extractor.notes);
       } catch (e) {
         if (e instanceof S2OptionError) throw new UserError(`${source}: ${asConfigKeys(e.message)}`);
         throw e;

@@ -92,8 +92,8 @@ export function simConfig(dir: string, o: SimModelOptions): Config {
   return parseConfig(
     {
       backbone: { model: 'backbone.onnx' },
-      // The JS engine: the compiled one makes every scale from the base image, and the demo's scales come from the frame.
-      s2: { img_sizes: o.sizes, max_split_size: o.splitSize ?? splitFor(o.sizes), engine: 'js' },
+      // s2.engine left at its default (compiled): the compiled model takes the per-scale images resized from the frame.
+      s2: { img_sizes: o.sizes, max_split_size: o.splitSize ?? splitFor(o.sizes) },
       // Every scale resized from the camera frame itself, so the larger scales hold detail the base has lost.
       image: { base_size: o.sizes[0], crop: 'none', resize: 'native', normalization: 'imagenet' },
       cameras: [{ name: SIM_CAMERA, topic: SIM_CAMERA_TOPIC, transport: 'raw' }],
