@@ -23,7 +23,7 @@ const { values: a } = parseArgs({
     'frame-every': { type: 'string', default: '12' },
     episodes: { type: 'string', default: '20' },
     seed: { type: 'string', default: '0' },
-    epochs: { type: 'string', default: '30' },
+    epochs: { type: 'string' },
     chunk: { type: 'string', default: '2' },
     storage: { type: 'string', default: 'sqlite3' },
     steps: { type: 'string', default: 'record,extract,fit,collect,fit-memory,ros,memory' },
@@ -138,7 +138,7 @@ if (steps.has('extract')) {
   log(stdout.split('\n')[0]);
 }
 
-const fitArgs = ['--head', 'bc', '--epochs', a.epochs, '--chunk', a.chunk, '--force'];
+const fitArgs = ['--head', 'bc', ...(a.epochs ? ['--epochs', a.epochs] : []), '--chunk', a.chunk, '--force'];
 const rosHead = join(out, 'head-ros', 'policy.onnx');
 if (steps.has('fit')) {
   mkdirSync(join(out, 'head-ros'), { recursive: true });
