@@ -124,7 +124,7 @@ describe('extract --rows actions over several recordings', function () {
       'actions',
     ]);
     assert.equal(r.status, 0, r.stderr);
-    r = cli(['fit', '--head', 'bc', '--data', out, '--out', join(out, 'bc.onnx'), '--epochs', '2']);
+    r = cli(['fit', '--head', 'bc', '--recipe', 'end-to-end', '--data', out, '--out', join(out, 'bc.onnx'), '--epochs', '2']);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^bc head: \d+ rows \(\d+ frames, 2 episodes\)/m);
     r = cli(['fit', '--data', out, '--out', join(out, 'lin.onnx')]);
