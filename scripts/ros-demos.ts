@@ -6,7 +6,7 @@
 // compared: `npm run demos:ros2 -- --demos 100 --episodes 20 --out out/ros-demos` (needs a sourced ROS 2 and
 // rclnodejs built against it). Prints one line per step with its time, a table, and writes OUT/result.json.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
@@ -88,7 +88,7 @@ if (steps.has('record')) {
     for (const seed of demoSeeds) {
       const bag = join(bags, `demo_${seed}`);
       if (existsSync(join(bag, 'metadata.yaml'))) continue;
-      spawnSync('rm', ['-rf', bag]);
+      rmSync(bag, { recursive: true, force: true });
       // One recording per demonstration, as demonstrations are usually kept.
       const recorder = spawn('ros2', ['bag', 'record', '-s', a.storage, '-o', bag, '--topics', CAMERA_TOPIC, '/joint_states', EXPERT_TOPIC], {
         stdio: ['ignore', 'ignore', 'pipe'],
@@ -215,7 +215,7 @@ function inMemory(head: string, name: string): Score {
     [join(ROOT, 'dist', 'scripts', 'bc-sim.js'), '--head', 'onnx', '--policy', head, '--episodes', a.episodes, '--seed', a.seed, '--out', dir],
     join(out, `memory-${name}.log`),
   );
-  const r = JSON.parse(spawnSync('cat', [join(dir, 'result.json')], { encoding: 'utf8' }).stdout) as {
+  const r = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as {
     successes?: boolean[];
     closedLoop?: { successes: boolean[] };
   };

@@ -48,23 +48,13 @@ describe('extract --rows actions over several recordings', function () {
     writeFileSync(tokensConfig, stringify(raw));
   });
 
+  /** Both recordings, a row per command, with `config`, into `out`. */
+  const extractBoth = (config: string, out: string) =>
+    cli(['extract', '--bag', kits[0].recording, '--bag', kits[1].recording, '--config', config, '--out', out, '--actions-topic', ACTIONS, '--rows', 'actions']);
+
   it('writes a row per command with the state received before it, frame_of into the groups and one episode per recording', async () => {
     const out = join(dir, 'rows');
-    const r = cli([
-      'extract',
-      '--bag',
-      kits[0].recording,
-      '--bag',
-      kits[1].recording,
-      '--config',
-      kits[0].config,
-      '--out',
-      out,
-      '--actions-topic',
-      ACTIONS,
-      '--rows',
-      'actions',
-    ]);
+    const r = extractBoth(kits[0].config, out);
     assert.equal(r.status, 0, r.stderr);
     const side = [await readSide(kits[0].recording), await readSide(kits[1].recording)];
     // Commands before a recording's first camera frame have no group to pair with and are dropped (and counted).
@@ -108,21 +98,7 @@ describe('extract --rows actions over several recordings', function () {
 
   it('fit --head bc takes the rows; the linear head refuses them in one line; bad flags are one line and write nothing', () => {
     const out = join(dir, 'tok');
-    let r = cli([
-      'extract',
-      '--bag',
-      kits[0].recording,
-      '--bag',
-      kits[1].recording,
-      '--config',
-      tokensConfig,
-      '--out',
-      out,
-      '--actions-topic',
-      ACTIONS,
-      '--rows',
-      'actions',
-    ]);
+    let r = extractBoth(tokensConfig, out);
     assert.equal(r.status, 0, r.stderr);
     r = cli(['fit', '--head', 'bc', '--recipe', 'end-to-end', '--data', out, '--out', join(out, 'bc.onnx'), '--epochs', '2']);
     assert.equal(r.status, 0, r.stderr);

@@ -68,17 +68,8 @@ function actionValues(type: string, msg: unknown): number[] {
 
 /** The latest sample at or before `t` (ns) from a time-sorted list, or undefined. */
 function latestAtOrBefore<T>(samples: { t: bigint; v: T }[], t: bigint): T | undefined {
-  let lo = 0;
-  let hi = samples.length - 1;
-  let found: T | undefined;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (samples[mid].t <= t) {
-      found = samples[mid].v;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  return found;
+  const i = latestIndex(samples.length, (k) => samples[k].t, t);
+  return i < 0 ? undefined : samples[i].v;
 }
 
 /** What one recording gave: its groups' features and alignment, before the recordings are written together. */
@@ -98,14 +89,14 @@ interface BagRows {
   jointsTopic?: string;
 }
 
-/** The latest index whose time is at or before `t` in a time-sorted list, or -1. */
-function latestIndex(times: readonly bigint[], t: bigint): number {
+/** The last of `n` time-sorted items whose time (`timeOf(k)`, ns) is at or before `t`, or -1. */
+function latestIndex(n: number, timeOf: (k: number) => bigint, t: bigint): number {
   let lo = 0;
-  let hi = times.length - 1;
+  let hi = n - 1;
   let found = -1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    if (times[mid] <= t) {
+    if (timeOf(mid) <= t) {
       found = mid;
       lo = mid + 1;
     } else hi = mid - 1;
@@ -304,16 +295,15 @@ async function extractBag(
   if (rowsMode === 'actions') {
     // Each recorded command with what its sender last had: the newest extracted group and joint state that had
     // reached the recorder before it. Commands before the first group (or state) have nothing to learn from.
-    const jointTimes = jointsByLog.map((j) => j.t);
     for (const a of actions) {
-      const f = latestIndex(out.logTimes, a.t);
+      const f = latestIndex(out.logTimes.length, (k) => out.logTimes[k], a.t);
       if (f < 0) {
         drop('action:before_first_frame');
         continue;
       }
       let state: Float32Array | undefined;
       if (topics.joints) {
-        const j = latestIndex(jointTimes, a.t);
+        const j = latestIndex(jointsByLog.length, (k) => jointsByLog[k].t, a.t);
         if (j < 0) {
           drop('action:no_state');
           continue;
